@@ -1,0 +1,5 @@
+import sys
+
+from hub.command import main
+
+sys.exit(main())

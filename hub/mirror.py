@@ -1,0 +1,229 @@
+"""The plaintext mirror: the current state as a human-readable file, always whole.
+
+Format (docs/protocol.md, "The mirror file")::
+
+    # statehub mirror: the hub's current state. Do not edit: the hub rewrites this file.
+    # format: 1
+    # epoch: 3f2a9c0d1e2b4a5f
+    # revision: 41
+    # written: 2026-11-21T14:02:03.123456Z
+    # keys: 2
+    plant.name = "Maxson"  # rev=3 created=3 time=2026-11-21T13:00:00.000000Z source=cli user=ana
+    plant.rate = 30  # rev=9 created=4 time=2026-11-21T14:02:00.000000Z source=gui user=bob
+
+Each value is one line of compact JSON.  The hub writes the file from a thread of
+its own, at most once per ``interval``, so a burst of commits costs one rewrite.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import msgspec
+
+from hub.atomic_file import write_atomically
+from hub.protocol import Item
+
+log = logging.getLogger(__name__)
+
+MIRROR_FORMAT = 1
+_HEADER = re.compile(r"#\s*([a-z]+):\s*(.*?)\s*$")
+_META = re.compile(r'([a-z_]+)=("(?:[^"\\]|\\.)*"|\S+)')
+_BARE = re.compile(r"[^\s\"=#]+")
+
+
+class MirrorError(ValueError):
+    """The mirror file is missing, half-written or not in the expected format."""
+
+
+@dataclass(frozen=True)
+class MirrorState:
+    """What a mirror file says: the state at one revision, and when it was written."""
+
+    epoch: str
+    rev: int
+    written: float
+    items: dict[str, Item]
+
+    @property
+    def age(self) -> float:
+        return max(0.0, time.time() - self.written)
+
+
+def iso_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso_time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _meta_value(text: str) -> str:
+    return text if _BARE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+
+
+def render(epoch: str, rev: int, rows: Iterable[tuple[Any, ...]], written: float) -> bytes:
+    """The mirror text for rows of (key, msgpack value, rev, created_rev, time, source, user)."""
+    decode = msgspec.msgpack.Decoder().decode
+    to_json = msgspec.json.Encoder().encode
+    lines = []
+    for key, blob, key_rev, created_rev, when, source, user in rows:
+        value = to_json(decode(blob)).decode()
+        meta = f"rev={key_rev} created={created_rev} time={iso_time(when)}"
+        meta += f" source={_meta_value(source)} user={_meta_value(user)}"
+        lines.append(f"{key} = {value}  # {meta}\n")
+    header = (
+        "# statehub mirror: the hub's current state. Do not edit: the hub rewrites this file.\n"
+        "# To change a value use `statehub set`; to edit by hand use `statehub sync-file`.\n"
+        f"# format: {MIRROR_FORMAT}\n"
+        f"# epoch: {epoch}\n"
+        f"# revision: {rev}\n"
+        f"# written: {iso_time(written)}\n"
+        f"# keys: {len(lines)}\n"
+    )
+    return (header + "".join(lines)).encode()
+
+
+def parse(text: str) -> MirrorState:
+    """Parse mirror text; raise MirrorError naming the line that is wrong."""
+    header: dict[str, str] = {}
+    items: dict[str, Item] = {}
+    decoder = json.JSONDecoder()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            match = _HEADER.match(line)
+            if match and not items:
+                header[match.group(1)] = match.group(2)
+            continue
+        items.update([_parse_item(line, number, decoder)])
+    missing = [name for name in ("format", "epoch", "revision", "written", "keys") if name not in header]
+    if missing:
+        raise MirrorError(f"mirror header lacks {', '.join(missing)}")
+    if header["format"] != str(MIRROR_FORMAT):
+        raise MirrorError(f"mirror format {header['format']} is not {MIRROR_FORMAT}")
+    if int(header["keys"]) != len(items):
+        raise MirrorError(f"mirror says {header['keys']} keys but holds {len(items)}: it is incomplete")
+    return MirrorState(
+        epoch=header["epoch"],
+        rev=int(header["revision"]),
+        written=parse_iso_time(header["written"]),
+        items=items,
+    )
+
+
+def _parse_item(line: str, number: int, decoder: json.JSONDecoder) -> tuple[str, Item]:
+    key, sep, rest = line.partition(" = ")
+    if not sep:
+        raise MirrorError(f"mirror line {number}: expected 'key = value'")
+    try:
+        value, end = decoder.raw_decode(rest)
+    except json.JSONDecodeError as exc:
+        raise MirrorError(f"mirror line {number}: bad value: {exc.msg}") from exc
+    meta = {name: raw for name, raw in _META.findall(rest[end:].lstrip(" #"))}
+    try:
+        item = Item(
+            key=key,
+            value=value,
+            rev=int(meta["rev"]),
+            created_rev=int(meta["created"]),
+            time=parse_iso_time(meta["time"]),
+            source=_unquote(meta.get("source", "")),
+            user=_unquote(meta.get("user", "")),
+        )
+    except (KeyError, ValueError) as exc:
+        raise MirrorError(f"mirror line {number}: bad metadata: {exc}") from exc
+    return key, item
+
+
+def _unquote(text: str) -> str:
+    return str(json.loads(text)) if text.startswith('"') else text
+
+
+def read_mirror(path: Path) -> MirrorState:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MirrorError(f"there is no mirror at {path}: the hub has never run with this data dir") from None
+    return parse(text)
+
+
+def write_mirror(store_path: Path, mirror_path: Path) -> int:
+    """Write the mirror from one consistent read of the store; return its revision."""
+    from hub.store import connect  # here, so that clients reading a mirror never load the store
+
+    conn = connect(store_path)
+    try:
+        conn.execute("BEGIN")  # one read transaction: rev and rows from the same instant
+        meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        rows = conn.execute(
+            "SELECT key, value, rev, created_rev, time, source, user FROM kv ORDER BY key"
+        )
+        data = render(str(meta["epoch"]), int(meta["rev"]), rows, time.time())
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    write_atomically(mirror_path, data)
+    return int(meta["rev"])
+
+
+class MirrorWriter:
+    """Rewrites the mirror off the hub's thread, coalescing bursts of commits.
+
+    After ``request()``, the mirror is rewritten within ``interval`` seconds plus
+    the time one rewrite takes.
+    """
+
+    def __init__(self, store_path: Path, mirror_path: Path, interval: float) -> None:
+        self._store_path = store_path
+        self._mirror_path = mirror_path
+        self._interval = interval
+        self._wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="statehub-mirror", daemon=True)
+        self.failures = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    def stop(self) -> None:
+        """Stop the thread and write one last mirror in the caller's thread."""
+        self._stopping.set()
+        self._wanted.set()
+        self._thread.join()
+        self._write()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            if self._stopping.is_set():
+                return
+            self._wanted.clear()
+            self._write()
+            self._stopping.wait(self._interval)
+
+    def _write(self) -> None:
+        try:
+            rev = write_mirror(self._store_path, self._mirror_path)
+            if self.failures:
+                log.warning("mirror %s written again at revision %d", self._mirror_path, rev)
+            self.failures = 0
+        except (OSError, sqlite3.Error) as exc:
+            # The store is the authority; a mirror fault must not stop the hub.  Try again later.
+            self.failures += 1
+            if self.failures == 1:
+                log.error("cannot write the mirror %s: %s; will retry", self._mirror_path, exc)
+            self._wanted.set()

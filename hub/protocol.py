@@ -1,0 +1,226 @@
+"""The statehub wire protocol: every message that crosses a socket, as msgspec Structs.
+
+docs/protocol.md is the contract; this module is its Python form.  Requests and
+replies are single MessagePack frames.  Every message is a map whose ``type``
+field names its kind, so each union below maps one-to-one onto a Rust enum with
+``#[serde(tag = "type")]``.  Unknown fields are ignored on decode, which is what
+lets a newer peer add optional fields without breaking an older one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+# Limits enforced by the hub (documented in docs/protocol.md, "Limits").
+MAX_KEY_LENGTH = 256
+MAX_VALUE_BYTES = 1024 * 1024
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_TXN_OPS = 1000
+MAX_VALUE_DEPTH = 32
+MAX_NAME_LENGTH = 64  # source and user names
+MAX_HISTORY_LIMIT = 10_000
+
+HEARTBEAT_TOPIC = b"@hb"
+
+
+class _Message(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
+    """Base of every wire message: a map tagged by its ``type`` field."""
+
+
+# --- requests (client -> hub, over REQ/ROUTER) ------------------------------
+
+
+class Get(_Message, tag="get"):
+    v: int
+    key: str
+
+
+class List(_Message, tag="list"):
+    v: int
+    prefix: str = ""
+
+
+class Snapshot(_Message, tag="snapshot"):
+    v: int
+    prefix: str = ""
+
+
+class History(_Message, tag="history"):
+    v: int
+    key: str
+    limit: int = 100
+
+
+class Status(_Message, tag="status"):
+    v: int
+
+
+class Set(_Message, tag="set"):
+    v: int
+    key: str
+    value: Any
+    expect: int | None = None
+    request_id: str = ""
+    source: str = ""
+    user: str = ""
+
+
+class Unset(_Message, tag="unset"):
+    v: int
+    key: str
+    expect: int | None = None
+    request_id: str = ""
+    source: str = ""
+    user: str = ""
+
+
+class Op(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One operation inside a Txn."""
+
+    op: Literal["set", "unset"]
+    key: str
+    value: Any = None
+    expect: int | None = None
+
+
+class Txn(_Message, tag="txn"):
+    v: int
+    ops: list[Op]
+    request_id: str = ""
+    source: str = ""
+    user: str = ""
+
+
+Request = Union[Get, List, Snapshot, History, Status, Set, Unset, Txn]
+WriteRequest = Union[Set, Unset, Txn]
+
+# --- replies (hub -> client) -----------------------------------------------
+
+
+class Item(_Message, tag="item"):
+    key: str
+    value: Any
+    rev: int
+    created_rev: int
+    time: float
+    source: str = ""
+    user: str = ""
+
+
+class Items(_Message, tag="items"):
+    epoch: str
+    rev: int
+    items: list[Item]
+
+
+class Version(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One history row of a key: what a revision did to it."""
+
+    rev: int
+    op: Literal["set", "unset"]
+    value: Any = None
+    time: float
+    source: str = ""
+    user: str = ""
+
+
+class Versions(_Message, tag="versions"):
+    key: str
+    versions: list[Version]
+
+
+class HubStatus(_Message, tag="hub_status"):
+    version: str
+    protocol: int
+    epoch: str
+    rev: int
+    uptime: float
+    keys: int
+    pid: int
+    data_dir: str
+    store: str
+    mirror: str
+    endpoints: dict[str, str]
+
+
+class Committed(_Message, tag="committed"):
+    epoch: str
+    rev: int
+    duplicate: bool = False
+
+
+class ConflictDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Why one compare-and-set condition failed: what the key holds now."""
+
+    key: str
+    expected: int
+    rev: int = 0
+    exists: bool = False
+    value: Any = None
+    time: float = 0.0
+    source: str = ""
+    user: str = ""
+
+
+class Error(_Message, tag="error"):
+    code: str
+    message: str
+    conflicts: list[ConflictDetail] = []
+
+
+Reply = Union[Item, Items, Versions, HubStatus, Committed, Error]
+
+# --- published (hub -> subscribers, over XPUB/SUB) --------------------------
+
+
+class Changed(_Message, tag="changed"):
+    """One key changed.  A txn publishes ``count`` of these with one ``rev``."""
+
+    epoch: str
+    rev: int
+    index: int
+    count: int
+    key: str
+    op: Literal["set", "unset"]
+    time: float
+    value: Any = None
+    source: str = ""
+    user: str = ""
+
+
+class Heartbeat(_Message, tag="heartbeat"):
+    epoch: str
+    rev: int
+    time: float
+
+
+class Welcome(_Message, tag="welcome"):
+    epoch: str
+    rev: int
+    topic: str
+
+
+Published = Union[Changed, Heartbeat, Welcome]
+
+
+# --- codecs -------------------------------------------------------------------
+
+
+def request_decoder() -> msgspec.msgpack.Decoder[Request]:
+    return msgspec.msgpack.Decoder(Request)
+
+
+def reply_decoder() -> msgspec.msgpack.Decoder[Reply]:
+    return msgspec.msgpack.Decoder(Reply)
+
+
+def published_decoder() -> msgspec.msgpack.Decoder[Published]:
+    return msgspec.msgpack.Decoder(Published)
+
+
+def encoder() -> msgspec.msgpack.Encoder:
+    return msgspec.msgpack.Encoder()

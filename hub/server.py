@@ -1,0 +1,399 @@
+"""The hub's socket loop: requests in, durable commits, changes out.
+
+One thread owns every socket and the Store.  Each turn of the loop drains all
+waiting requests, answers the reads, commits the writes together in one SQLite
+transaction (group commit), publishes the resulting changes in revision order
+and only then acknowledges each writer.  The mirror is rewritten by a thread of
+its own (hub.mirror.MirrorWriter).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import zmq
+
+from hub import __version__
+from hub.atomic_file import write_atomically
+from hub.data_dir import acquire_lock, prepare_data_dir
+from hub.errors import InvalidRequest, StatehubError, StorageError, reply_from_error
+from hub.mirror import MirrorWriter
+from hub.paths import HubInfo, Layout, default_endpoints, is_loopback, read_hub_info
+from hub.protocol import (
+    HEARTBEAT_TOPIC,
+    MAX_HISTORY_LIMIT,
+    MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+    Changed,
+    Error,
+    Get,
+    Heartbeat,
+    History,
+    HubStatus,
+    List,
+    Reply,
+    Request,
+    Set,
+    Snapshot,
+    Status,
+    Txn,
+    Unset,
+    Versions,
+    Welcome,
+    WriteRequest,
+    request_decoder,
+)
+from hub.store import Store
+from hub.rules import InvalidInput, check_key, check_prefix, check_write
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 4096  # requests drained per turn: bounds the time one turn can take
+MAX_FRAMES = 8  # a REQ request arrives as [identity, b"", body]; more is garbage
+PUBLISH_HWM = 10_000  # per subscriber; beyond it ZeroMQ drops and subscribers resync
+
+
+@dataclass
+class HubConfig:
+    data_dir: Path
+    rpc: str | None = None
+    events: str | None = None
+    tcp: bool = False
+    heartbeat: float = 1.0
+    mirror_interval: float = 0.2
+    history_keep: int = 100_000
+
+
+@dataclass
+class _Pending:
+    envelope: list[bytes]
+    write: WriteRequest
+    received: float = field(default_factory=time.perf_counter)
+
+
+class Hub:
+    """A bound, running hub.  Create with ``Hub.open(config)``, then ``run()``."""
+
+    def __init__(self, config: HubConfig, layout: Layout, store: Store, lock: Any) -> None:
+        self.config = config
+        self.layout = layout
+        self.store = store
+        self._lock = lock
+        self._started = time.time()
+        self._published_rev = store.rev
+        self._stopping = False
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._decode = request_decoder().decode
+        self._ctx = zmq.Context()
+        self.router = self._ctx.socket(zmq.ROUTER)
+        self.xpub = self._ctx.socket(zmq.XPUB)
+        self.endpoints: dict[str, str] = {}
+        self.mirror = MirrorWriter(layout.store, layout.mirror, config.mirror_interval)
+        self._wakeup_r, self._wakeup_w = socket.socketpair()
+
+    @classmethod
+    def open(cls, config: HubConfig) -> Hub:
+        """Lock the data dir, open the store and bind the sockets."""
+        layout = Layout(config.data_dir)
+        prepare_data_dir(layout)
+        lock = acquire_lock(layout)
+        try:
+            store = Store(layout.store, history_keep=config.history_keep)
+        except sqlite3.DatabaseError as exc:
+            lock.close()
+            raise StorageError(
+                f"the store {layout.store} cannot be opened: {exc}. "
+                "Move it aside and restore a backup (see docs/operations.md)"
+            ) from exc
+        hub = cls(config, layout, store, lock)
+        try:
+            hub._bind()
+        except BaseException:
+            hub.close()
+            raise
+        return hub
+
+    def _bind(self) -> None:
+        rpc, events = default_endpoints(self.layout, tcp=self.config.tcp)
+        rpc, events = self.config.rpc or rpc, self.config.events or events
+        for endpoint in (rpc, events):
+            if not is_loopback(endpoint):
+                raise InvalidRequest(
+                    f"refusing to bind {endpoint}: only loopback (127.0.0.1, ::1) or ipc:// "
+                    "endpoints are allowed without authentication"
+                )
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # libzmq drops a peer whose single frame exceeds this; smaller oversized
+        # messages get a clear error reply from _dispatch instead.
+        self.router.setsockopt(zmq.MAXMSGSIZE, 4 * MAX_MESSAGE_BYTES)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.xpub.setsockopt(zmq.SNDHWM, PUBLISH_HWM)
+        self.xpub.setsockopt(zmq.MAXMSGSIZE, 4096)  # subscribers only send subscriptions
+        self.xpub.setsockopt(zmq.LINGER, 0)
+        self.endpoints["rpc"] = _bind(self.router, rpc)
+        self.endpoints["events"] = _bind(self.xpub, events)
+
+    def announce(self) -> None:
+        """Write hub.json (clients find the hub by it) and the first mirror."""
+        self.mirror.start()
+        self.mirror.request()
+        info = HubInfo(
+            pid=os.getpid(),
+            version=__version__,
+            protocol=PROTOCOL_VERSION,
+            rpc=self.endpoints["rpc"],
+            events=self.endpoints["events"],
+            started=self._started,
+        )
+        write_atomically(self.layout.hub_file, msgspec.json.encode(info) + b"\n", mode=0o644)
+        log.info(
+            "statehub %s serving %s at revision %d (epoch %s); rpc %s, events %s, mirror %s",
+            __version__,
+            self.layout.store,
+            self.store.rev,
+            self.store.epoch,
+            self.endpoints["rpc"],
+            self.endpoints["events"],
+            self.layout.mirror,
+        )
+
+    # --- the loop ---------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish its current turn and return.  Safe from any thread."""
+        self._stopping = True
+        try:
+            self._wakeup_w.send(b"\0")
+        except OSError:
+            pass
+
+    def handle_signals(self) -> None:
+        """SIGINT and SIGTERM stop the hub cleanly (call from the main thread)."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda _signum, _frame: self.stop())
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.xpub, zmq.POLLIN)
+        poller.register(self._wakeup_r, zmq.POLLIN)
+        next_beat = time.monotonic() + self.config.heartbeat
+        while not self._stopping:
+            timeout = max(0.0, next_beat - time.monotonic())
+            ready = dict(poller.poll(timeout * 1000))
+            if self.xpub in ready:
+                self._welcome_subscribers()
+            if self.router in ready:
+                self._serve_requests()
+            if time.monotonic() >= next_beat:
+                self._publish(HEARTBEAT_TOPIC, Heartbeat(epoch=self.store.epoch, rev=self._published_rev, time=time.time()))
+                next_beat = time.monotonic() + self.config.heartbeat
+        log.info("statehub stopping at revision %d", self.store.rev)
+
+    def close(self) -> None:
+        """Write the last mirror, close the sockets without lingering, release the lock."""
+        if self.endpoints:
+            self.mirror.stop()
+            info = read_hub_info(self.layout)
+            if info is not None and info.pid == os.getpid():
+                self.layout.hub_file.unlink(missing_ok=True)
+        self.router.close(linger=0)
+        self.xpub.close(linger=0)
+        self._ctx.term()
+        for endpoint in self.endpoints.values():
+            if endpoint.startswith("ipc://"):
+                Path(endpoint[len("ipc://") :]).unlink(missing_ok=True)
+        self._wakeup_r.close()
+        self._wakeup_w.close()
+        self.store.close()
+        self._lock.close()
+
+    # --- requests ---------------------------------------------------------------
+
+    def _serve_requests(self) -> None:
+        pending: list[_Pending] = []
+        for _ in range(MAX_BATCH):
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if len(frames) > MAX_FRAMES or len(frames) < 3 or frames[-2] != b"":
+                log.warning("dropped a message of %d frames that is not a request", len(frames))
+                continue
+            envelope, body = frames[:-1], frames[-1]
+            answer = self._dispatch(body)
+            if isinstance(answer, (Set, Unset, Txn)):
+                pending.append(_Pending(envelope, answer))
+            else:
+                self._reply(envelope, answer)
+        if pending:
+            self._commit(pending)
+
+    def _dispatch(self, body: bytes) -> Reply | WriteRequest:
+        """Decode and validate one request; answer it unless it is a write to commit."""
+        if len(body) > MAX_MESSAGE_BYTES:
+            return Error(
+                code="invalid",
+                message=f"request of {len(body)} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes",
+            )
+        try:
+            request = self._decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            return _malformed(body, exc)
+        if request.v != PROTOCOL_VERSION:
+            return _wrong_version(request.v)
+        try:
+            if isinstance(request, (Set, Unset, Txn)):
+                check_write(request, len(body))
+                return request
+            return self._read(request)
+        except InvalidInput as exc:
+            return Error(code="invalid", message=str(exc))
+        except StatehubError as exc:
+            return reply_from_error(exc)
+        except sqlite3.Error as exc:
+            return Error(code="storage", message=f"the hub could not read its store: {exc}")
+
+    def _read(self, request: Request) -> Reply:
+        if isinstance(request, Get):
+            check_key(request.key)
+            return self.store.get(request.key)
+        if isinstance(request, (List, Snapshot)):
+            check_prefix(request.prefix)
+            return self.store.list(request.prefix)
+        if isinstance(request, History):
+            check_key(request.key)
+            if not 1 <= request.limit <= MAX_HISTORY_LIMIT:
+                raise InvalidInput(f"history limit {request.limit} is outside 1..{MAX_HISTORY_LIMIT}")
+            return Versions(key=request.key, versions=self.store.history(request.key, request.limit))
+        assert isinstance(request, Status)
+        return self._status()
+
+    def _status(self) -> HubStatus:
+        return HubStatus(
+            version=__version__,
+            protocol=PROTOCOL_VERSION,
+            epoch=self.store.epoch,
+            rev=self.store.rev,
+            uptime=time.time() - self._started,
+            keys=self.store.count(),
+            pid=os.getpid(),
+            data_dir=str(self.layout.data_dir),
+            store=str(self.layout.store),
+            mirror=str(self.layout.mirror),
+            endpoints=dict(self.endpoints),
+        )
+
+    def _commit(self, pending: list[_Pending]) -> None:
+        try:
+            outcomes = self.store.commit([p.write for p in pending])
+        except StorageError as exc:
+            log.error("%s; %d writes refused", exc.message, len(pending))
+            for p in pending:
+                self._reply(p.envelope, reply_from_error(exc))
+            return
+        for outcome in outcomes:
+            for change in outcome.changes:
+                self._publish(change.key.encode(), change)
+        self._published_rev = self.store.rev
+        for p, outcome in zip(pending, outcomes):
+            self._reply(p.envelope, outcome.reply)
+            if log.isEnabledFor(logging.DEBUG):
+                _log_write(p, outcome.reply)
+        self.mirror.request()
+
+    def _reply(self, envelope: list[bytes], reply: Reply) -> None:
+        try:
+            self.router.send_multipart([*envelope, self._encode(reply)], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            # The client went away (EHOSTUNREACH) or is not reading: its loss, not ours.
+            log.debug("reply dropped: %s", exc)
+
+    # --- publishing -------------------------------------------------------------
+
+    def _publish(self, topic: bytes, message: Changed | Heartbeat | Welcome) -> None:
+        self.xpub.send_multipart([topic, self._encode(message)])
+
+    def _welcome_subscribers(self) -> None:
+        for _ in range(MAX_BATCH):
+            try:
+                frame = self.xpub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if frame[:1] == b"\x01":
+                topic = frame[1:]
+                welcome = Welcome(
+                    epoch=self.store.epoch,
+                    rev=self._published_rev,
+                    topic=topic.decode("utf-8", "replace"),
+                )
+                self._publish(topic, welcome)
+
+
+def _bind(sock: zmq.Socket[bytes], endpoint: str) -> str:
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as exc:
+        raise InvalidRequest(f"cannot bind {endpoint}: {exc}") from exc
+    return str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+
+
+def _malformed(body: bytes, exc: Exception) -> Error:
+    try:
+        version = msgspec.msgpack.decode(body, type=_Versioned).v
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        version = PROTOCOL_VERSION
+    if version != PROTOCOL_VERSION:
+        return _wrong_version(version)
+    if isinstance(exc, msgspec.DecodeError):
+        return Error(code="protocol", message=f"undecodable request: {exc}")
+    return Error(code="protocol", message=f"malformed request: {exc}")
+
+
+class _Versioned(msgspec.Struct):
+    v: int
+
+
+def _wrong_version(version: int) -> Error:
+    return Error(
+        code="protocol",
+        message=f"unsupported protocol version {version}; this hub speaks version {PROTOCOL_VERSION}",
+    )
+
+
+def _log_write(p: _Pending, reply: Reply) -> None:
+    keys = [op.key for op in p.write.ops] if isinstance(p.write, Txn) else [p.write.key]
+    outcome = f"rev {reply.rev}" if not isinstance(reply, Error) else reply.code
+    log.debug(
+        "write %s -> %s by %s/%s in %.2f ms",
+        ",".join(keys[:5]) + ("..." if len(keys) > 5 else ""),
+        outcome,
+        p.write.source or "?",
+        p.write.user or "?",
+        (time.perf_counter() - p.received) * 1000,
+    )
+
+
+def serve(config: HubConfig, *, on_ready: Any = None) -> None:
+    """Run a hub until SIGINT/SIGTERM (or ``stop()``), then shut down cleanly."""
+    hub = Hub.open(config)
+    try:
+        if threading.current_thread() is threading.main_thread():
+            hub.handle_signals()
+        hub.announce()
+        if on_ready is not None:
+            on_ready(hub)
+        hub.run()
+    finally:
+        hub.close()

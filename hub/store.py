@@ -1,0 +1,367 @@
+"""The SQLite store: current values, one global revision, history and request ids.
+
+Only the hub's server thread writes through a Store.  Every write is a list of
+operations applied under one new revision; several writes are committed in one
+SQLite transaction (group commit) so concurrent clients share one fsync.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgspec
+
+from hub.errors import NotFound, StorageError
+from hub.protocol import (
+    Changed,
+    Committed,
+    ConflictDetail,
+    Error,
+    Item,
+    Items,
+    Op,
+    Set,
+    Txn,
+    Unset,
+    Version,
+    WriteRequest,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+REQUEST_ID_SECONDS = 600.0  # how long a retried write is recognised as a duplicate
+PRUNE_EVERY_REVISIONS = 1000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL,
+    rev INTEGER NOT NULL,
+    created_rev INTEGER NOT NULL,
+    time REAL NOT NULL,
+    source TEXT NOT NULL,
+    user TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    rev INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    op TEXT NOT NULL,
+    value BLOB,
+    time REAL NOT NULL,
+    source TEXT NOT NULL,
+    user TEXT NOT NULL,
+    PRIMARY KEY (rev, idx)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS history_by_key ON history (key, rev);
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    rev INTEGER NOT NULL,
+    time REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one write did: the reply for its writer and the changes to publish."""
+
+    reply: Committed | Error
+    changes: list[Changed]
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the store file with the settings every connection needs."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def new_epoch() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class Store:
+    """The authoritative state.  Not thread-safe: one thread owns a Store."""
+
+    def __init__(self, path: Path, *, history_keep: int = 100_000) -> None:
+        self.path = path
+        self.history_keep = history_keep
+        self._conn = connect(path)
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        # FULL makes every commit fsync the WAL: an acknowledged write survives power loss.
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._decode = msgspec.msgpack.Decoder().decode
+        self._init_schema()
+        self.epoch: str = self._meta("epoch")
+        self.rev: int = int(self._meta("rev"))
+
+    # --- setup ----------------------------------------------------------------
+
+    def _init_schema(self) -> None:
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            defaults = {
+                "schema": SCHEMA_VERSION,
+                "rev": 0,
+                "epoch": new_epoch(),
+                "created": time.time(),
+            }
+            for name, value in defaults.items():
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)", (name, value)
+                )
+        schema = int(self._meta("schema"))
+        if schema > SCHEMA_VERSION:
+            raise StorageError(
+                f"store {self.path} has schema {schema}; this statehub understands "
+                f"{SCHEMA_VERSION}: upgrade statehub"
+            )
+
+    def _meta(self, name: str) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0]
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # --- reads ----------------------------------------------------------------
+
+    def get(self, key: str) -> Item:
+        row = self._conn.execute(
+            "SELECT key, value, rev, created_rev, time, source, user FROM kv WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no key {key!r}")
+        return _item(row)
+
+    def list(self, prefix: str = "") -> Items:
+        return Items(epoch=self.epoch, rev=self.rev, items=list(self._items(prefix)))
+
+    def _items(self, prefix: str) -> Iterator[Item]:
+        sql = "SELECT key, value, rev, created_rev, time, source, user FROM kv"
+        rows = (
+            self._conn.execute(sql + " WHERE key >= ? AND key < ? ORDER BY key", _bounds(prefix))
+            if prefix
+            else self._conn.execute(sql + " ORDER BY key")
+        )
+        return (_item(row) for row in rows)
+
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM kv").fetchone()[0])
+
+    def history(self, key: str, limit: int) -> list[Version]:
+        rows = self._conn.execute(
+            "SELECT rev, op, value, time, source, user FROM history "
+            "WHERE key = ? ORDER BY rev DESC LIMIT ?",
+            (key, limit),
+        ).fetchall()
+        return [
+            Version(
+                rev=rev,
+                op=op,
+                value=msgspec.Raw(value) if value is not None else None,
+                time=when,
+                source=source,
+                user=user,
+            )
+            for rev, op, value, when, source, user in rows
+        ]
+
+    # --- writes ---------------------------------------------------------------
+
+    def commit(self, writes: list[WriteRequest]) -> list[Outcome]:
+        """Apply ``writes`` in order in one durable transaction; one outcome each.
+
+        Raises StorageError (and applies nothing) when the transaction cannot be
+        made durable, e.g. on a full disk or a read-only file.
+        """
+        start_rev = self.rev
+        now = time.time()
+        try:
+            with self._transaction():
+                outcomes = [self._apply(write, now) for write in writes]
+                if self.rev != start_rev:
+                    self._conn.execute("UPDATE meta SET value = ? WHERE name = 'rev'", (self.rev,))
+                    if self.rev // PRUNE_EVERY_REVISIONS != start_rev // PRUNE_EVERY_REVISIONS:
+                        self._prune(now)
+        except sqlite3.Error as exc:
+            self.rev = start_rev
+            raise StorageError(f"the hub could not write its store {self.path}: {exc}") from exc
+        return outcomes
+
+    def _apply(self, write: WriteRequest, now: float) -> Outcome:
+        if write.request_id:
+            done = self._conn.execute(
+                "SELECT rev FROM requests WHERE request_id = ?", (write.request_id,)
+            ).fetchone()
+            if done is not None:
+                return Outcome(Committed(epoch=self.epoch, rev=done[0], duplicate=True), [])
+        ops = write_ops(write)
+        current = {op.key: self._current(op.key) for op in ops}
+        refusal = self._check(ops, current)
+        if refusal is not None:
+            return Outcome(refusal, [])
+        self.rev += 1
+        changes = [
+            self._apply_op(op, index, len(ops), current[op.key], write, now)
+            for index, op in enumerate(ops)
+        ]
+        if write.request_id:
+            self._conn.execute(
+                "INSERT INTO requests (request_id, rev, time) VALUES (?, ?, ?)",
+                (write.request_id, self.rev, now),
+            )
+        return Outcome(Committed(epoch=self.epoch, rev=self.rev), changes)
+
+    def _current(self, key: str) -> tuple[Any, ...] | None:
+        return self._conn.execute(  # type: ignore[no-any-return]
+            "SELECT rev, created_rev, value, time, source, user FROM kv WHERE key = ?", (key,)
+        ).fetchone()
+
+    def _check(self, ops: list[Op], current: dict[str, tuple[Any, ...] | None]) -> Error | None:
+        conflicts = [
+            _conflict(op, current[op.key])
+            for op in ops
+            if op.expect is not None and _rev_of(current[op.key]) != op.expect
+        ]
+        if conflicts:
+            return Error(code="conflict", message=_conflict_message(conflicts), conflicts=conflicts)
+        missing = [op.key for op in ops if op.op == "unset" and current[op.key] is None]
+        if missing:
+            return Error(code="not_found", message=f"cannot unset {missing[0]!r}: no such key")
+        return None
+
+    def _apply_op(
+        self,
+        op: Op,
+        index: int,
+        count: int,
+        row: tuple[Any, ...] | None,
+        write: WriteRequest,
+        now: float,
+    ) -> Changed:
+        blob = self._encode(op.value) if op.op == "set" else None
+        if op.op == "set":
+            created_rev = row[1] if row is not None else self.rev
+            self._conn.execute(
+                "INSERT OR REPLACE INTO kv (key, value, rev, created_rev, time, source, user) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (op.key, blob, self.rev, created_rev, now, write.source, write.user),
+            )
+        else:
+            self._conn.execute("DELETE FROM kv WHERE key = ?", (op.key,))
+        self._conn.execute(
+            "INSERT INTO history (rev, idx, key, op, value, time, source, user) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.rev, index, op.key, op.op, blob, now, write.source, write.user),
+        )
+        return Changed(
+            epoch=self.epoch,
+            rev=self.rev,
+            index=index,
+            count=count,
+            key=op.key,
+            op=op.op,
+            value=op.value if op.op == "set" else None,
+            time=now,
+            source=write.source,
+            user=write.user,
+        )
+
+    def _prune(self, now: float) -> None:
+        self._conn.execute("DELETE FROM history WHERE rev <= ?", (self.rev - self.history_keep,))
+        self._conn.execute("DELETE FROM requests WHERE time < ?", (now - REQUEST_ID_SECONDS,))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+        elif self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+
+def write_ops(write: WriteRequest) -> list[Op]:
+    """The operations of any write request, as a txn would list them."""
+    if isinstance(write, Set):
+        return [Op(op="set", key=write.key, value=write.value, expect=write.expect)]
+    if isinstance(write, Unset):
+        return [Op(op="unset", key=write.key, expect=write.expect)]
+    assert isinstance(write, Txn)
+    return write.ops
+
+
+def _item(row: tuple[Any, ...]) -> Item:
+    key, value, rev, created_rev, when, source, user = row
+    # The stored bytes are already MessagePack: pass them through without decoding.
+    return Item(
+        key=key,
+        value=msgspec.Raw(value),
+        rev=rev,
+        created_rev=created_rev,
+        time=when,
+        source=source,
+        user=user,
+    )
+
+
+def _rev_of(row: tuple[Any, ...] | None) -> int:
+    return 0 if row is None else int(row[0])
+
+
+def _conflict(op: Op, row: tuple[Any, ...] | None) -> ConflictDetail:
+    expected = op.expect if op.expect is not None else 0
+    if row is None:
+        return ConflictDetail(key=op.key, expected=expected)
+    rev, _created, value, when, source, user = row
+    return ConflictDetail(
+        key=op.key,
+        expected=expected,
+        rev=rev,
+        exists=True,
+        value=msgspec.Raw(value),
+        time=when,
+        source=source,
+        user=user,
+    )
+
+
+def _conflict_message(conflicts: list[ConflictDetail]) -> str:
+    first = conflicts[0]
+    expected = "it to be absent" if first.expected == 0 else f"revision {first.expected}"
+    now = f"it is at revision {first.rev}" if first.exists else "it does not exist"
+    more = f" (and {len(conflicts) - 1} more keys)" if len(conflicts) > 1 else ""
+    return f"conflict on {first.key!r}: you expected {expected}, {now}{more}"
+
+
+def _bounds(prefix: str) -> tuple[str, str]:
+    """The half-open key range [prefix, next) holding every key that starts with prefix."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+

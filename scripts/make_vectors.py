@@ -1,0 +1,197 @@
+"""Regenerate tests/vectors/protocol.json, the golden vectors of the wire protocol.
+
+Each vector is one message: its kind (request, reply or published), its meaning
+as JSON, and its exact MessagePack bytes as hex.  The Python and Rust test suites
+both decode every vector and compare it with its meaning, and encode the requests
+and compare the bytes.  Run this only when the protocol changes on purpose:
+
+    python scripts/make_vectors.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hub.protocol import (  # noqa: E402
+    Changed,
+    Committed,
+    ConflictDetail,
+    Error,
+    Get,
+    Heartbeat,
+    History,
+    HubStatus,
+    Item,
+    Items,
+    List,
+    Op,
+    Set,
+    Snapshot,
+    Status,
+    Txn,
+    Unset,
+    Version,
+    Versions,
+    Welcome,
+)
+
+T = 1795000000.25  # a fixed time so the bytes never change
+E = "3f2a9c0d1e2b4a5f"
+
+
+def vectors() -> list[tuple[str, str, msgspec.Struct]]:
+    return [
+        ("get", "request", Get(v=1, key="plant.rate")),
+        ("list_all", "request", List(v=1)),
+        ("list_prefix", "request", List(v=1, prefix="plant.")),
+        ("snapshot", "request", Snapshot(v=1, prefix="")),
+        ("history", "request", History(v=1, key="plant.rate", limit=10)),
+        ("status", "request", Status(v=1)),
+        (
+            "set_int",
+            "request",
+            Set(v=1, key="plant.rate", value=30, request_id="9b1c", source="cli", user="ana"),
+        ),
+        ("set_expect_absent", "request", Set(v=1, key="plant.name", value="Maxson", expect=0)),
+        (
+            "set_nested",
+            "request",
+            Set(v=1, key="plant.limits", value={"high": 12.5, "low": -3, "tags": ["a", None, True]}),
+        ),
+        ("set_null", "request", Set(v=1, key="plant.note", value=None, expect=7)),
+        ("unset", "request", Unset(v=1, key="plant.rate", expect=9, source="rust")),
+        (
+            "txn",
+            "request",
+            Txn(
+                v=1,
+                ops=[
+                    Op(op="set", key="pump.1.speed", value=1450, expect=3),
+                    Op(op="unset", key="pump.2.speed"),
+                ],
+                request_id="r-17",
+                source="gui",
+                user="bob",
+            ),
+        ),
+        (
+            "item",
+            "reply",
+            Item(key="plant.rate", value=30, rev=9, created_rev=4, time=T, source="gui", user="bob"),
+        ),
+        (
+            "items",
+            "reply",
+            Items(
+                epoch=E,
+                rev=12,
+                items=[Item(key="a.b", value=[1, 2.5, "x"], rev=12, created_rev=12, time=T)],
+            ),
+        ),
+        ("items_empty", "reply", Items(epoch=E, rev=0, items=[])),
+        (
+            "versions",
+            "reply",
+            Versions(
+                key="plant.rate",
+                versions=[
+                    Version(rev=9, op="set", value=30, time=T, source="gui", user="bob"),
+                    Version(rev=5, op="unset", time=T, source="cli"),
+                ],
+            ),
+        ),
+        (
+            "hub_status",
+            "reply",
+            HubStatus(
+                version="0.1.0",
+                protocol=1,
+                epoch=E,
+                rev=12,
+                uptime=3.5,
+                keys=2,
+                pid=4242,
+                data_dir="/var/lib/statehub",
+                store="/var/lib/statehub/state.db",
+                mirror="/var/lib/statehub/state.txt",
+                endpoints={"rpc": "ipc:///var/lib/statehub/rpc.sock", "events": "ipc:///var/lib/statehub/events.sock"},
+            ),
+        ),
+        ("committed", "reply", Committed(epoch=E, rev=13)),
+        ("committed_duplicate", "reply", Committed(epoch=E, rev=13, duplicate=True)),
+        ("error_invalid", "reply", Error(code="invalid", message="invalid key 'plant..rate': empty segment at position 6")),
+        (
+            "error_conflict",
+            "reply",
+            Error(
+                code="conflict",
+                message="conflict on 'plant.rate': you expected revision 7, it is at revision 9",
+                conflicts=[
+                    ConflictDetail(key="plant.rate", expected=7, rev=9, exists=True, value=30, time=T, source="gui", user="bob"),
+                    ConflictDetail(key="plant.name", expected=3),
+                ],
+            ),
+        ),
+        (
+            "changed_set",
+            "published",
+            Changed(epoch=E, rev=13, index=0, count=1, key="plant.rate", op="set", value=31, time=T, source="cli", user="ana"),
+        ),
+        (
+            "changed_unset_in_txn",
+            "published",
+            Changed(epoch=E, rev=14, index=1, count=2, key="pump.2.speed", op="unset", time=T, source="gui"),
+        ),
+        ("heartbeat", "published", Heartbeat(epoch=E, rev=14, time=T)),
+        ("welcome", "published", Welcome(epoch=E, rev=14, topic="")),
+    ]
+
+
+def main() -> None:
+    out = []
+    for name, kind, message in vectors():
+        data = msgspec.msgpack.encode(message)
+        out.append(
+            {
+                "name": name,
+                "kind": kind,
+                "meaning": json.loads(msgspec.json.encode(message)),
+                "msgpack": data.hex(),
+            }
+        )
+    folder = Path(__file__).resolve().parent.parent / "tests" / "vectors"
+    (folder / "protocol.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    write_mirror_vector(folder)
+    print(f"wrote {len(out)} protocol vectors and a mirror vector to {folder}")
+
+
+def write_mirror_vector(folder: Path) -> None:
+    """A mirror file and what it means, for clients that read the mirror."""
+    from hub.mirror import parse, render
+
+    encode = msgspec.msgpack.encode
+    rows = [
+        ("plant.name", encode("Maxson \"North\" # 1"), 3, 3, T, "cli", "ana"),
+        ("plant.rate", encode(30.5), 9, 4, T + 60, "gui", "Jane Doe"),
+        ("pump.1.tags", encode({"k": [1, None, True], "ü": "ø"}), 11, 11, T + 120, "", ""),
+    ]
+    text = render(E, 11, rows, T + 180)
+    (folder / "mirror.txt").write_bytes(text)
+    state = parse(text.decode())
+    meaning = {
+        "epoch": state.epoch,
+        "rev": state.rev,
+        "written": state.written,
+        "items": [json.loads(msgspec.json.encode(item)) for item in state.items.values()],
+    }
+    (folder / "mirror.json").write_text(json.dumps(meaning, indent=2, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
