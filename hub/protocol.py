@@ -196,12 +196,14 @@ class Heartbeat(_Message, tag="heartbeat"):
     epoch: str
     rev: int
     time: float
+    interval: float = 1.0  # seconds until the next heartbeat
 
 
 class Welcome(_Message, tag="welcome"):
     epoch: str
     rev: int
     topic: str
+    interval: float = 1.0  # the hub's heartbeat interval
 
 
 Published = Union[Changed, Heartbeat, Welcome]

@@ -197,7 +197,7 @@ class Hub:
             if self.router in ready:
                 self._serve_requests()
             if time.monotonic() >= next_beat:
-                self._publish(HEARTBEAT_TOPIC, Heartbeat(epoch=self.store.epoch, rev=self._published_rev, time=time.time()))
+                self._heartbeat()
                 next_beat = time.monotonic() + self.config.heartbeat
         log.info("statehub stopping at revision %d", self.store.rev)
 
@@ -325,6 +325,15 @@ class Hub:
     def _publish(self, topic: bytes, message: Changed | Heartbeat | Welcome) -> None:
         self.xpub.send_multipart([topic, self._encode(message)])
 
+    def _heartbeat(self) -> None:
+        beat = Heartbeat(
+            epoch=self.store.epoch,
+            rev=self._published_rev,
+            time=time.time(),
+            interval=self.config.heartbeat,
+        )
+        self._publish(HEARTBEAT_TOPIC, beat)
+
     def _welcome_subscribers(self) -> None:
         for _ in range(MAX_BATCH):
             try:
@@ -337,6 +346,7 @@ class Hub:
                     epoch=self.store.epoch,
                     rev=self._published_rev,
                     topic=topic.decode("utf-8", "replace"),
+                    interval=self.config.heartbeat,
                 )
                 self._publish(topic, welcome)
 

@@ -1,0 +1,364 @@
+//! The statehub wire protocol (docs/protocol.md), as serde types.
+//!
+//! Each type mirrors a msgspec Struct of `hub/protocol.py` field for field and in
+//! the same order, because the golden vectors pin the exact bytes of every request:
+//! map keys in declaration order, `type` first, fields at their default omitted.
+//! Unknown fields are ignored on decode (serde's default), which is what lets a
+//! newer hub add optional fields without breaking this crate.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The protocol version this crate speaks (`v` in every request).
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The topic of heartbeats on the change stream.
+pub const HEARTBEAT_TOPIC: &[u8] = b"@hb";
+
+/// The heartbeat interval a hub announces when it says nothing (protocol default).
+pub const DEFAULT_HEARTBEAT: f64 = 1.0;
+
+// --- helpers for `skip_serializing_if` and `default`: msgspec's omit_defaults ---
+
+fn is_empty(text: &str) -> bool {
+    text.is_empty()
+}
+
+fn is_null(value: &Value) -> bool {
+    value.is_null()
+}
+
+fn is_false(flag: &bool) -> bool {
+    !*flag
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
+}
+
+fn default_limit() -> u32 {
+    100
+}
+
+fn is_default_limit(limit: &u32) -> bool {
+    *limit == 100
+}
+
+fn default_interval() -> f64 {
+    DEFAULT_HEARTBEAT
+}
+
+fn is_default_interval(x: &f64) -> bool {
+    *x == DEFAULT_HEARTBEAT
+}
+
+/// What one change or history row did to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    Set,
+    Unset,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Set => "set",
+            OpKind::Unset => "unset",
+        }
+    }
+}
+
+// --- requests (client -> hub) -------------------------------------------------
+
+/// A request to the hub: one MessagePack map, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    Get {
+        v: u32,
+        key: String,
+    },
+    List {
+        v: u32,
+        #[serde(default, skip_serializing_if = "is_empty")]
+        prefix: String,
+    },
+    Snapshot {
+        v: u32,
+        #[serde(default, skip_serializing_if = "is_empty")]
+        prefix: String,
+    },
+    History {
+        v: u32,
+        key: String,
+        #[serde(default = "default_limit", skip_serializing_if = "is_default_limit")]
+        limit: u32,
+    },
+    Status {
+        v: u32,
+    },
+    Set {
+        v: u32,
+        key: String,
+        value: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect: Option<u64>,
+        #[serde(flatten)]
+        meta: WriteMeta,
+    },
+    Unset {
+        v: u32,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect: Option<u64>,
+        #[serde(flatten)]
+        meta: WriteMeta,
+    },
+    Txn {
+        v: u32,
+        ops: Vec<Op>,
+        #[serde(flatten)]
+        meta: WriteMeta,
+    },
+}
+
+/// The fields every write carries after its own: idempotency id and provenance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteMeta {
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub user: String,
+}
+
+/// One operation of a txn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    pub op: OpKind,
+    pub key: String,
+    /// The value to set; omitted on the wire when null (the hub's default).
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub value: Value,
+    /// Compare-and-set: `Some(0)` = must not exist, `Some(n)` = must be at rev n.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<u64>,
+}
+
+impl Op {
+    pub fn set(key: impl Into<String>, value: Value) -> Op {
+        Op {
+            op: OpKind::Set,
+            key: key.into(),
+            value,
+            expect: None,
+        }
+    }
+
+    pub fn unset(key: impl Into<String>) -> Op {
+        Op {
+            op: OpKind::Unset,
+            key: key.into(),
+            value: Value::Null,
+            expect: None,
+        }
+    }
+
+    /// The same op with a compare-and-set condition.
+    pub fn expect(mut self, rev: u64) -> Op {
+        self.expect = Some(rev);
+        self
+    }
+}
+
+// --- replies (hub -> client) ----------------------------------------------------
+
+/// A key's current value and provenance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub key: String,
+    pub value: Value,
+    /// The revision of the key's last change.
+    pub rev: u64,
+    /// The revision that created the key.
+    pub created_rev: u64,
+    /// When the key last changed, seconds since the Unix epoch.
+    pub time: f64,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub user: String,
+}
+
+/// One history row of a key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Version {
+    pub rev: u64,
+    pub op: OpKind,
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub value: Value,
+    pub time: f64,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub user: String,
+}
+
+/// Why one compare-and-set condition failed: what the key holds now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConflictDetail {
+    pub key: String,
+    pub expected: u64,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub rev: u64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exists: bool,
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub value: Value,
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub time: f64,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub user: String,
+}
+
+/// A reply from the hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Item(Item),
+    Items(Items),
+    Versions {
+        key: String,
+        versions: Vec<Version>,
+    },
+    HubStatus(HubStatus),
+    Committed(Committed),
+    Error(ErrorReply),
+    /// A reply type newer than this crate: treated as a protocol error by the client.
+    #[serde(other)]
+    Unknown,
+}
+
+/// Every key under a prefix, read at one revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Items {
+    pub epoch: String,
+    pub rev: u64,
+    /// On the wire each entry is itself a tagged `item` map.
+    #[serde(serialize_with = "tagged_items")]
+    pub items: Vec<Item>,
+}
+
+/// Serialize items as the hub does: each a map with `type: "item"` first.
+fn tagged_items<S: serde::Serializer>(items: &[Item], serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Tagged<'a> {
+        Item(&'a Item),
+    }
+    serializer.collect_seq(items.iter().map(Tagged::Item))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HubStatus {
+    pub version: String,
+    pub protocol: u32,
+    pub epoch: String,
+    pub rev: u64,
+    pub uptime: f64,
+    pub keys: u64,
+    pub pid: u64,
+    pub data_dir: String,
+    pub store: String,
+    pub mirror: String,
+    pub endpoints: serde_json::Map<String, Value>,
+}
+
+/// A write was made durable at `rev` (or had been, when `duplicate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    pub epoch: String,
+    pub rev: u64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<ConflictDetail>,
+}
+
+// --- published (hub -> subscribers) -------------------------------------------
+
+/// A message on the change stream (the second frame; the first is the topic).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Published {
+    Changed(Changed),
+    Heartbeat(Heartbeat),
+    Welcome(Welcome),
+    /// A message type newer than this crate: ignorable by contract.
+    #[serde(other)]
+    Unknown,
+}
+
+/// One key changed. A txn publishes `count` of these with one `rev`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Changed {
+    pub epoch: String,
+    pub rev: u64,
+    pub index: u32,
+    pub count: u32,
+    pub key: String,
+    pub op: OpKind,
+    pub time: f64,
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub value: Value,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub user: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub epoch: String,
+    pub rev: u64,
+    pub time: f64,
+    /// Seconds until the next heartbeat.
+    #[serde(default = "default_interval", skip_serializing_if = "is_default_interval")]
+    pub interval: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub epoch: String,
+    pub rev: u64,
+    pub topic: String,
+    /// The hub's heartbeat interval.
+    #[serde(default = "default_interval", skip_serializing_if = "is_default_interval")]
+    pub interval: f64,
+}
+
+// --- codec --------------------------------------------------------------------------
+
+/// Encode a message as the hub expects it: a MessagePack map with named fields.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+    rmp_serde::to_vec_named(message)
+}
+
+/// Decode one MessagePack map.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(bytes)
+}

@@ -1,0 +1,442 @@
+"""The ``statehub`` command line.
+
+Exit codes (also in ``statehub --help``): 0 ok, 1 other error, 2 bad input,
+3 not found, 4 conflict, 5 hub unavailable, 6 the hub could not persist.
+Imports beyond typer happen inside the commands, to keep start-up fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from hub.protocol import Changed, Item
+    from statehub.client import Client, Origin
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_HUB_DOWN, EXIT_STORAGE = range(7)
+
+EPILOG = (
+    "Exit codes: 0 ok, 1 other error, 2 bad input, 3 not found, 4 conflict, "
+    "5 hub unavailable, 6 the hub could not persist the change."
+)
+
+app = typer.Typer(
+    help="statehub: one hub owns your settings and live state; everything else asks it and subscribes.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@dataclass
+class Settings:
+    data_dir: str | None
+    timeout: float
+    debug: bool
+
+    def client(self) -> Client:
+        from statehub.client import Client
+
+        return Client(self.data_dir, timeout=self.timeout, source="cli")
+
+
+DataDirOption = Annotated[
+    str | None,
+    typer.Option("--data-dir", envvar="STATEHUB_DATA_DIR", help="The hub's data dir (default: the platform's)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    data_dir: DataDirOption = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the hub before treating it as down.", min=0.01)
+    ] = 0.5,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    ctx.obj = Settings(data_dir, timeout, debug)
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG)
+
+
+# --- errors -----------------------------------------------------------------------
+
+
+def _fail(message: str, code: int, hint: str = "") -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    if hint:
+        typer.echo(f"hint: {hint}", err=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _reported(settings: Settings) -> Iterator[None]:
+    """Turn statehub's exceptions into one error line and a documented exit code."""
+    from hub import errors
+    from hub.mirror import MirrorError
+    from hub.rules import InvalidInput
+
+    codes: list[tuple[type[Exception], int, str]] = [
+        (InvalidInput, EXIT_BAD_INPUT, ""),
+        (errors.InvalidRequest, EXIT_BAD_INPUT, ""),
+        (errors.NotFound, EXIT_NOT_FOUND, ""),
+        (errors.ConflictError, EXIT_CONFLICT, "read the current value, then retry with --expect-rev"),
+        (errors.HubUnavailable, EXIT_HUB_DOWN, ""),
+        (errors.StorageError, EXIT_STORAGE, "check the hub's disk space and permissions, then retry"),
+        (MirrorError, EXIT_HUB_DOWN, ""),
+        (errors.StatehubError, EXIT_ERROR, ""),
+    ]
+    try:
+        yield
+    except tuple(cls for cls, _code, _hint in codes) as exc:
+        if settings.debug:
+            raise
+        code, hint = next((c, h) for cls, c, h in codes if isinstance(exc, cls))
+        _fail(getattr(exc, "message", str(exc)), code, hint)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+# --- output helpers -----------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    """A value for people: strings as they are, everything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _item_dict(item: Item) -> dict[str, Any]:
+    import msgspec
+
+    data: dict[str, Any] = msgspec.to_builtins(item)
+    data.pop("type", None)
+    return data
+
+
+def _origin_dict(origin: Origin) -> dict[str, Any]:
+    """Where a read came from; ``mirror_rev``/``mirror_age`` are null for hub reads."""
+    return {
+        "from_mirror": origin.from_mirror,
+        "mirror_rev": origin.rev if origin.from_mirror else None,
+        "mirror_age": origin.age,
+    }
+
+
+def _warn_if_mirror(origin: Origin) -> None:
+    if origin.from_mirror:
+        typer.echo(
+            f"warning: the hub is not answering; showing the mirror at revision {origin.rev}, "
+            f"{origin.describe().rsplit(', ', 1)[-1]} (values may be stale; start the hub with `statehub serve`)",
+            err=True,
+        )
+
+
+def _when(seconds: float) -> str:
+    from hub.mirror import iso_time
+
+    return iso_time(seconds)[:19].replace("T", " ") + "Z"
+
+
+# --- commands -----------------------------------------------------------------------
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def serve(ctx: typer.Context) -> None:
+    """Run the hub (all options: statehub serve --help)."""
+    from hub.command import main as serve_main
+
+    args = list(ctx.args)
+    settings = _settings(ctx)
+    if settings.data_dir and "--data-dir" not in args:
+        args = ["--data-dir", settings.data_dir, *args]
+    raise typer.Exit(serve_main(args))
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    key: str,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the value of KEY (from the mirror, with a warning, when the hub is down)."""
+    settings = _settings(ctx)
+    with _reported(settings), settings.client() as client:
+        reading = client.get(key)
+        _warn_if_mirror(reading.origin)
+        if as_json:
+            typer.echo(_json({**_item_dict(reading.item), **_origin_dict(reading.origin)}))
+        else:
+            typer.echo(_text(reading.value))
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    key: str,
+    value: Annotated[str, typer.Argument(help="JSON when it parses as JSON (30, true, [1,2]), else a string.")],
+    string: Annotated[bool, typer.Option("--string", help="Store VALUE as a string even if it parses as JSON.")] = False,
+    expect_rev: Annotated[
+        int | None,
+        typer.Option("--expect-rev", help="Only if KEY is still at this revision (0: only if it does not exist).", min=0),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set KEY to VALUE; prints the new revision."""
+    from statehub.waterfall import parse_text_value
+
+    settings = _settings(ctx)
+    parsed = value if string else parse_text_value(value)
+    with _reported(settings), settings.client() as client:
+        committed = _write_or_explain(lambda: client.set(key, parsed, expect=expect_rev))
+        if as_json:
+            typer.echo(_json({"rev": committed.rev, "epoch": committed.epoch, "duplicate": committed.duplicate}))
+        else:
+            typer.echo(f"{key} = {_text(parsed)}  (revision {committed.rev})")
+
+
+@app.command()
+def unset(
+    ctx: typer.Context,
+    key: str,
+    expect_rev: Annotated[
+        int | None, typer.Option("--expect-rev", help="Only if KEY is still at this revision.", min=1)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove KEY."""
+    settings = _settings(ctx)
+    with _reported(settings), settings.client() as client:
+        committed = _write_or_explain(lambda: client.unset(key, expect=expect_rev))
+        if as_json:
+            typer.echo(_json({"rev": committed.rev, "epoch": committed.epoch}))
+        else:
+            typer.echo(f"unset {key}  (revision {committed.rev})")
+
+
+def _write_or_explain(write: Any) -> Any:
+    """Run a write; on a hub-down error, say the write did not happen and what to do."""
+    from hub.errors import ConflictError, HubUnavailable
+
+    try:
+        return write()
+    except HubUnavailable as exc:
+        _fail(f"{exc.message}; nothing was written", EXIT_HUB_DOWN)
+    except ConflictError as exc:
+        detail = exc.conflicts[0] if exc.conflicts else None
+        if detail is not None and detail.exists:
+            exc.message += f" (value {_text(detail.value)}, set by {detail.source or '?'} at {_when(detail.time)})"
+        raise
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only keys starting with this (use 'plant.' for a subtree).")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """List keys and values, sorted by key."""
+    settings = _settings(ctx)
+    with _reported(settings), settings.client() as client:
+        listing = client.list(prefix)
+        _warn_if_mirror(listing.origin)
+        if as_json:
+            items = [_item_dict(item) for item in listing.items]
+            typer.echo(
+                _json({"rev": listing.origin.rev, "epoch": listing.origin.epoch, **_origin_dict(listing.origin), "items": items})
+            )
+            return
+        for item in listing.items:
+            typer.echo(f"{item.key} = {_json(item.value)}")
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only keys starting with this.")] = "",
+    as_json: JsonOption = False,
+    count: Annotated[int | None, typer.Option(help="Exit after this many changes.", min=1)] = None,
+) -> None:
+    """Print every change as it happens; resyncs and hub outages are shown too. Ctrl-C stops."""
+    from hub.rules import check_prefix
+    from statehub.subscription import HubDown, Subscription, Synced
+
+    settings = _settings(ctx)
+    with _reported(settings):
+        check_prefix(prefix)
+        client = settings.client()
+        client.close()
+        seen = 0
+        with contextlib.suppress(KeyboardInterrupt), Subscription(
+            client.data_dir, prefix=prefix, timeout=settings.timeout
+        ) as subscription:
+            for event in subscription:
+                if isinstance(event, HubDown):
+                    _print_down(event, as_json)
+                    continue
+                if isinstance(event, Synced):
+                    _print_synced(event, len(subscription.items), prefix, as_json)
+                changes = event.changes
+                for change in changes:
+                    typer.echo(_change_line(change, as_json))
+                seen += len(changes) if not isinstance(event, Synced) else 0
+                sys.stdout.flush()
+                if count is not None and seen >= count:
+                    return
+
+
+def _print_down(event: Any, as_json: bool) -> None:
+    mirror = event.mirror
+    if as_json:
+        typer.echo(_json({"event": "hub_down", "reason": event.reason, "mirror_rev": mirror.rev if mirror else None}))
+    else:
+        where = f"; the mirror is at revision {mirror.rev}" if mirror else ""
+        typer.echo(f"# hub down: {event.reason}{where}; waiting for it to come back", err=True)
+
+
+def _print_synced(event: Any, keys: int, prefix: str, as_json: bool) -> None:
+    if as_json:
+        typer.echo(
+            _json({"event": "synced", "rev": event.rev, "epoch": event.epoch, "reason": event.reason, "keys": keys})
+        )
+    elif event.first:
+        typer.echo(f"# watching '{prefix}' at revision {event.rev} ({keys} keys)", err=True)
+    else:
+        typer.echo(
+            f"# resynced at revision {event.rev}: {event.reason}; {len(event.changes)} keys differ", err=True
+        )
+
+
+def _change_line(change: Changed, as_json: bool) -> str:
+    if as_json:
+        import msgspec
+
+        data = msgspec.to_builtins(change)
+        data["event"] = data.pop("type")
+        return _json(data)
+    who = "/".join(part for part in (change.source, change.user) if part) or "?"
+    what = f"{change.key} = {_json(change.value)}" if change.op == "set" else f"unset {change.key}"
+    return f"[{change.rev}] {what}  ({who}, {_when(change.time)})"
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    key: str,
+    limit: Annotated[int, typer.Option(help="How many versions, newest first.", min=1, max=10000)] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Show who changed KEY, when, and from what to what."""
+    import msgspec
+
+    settings = _settings(ctx)
+    with _reported(settings), settings.client() as client:
+        versions = client.history(key, limit + 1)  # one more, to show the oldest's previous value
+        if as_json:
+            typer.echo(_json([msgspec.to_builtins(v) for v in versions[:limit]]))
+            return
+        if not versions:
+            typer.echo(f"no history for {key!r} (within the hub's retention)")
+        complete = len(versions) <= limit  # else older versions exist beyond what we show
+        for version, older in zip(versions[:limit], [*versions[1:], None]):
+            if older is None:
+                before = "(new)" if complete else "?"
+            else:
+                before = "(unset)" if older.op == "unset" else _json(older.value)
+            after = "(unset)" if version.op == "unset" else _json(version.value)
+            who = "/".join(part for part in (version.source, version.user) if part) or "?"
+            typer.echo(f"[{version.rev}] {_when(version.time)}  {who:<16} {before} -> {after}")
+
+
+@app.command()
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show the hub's revision, epoch, uptime, key count, files and endpoints."""
+    import msgspec
+
+    settings = _settings(ctx)
+    with _reported(settings), settings.client() as client:
+        hub = client.status()
+        if as_json:
+            typer.echo(_json(msgspec.to_builtins(hub)))
+            return
+        typer.echo(f"statehub {hub.version} (protocol {hub.protocol}), pid {hub.pid}, up {hub.uptime:.0f} s")
+        typer.echo(f"revision {hub.rev}, epoch {hub.epoch}, {hub.keys} keys")
+        typer.echo(f"store    {hub.store}\nmirror   {hub.mirror}")
+        for name, endpoint in hub.endpoints.items():
+            typer.echo(f"{name:<8} {endpoint}")
+
+
+@app.command()
+def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
+    """Show which layer gives KEY its value: environment > stored > defaults."""
+    from statehub.waterfall import MISSING
+
+    settings = _settings(ctx)
+    with _reported(settings), settings.client() as client:
+        from hub.rules import check_key
+
+        check_key(key)
+        found = client.explain(key)
+
+    def shown(value: Any) -> str:
+        return "(not set)" if value is MISSING else _json(value)
+
+    stored = found.stored.value if found.stored is not None else MISSING
+    if as_json:
+
+        def plain(value: Any) -> Any:
+            return None if value is MISSING else value
+
+        typer.echo(
+            _json(
+                {
+                    "key": key,
+                    "layer": found.layer,
+                    "value": plain(found.value),
+                    "environment": {"variable": found.env_var, "set": found.env_value is not MISSING, "value": plain(found.env_value)},
+                    "stored": {"set": stored is not MISSING, "value": plain(stored), "note": found.stored_note},
+                    "defaults": {"set": found.default is not MISSING, "value": plain(found.default), "file": found.defaults_path},
+                }
+            )
+        )
+        return
+    if found.layer is None:
+        typer.echo(f"{key} has no value in any layer")
+    else:
+        typer.echo(f"{key} = {_text(found.value)}  (from the {found.layer} layer)")
+    marks = {name: "<- wins" if found.layer == name else "" for name in ("environment", "stored", "defaults")}
+    typer.echo(f"  environment  {found.env_var} = {shown(found.env_value)}  {marks['environment']}")
+    typer.echo(f"  stored       {shown(stored)}  [{found.stored_note}]  {marks['stored']}")
+    typer.echo(f"  defaults     {shown(found.default)}  [{found.defaults_path}]  {marks['defaults']}")
+    if found.layer is None:
+        raise typer.Exit(EXIT_NOT_FOUND)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

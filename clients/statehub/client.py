@@ -1,0 +1,260 @@
+"""The Python client: reads, writes and subscriptions against one hub.
+
+Thread safety: a Client owns ZeroMQ sockets, which must stay in one thread.
+Use one Client per thread (they are cheap), or one Subscription per thread.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from hub.errors import HubUnavailable, NotFound
+from hub.mirror import MirrorError, MirrorState, read_mirror
+from hub.paths import Layout, resolve_data_dir
+from hub.protocol import (
+    PROTOCOL_VERSION,
+    Committed,
+    Get,
+    History,
+    HubStatus,
+    Item,
+    Items,
+    List,
+    Op,
+    Set,
+    Status,
+    Txn,
+    Unset,
+    Version,
+    Versions,
+)
+from hub.rules import check_key, check_prefix, check_write
+from statehub.connection import Connection
+from statehub.waterfall import Explanation, explain
+
+log = logging.getLogger(__name__)
+
+WRITE_ATTEMPTS = 2  # a retried write carries the same request id, so the hub applies it once
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a read came from: the hub itself, or the mirror file when the hub was down."""
+
+    from_mirror: bool
+    rev: int | None
+    epoch: str | None = None
+    age: float | None = None  # seconds since the mirror was written
+
+    def describe(self) -> str:
+        if not self.from_mirror:
+            return f"from the hub at revision {self.rev}" if self.rev is not None else "from the hub"
+        return f"from the mirror at revision {self.rev}, {_age_text(self.age or 0.0)} old"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One key's item and where it was read from."""
+
+    item: Item
+    origin: Origin
+
+    @property
+    def value(self) -> Any:
+        return self.item.value
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Items under a prefix and where they were read from."""
+
+    items: list[Item]
+    origin: Origin
+
+
+class Client:
+    """A connection to the hub of one data dir.
+
+    ``timeout`` is how long to wait for the hub before declaring it down; reads
+    then fall back to the mirror unless ``fallback`` is False.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        *,
+        rpc: str | None = None,
+        events: str | None = None,
+        timeout: float = 0.5,
+        source: str = "python",
+        user: str | None = None,
+        fallback: bool = True,
+        defaults: str | Path | None = None,
+    ) -> None:
+        self.data_dir = resolve_data_dir(data_dir)
+        self.layout = Layout(self.data_dir)
+        self.timeout = timeout
+        self.source = source
+        self.user = user if user is not None else _current_user()
+        self.fallback = fallback
+        self.defaults_path = defaults
+        self._rpc = rpc
+        self._events = events
+        self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._connection = Connection(self._context, self.data_dir, rpc=rpc, timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._connection.close()
+        self._context.destroy(linger=0)
+
+    # --- reads ----------------------------------------------------------------
+
+    def get(self, key: str) -> Reading:
+        """The key's current item; raises NotFound.  Falls back to the mirror when the hub is down."""
+        check_key(key)
+        try:
+            reply = self._connection.request(Get(v=PROTOCOL_VERSION, key=key))
+        except HubUnavailable as down:
+            mirror = self._mirror_or_raise(down)
+            item = mirror.items.get(key)
+            if item is None:
+                raise NotFound(f"no key {key!r} (in the mirror at revision {mirror.rev})") from None
+            return Reading(item, _mirror_origin(mirror))
+        assert isinstance(reply, Item)
+        return Reading(reply, Origin(from_mirror=False, rev=None))
+
+    def list(self, prefix: str = "") -> Listing:
+        """Every item whose key starts with ``prefix``, sorted by key."""
+        check_prefix(prefix)
+        try:
+            reply = self._connection.request(List(v=PROTOCOL_VERSION, prefix=prefix))
+        except HubUnavailable as down:
+            mirror = self._mirror_or_raise(down)
+            items = [item for key, item in sorted(mirror.items.items()) if key.startswith(prefix)]
+            return Listing(items, _mirror_origin(mirror))
+        assert isinstance(reply, Items)
+        return Listing(reply.items, Origin(from_mirror=False, rev=reply.rev, epoch=reply.epoch))
+
+    def history(self, key: str, limit: int = 100) -> list[Version]:
+        """The key's past versions, newest first (the hub must be up)."""
+        check_key(key)
+        reply = self._connection.request(History(v=PROTOCOL_VERSION, key=key, limit=limit))
+        assert isinstance(reply, Versions)
+        return reply.versions
+
+    def status(self) -> HubStatus:
+        reply = self._connection.request(Status(v=PROTOCOL_VERSION))
+        assert isinstance(reply, HubStatus)
+        return reply
+
+    def read_mirror(self) -> MirrorState:
+        """The mirror file as it is now (raises MirrorError when it is missing or damaged)."""
+        return read_mirror(self.layout.mirror)
+
+    def _mirror_or_raise(self, down: HubUnavailable) -> MirrorState:
+        if not self.fallback:
+            raise down
+        try:
+            return self.read_mirror()
+        except MirrorError as exc:
+            raise HubUnavailable(f"{down.message}; and the mirror cannot be read: {exc}") from down
+
+    # --- writes ---------------------------------------------------------------
+
+    def set(self, key: str, value: Any, *, expect: int | None = None) -> Committed:
+        """Set ``key``; with ``expect``, only if its revision is still that (0: only if absent)."""
+        return self._write(Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, **self._who()))
+
+    def unset(self, key: str, *, expect: int | None = None) -> Committed:
+        return self._write(Unset(v=PROTOCOL_VERSION, key=key, expect=expect, **self._who()))
+
+    def txn(self, ops: Iterable[Op]) -> Committed:
+        """Apply all ``ops`` atomically under one revision, or none of them."""
+        return self._write(Txn(v=PROTOCOL_VERSION, ops=list(ops), **self._who()))
+
+    def _who(self) -> dict[str, str]:
+        return {"request_id": uuid.uuid4().hex, "source": self.source, "user": self.user}
+
+    def _write(self, write: Set | Unset | Txn) -> Committed:
+        check_write(write)
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                reply = self._connection.request(write)
+            except HubUnavailable:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                log.info("no reply from the hub; retrying the same write once")
+                continue
+            assert isinstance(reply, Committed)
+            return reply
+        raise AssertionError("unreachable")
+
+    # --- change stream and waterfall ---------------------------------------------
+
+    def subscribe(
+        self, prefix: str = "", callback: Callable[[Any], None] | None = None
+    ) -> Any:
+        """A live replica of the keys under ``prefix``: see statehub.Subscription.
+
+        Without ``callback``, returns a Subscription to iterate in this thread.
+        With one, starts a thread that calls ``callback(event)`` for each event and
+        returns its SubscriptionThread (call ``stop()`` to end it).
+        """
+        from statehub.subscription import Subscription, SubscriptionThread
+
+        def make() -> Subscription:
+            return Subscription(
+                self.data_dir, prefix=prefix, rpc=self._rpc, events=self._events, timeout=self.timeout
+            )
+
+        if callback is None:
+            return make()
+        thread = SubscriptionThread(make, callback)
+        thread.start()
+        return thread
+
+    def explain(self, key: str) -> Explanation:
+        """Which layer of the waterfall (environment > stored > defaults) gives ``key``."""
+        return explain(self, key)
+
+    def resolve(self, key: str) -> Any:
+        """The value of ``key`` after the waterfall; raises NotFound when no layer has it."""
+        found = self.explain(key)
+        if found.layer is None:
+            raise NotFound(f"no key {key!r} in the environment, the store or the defaults")
+        return found.value
+
+
+def _mirror_origin(mirror: MirrorState) -> Origin:
+    return Origin(from_mirror=True, rev=mirror.rev, epoch=mirror.epoch, age=mirror.age)
+
+
+def _age_text(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()[:64]
+    except (KeyError, OSError):
+        return ""

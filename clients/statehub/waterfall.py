@@ -1,0 +1,133 @@
+"""The waterfall: environment variable > stored value > shipped defaults.
+
+The environment name of a key is ``STATEHUB_`` + the key upper-cased, with
+``.`` written as ``__`` and ``-`` as ``_``: ``plant.flow-rate`` is read from
+``STATEHUB_PLANT__FLOW_RATE``.  Its text is parsed as JSON when it parses, else
+taken as a string, exactly like a value typed to ``statehub set``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+from hub.errors import HubUnavailable, NotFound
+
+if TYPE_CHECKING:
+    from statehub.client import Client, Reading
+
+ENV_DEFAULTS = "STATEHUB_DEFAULTS"
+ENV_PREFIX = "STATEHUB_"
+
+Layer = Literal["environment", "stored", "defaults"]
+
+
+class _Missing:
+    """Marks a layer that has no value for a key (a stored null is a value)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Where a key's value comes from, and what every layer holds."""
+
+    key: str
+    layer: Layer | None  # the winning layer; None when no layer has the key
+    value: Any  # the winning value, or MISSING
+    env_var: str
+    env_value: Any  # MISSING when the variable is not set
+    stored: Reading | None  # None when the store has no such key (or cannot be read)
+    stored_note: str  # why the store was not consulted, or where it was read from
+    default: Any  # MISSING when the defaults have no such key
+    defaults_path: str
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper().replace(".", "__").replace("-", "_")
+
+
+def parse_text_value(text: str) -> Any:
+    """A value typed by a person: JSON when it parses as JSON, else the text itself."""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return text
+
+
+def defaults_file(explicit: str | Path | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get(ENV_DEFAULTS)
+    if from_env:
+        return Path(from_env)
+    return Path(str(resources.files("statehub").joinpath("defaults.toml")))
+
+
+def load_defaults(path: Path) -> dict[str, Any]:
+    """The defaults file as flat dotted keys; a missing file is no defaults."""
+    try:
+        with open(path, "rb") as handle:
+            return flatten(tomllib.load(handle))
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"defaults file {path} is not valid TOML: {exc}") from exc
+
+
+def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in table.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, key + "."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def explain(client: Client, key: str) -> Explanation:
+    variable = env_name(key)
+    raw = os.environ.get(variable)
+    env_value = MISSING if raw is None else parse_text_value(raw)
+    stored, note = _stored(client, key)
+    path = defaults_file(client.defaults_path)
+    default = load_defaults(path).get(key, MISSING)
+    layers: list[tuple[Layer, Any]] = [
+        ("environment", env_value),
+        ("stored", stored.value if stored is not None else MISSING),
+        ("defaults", default),
+    ]
+    layer, value = next(((name, v) for name, v in layers if v is not MISSING), (None, MISSING))
+    return Explanation(
+        key=key,
+        layer=layer,
+        value=value,
+        env_var=variable,
+        env_value=env_value,
+        stored=stored,
+        stored_note=note,
+        default=default,
+        defaults_path=str(path),
+    )
+
+
+def _stored(client: Client, key: str) -> tuple[Reading | None, str]:
+    try:
+        reading = client.get(key)
+    except NotFound:
+        return None, "not stored"
+    except HubUnavailable as exc:
+        return None, f"unknown: {exc.message}"
+    return reading, reading.origin.describe()
