@@ -98,7 +98,10 @@ def parse(text: str) -> MirrorState:
     header: dict[str, str] = {}
     items: dict[str, Item] = {}
     decoder = json.JSONDecoder()
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a line: str.splitlines() would also split on U+0085 and
+    # U+2028, which compact JSON leaves unescaped inside strings.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         if line.startswith("#"):

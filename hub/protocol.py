@@ -145,6 +145,8 @@ class HubStatus(_Message, tag="hub_status"):
     store: str
     mirror: str
     endpoints: dict[str, str]
+    writes: int = 0  # write requests committed since start
+    commits: int = 0  # SQLite transactions since start (fewer than writes: group commit)
 
 
 class Committed(_Message, tag="committed"):

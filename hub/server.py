@@ -92,6 +92,8 @@ class Hub:
         self._started = time.time()
         self._published_rev = store.rev
         self._stopping = False
+        self._writes = 0
+        self._commits = 0
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = request_decoder().decode
         self._ctx = zmq.Context()
@@ -158,7 +160,7 @@ class Hub:
         )
         write_atomically(self.layout.hub_file, msgspec.json.encode(info) + b"\n", mode=0o644)
         log.info(
-            "statehub %s serving %s at revision %d (epoch %s); rpc %s, events %s, mirror %s",
+            "statehub %s ready: serving %s at revision %d (epoch %s); rpc %s, events %s, mirror %s",
             __version__,
             self.layout.store,
             self.store.rev,
@@ -293,6 +295,8 @@ class Hub:
             store=str(self.layout.store),
             mirror=str(self.layout.mirror),
             endpoints=dict(self.endpoints),
+            writes=self._writes,
+            commits=self._commits,
         )
 
     def _commit(self, pending: list[_Pending]) -> None:
@@ -303,6 +307,8 @@ class Hub:
             for p in pending:
                 self._reply(p.envelope, reply_from_error(exc))
             return
+        self._commits += 1
+        self._writes += len(pending)
         for outcome in outcomes:
             for change in outcome.changes:
                 self._publish(change.key.encode(), change)

@@ -42,7 +42,10 @@ pub fn read_mirror(path: &Path) -> Result<MirrorState> {
             "there is no mirror at {}: the hub has never run with this data dir",
             path.display()
         ))),
-        Err(err) => Err(Error::Io(format!("cannot read the mirror {}: {err}", path.display()))),
+        Err(err) => Err(Error::Io(format!(
+            "cannot read the mirror {}: {err}",
+            path.display()
+        ))),
     }
 }
 
@@ -69,7 +72,10 @@ pub fn parse(text: &str) -> Result<MirrorState> {
         .filter(|name| !header.contains_key(*name))
         .collect();
     if !missing.is_empty() {
-        return Err(mirror_error(format!("mirror header lacks {}", missing.join(", "))));
+        return Err(mirror_error(format!(
+            "mirror header lacks {}",
+            missing.join(", ")
+        )));
     }
     if header["format"] != MIRROR_FORMAT {
         return Err(mirror_error(format!(

@@ -65,8 +65,7 @@ pub fn parse_iso_time(text: &str) -> Option<f64> {
     let hour: u32 = clock_parts.next()?.parse().ok()?;
     let minute: u32 = clock_parts.next()?.parse().ok()?;
     let second: u32 = clock_parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let fraction = if fraction.is_empty() {
@@ -127,8 +126,14 @@ mod tests {
     #[test]
     fn iso_times_round_trip() {
         assert_eq!(parse_iso_time("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(parse_iso_time("2026-11-18T11:06:40.250000Z"), Some(1_795_000_000.25));
-        assert_eq!(parse_iso_time("2026-11-18T11:06:40.25+00:00"), Some(1_795_000_000.25));
+        assert_eq!(
+            parse_iso_time("2026-11-18T11:06:40.250000Z"),
+            Some(1_795_000_000.25)
+        );
+        assert_eq!(
+            parse_iso_time("2026-11-18T11:06:40.25+00:00"),
+            Some(1_795_000_000.25)
+        );
         assert_eq!(iso_time(1_795_000_000.25), "2026-11-18T11:06:40.250000Z");
         assert_eq!(iso_time(951_782_400.0), "2000-02-29T00:00:00.000000Z");
         assert_eq!(parse_iso_time("2000-02-29T00:00:00.000000Z"), Some(951_782_400.0));

@@ -1,0 +1,179 @@
+//! What `statehub-rs` prints. Results go to stdout, one JSON document per line
+//! with `--json`; notices and errors go to stderr, prefixed `statehub-rs:`.
+
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use statehub::protocol::Version;
+use statehub::util::iso_time;
+use statehub::{Committed, Error, Explanation, Item, Items, MirrorInfo};
+
+/// One compact JSON document on its own line, flushed at once (consumers such
+/// as `watch | jq` or a test reading a pipe must see each line as it happens).
+pub fn print_json<T: Serialize + ?Sized>(value: &T) {
+    let line = serde_json::to_string(value).expect("values serialize to JSON");
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (e.g. `| head`) is not worth a panic: the reader is gone.
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+}
+
+/// Messages for the person at the terminal, on stderr.
+pub struct Notice;
+
+impl Notice {
+    pub fn info(message: &str) {
+        eprintln!("statehub-rs: {message}");
+    }
+
+    pub fn warn(message: &str) {
+        eprintln!("statehub-rs: warning: {message}");
+    }
+}
+
+pub fn print_error(err: &Error) {
+    eprintln!("statehub-rs: error: {err}");
+    if let Error::Conflict { conflicts, .. } = err {
+        for c in conflicts {
+            let now = if c.exists {
+                format!("is at revision {} with value {}", c.rev, c.value)
+            } else {
+                "does not exist".to_string()
+            };
+            eprintln!("  {}: expected revision {}, {now}", c.key, c.expected);
+        }
+    }
+}
+
+/// An item with every field present (unlike the wire form, which omits empty
+/// ones), so scripts can rely on the shape.
+fn item_fields(item: &Item) -> Map<String, Value> {
+    let value = json!({
+        "key": item.key,
+        "value": item.value,
+        "rev": item.rev,
+        "created_rev": item.created_rev,
+        "time": item.time,
+        "source": item.source,
+        "user": item.user,
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("json! of an object literal"),
+    }
+}
+
+/// Where a read came from: `from_mirror`, and the mirror's revision and age if so.
+fn add_origin(map: &mut Map<String, Value>, mirror: Option<&MirrorInfo>) {
+    map.insert("from_mirror".into(), Value::Bool(mirror.is_some()));
+    if let Some(mirror) = mirror {
+        map.insert("mirror_rev".into(), json!(mirror.rev));
+        map.insert("mirror_written".into(), json!(mirror.written));
+        map.insert("mirror_age".into(), json!(mirror.age.as_secs_f64()));
+    }
+}
+
+/// `get --json`: the item plus `from_mirror` (and `mirror_rev`, `mirror_written`,
+/// `mirror_age` when true).
+pub fn item_json(item: &Item, mirror: Option<&MirrorInfo>) -> Value {
+    let mut map = item_fields(item);
+    add_origin(&mut map, mirror);
+    Value::Object(map)
+}
+
+/// `list`: `key = value` lines; with `--json` one object
+/// `{epoch, rev, items: [...], from_mirror, ...}`.
+pub fn print_items(items: &Items, mirror: Option<&MirrorInfo>, json: bool) {
+    if json {
+        let mut map = Map::new();
+        map.insert("epoch".into(), json!(items.epoch));
+        map.insert("rev".into(), json!(items.rev));
+        let list: Vec<Value> = items
+            .items
+            .iter()
+            .map(|i| Value::Object(item_fields(i)))
+            .collect();
+        map.insert("items".into(), Value::Array(list));
+        add_origin(&mut map, mirror);
+        print_json(&Value::Object(map));
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    for item in &items.items {
+        let _ = writeln!(stdout, "{} = {}", item.key, item.value);
+    }
+}
+
+/// `set`/`unset`: `committed revision N`, or the committed reply as JSON.
+pub fn print_committed(committed: &Committed, json: bool) {
+    if json {
+        print_json(&json!({
+            "epoch": committed.epoch,
+            "rev": committed.rev,
+            "duplicate": committed.duplicate,
+        }));
+    } else if committed.duplicate {
+        println!("committed revision {} (a repeated request)", committed.rev);
+    } else {
+        println!("committed revision {}", committed.rev);
+    }
+}
+
+pub fn print_history(versions: &[Version], json: bool) {
+    if json {
+        let rows: Vec<Value> = versions
+            .iter()
+            .map(|v| {
+                json!({
+                    "rev": v.rev, "op": v.op, "value": v.value, "time": v.time,
+                    "source": v.source, "user": v.user,
+                })
+            })
+            .collect();
+        print_json(&rows);
+        return;
+    }
+    for v in versions {
+        let value = match v.op {
+            statehub::OpKind::Set => v.value.to_string(),
+            statehub::OpKind::Unset => "-".to_string(),
+        };
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            v.rev,
+            v.op.as_str(),
+            value,
+            iso_time(v.time),
+            v.source,
+            v.user
+        );
+    }
+}
+
+pub fn print_explanation(e: &Explanation) {
+    let shown = |value: &Option<Value>| value.as_ref().map_or("-".to_string(), Value::to_string);
+    match (&e.value, e.layer) {
+        (Some(value), Some(layer)) => println!("{} = {value}  (from {})", e.key, layer_name(layer)),
+        _ => println!("{} is in no layer", e.key),
+    }
+    println!("  environment {}: {}", e.env_var, shown(&e.environment));
+    let stored_note = match (&e.stored_mirror_rev, &e.stored_error) {
+        (Some(rev), _) => format!("  (from the mirror at revision {rev})"),
+        (_, Some(error)) => format!("  ({error})"),
+        _ => String::new(),
+    };
+    println!("  stored: {}{stored_note}", shown(&e.stored));
+    let file = e
+        .defaults_file
+        .as_ref()
+        .map_or("no defaults file".to_string(), |p| p.display().to_string());
+    println!("  defaults ({file}): {}", shown(&e.defaults));
+}
+
+fn layer_name(layer: statehub::Layer) -> &'static str {
+    match layer {
+        statehub::Layer::Environment => "environment",
+        statehub::Layer::Stored => "stored",
+        statehub::Layer::Defaults => "defaults",
+    }
+}

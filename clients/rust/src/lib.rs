@@ -1,0 +1,27 @@
+//! Rust client for statehub: a small message-bus hub for configuration and live
+//! state (one durable store, a ZeroMQ change stream, a plaintext mirror).
+//!
+//! - [`Client`]: get/set/unset/txn/list/history/status over REQ, with Lazy Pirate
+//!   timeouts and the mirror as the read fallback while the hub is down.
+//! - [`Subscriber`]: follows the change stream with the sync algorithm of the
+//!   protocol (welcome, snapshot, gap detection, resync), so no change is missed.
+//! - [`Waterfall`]: environment > stored > defaults resolution.
+//!
+//! The wire contract is `docs/protocol.md` in the statehub repository.
+
+pub mod client;
+pub mod discovery;
+pub mod error;
+pub mod mirror;
+pub mod protocol;
+pub mod subscriber;
+pub mod sync;
+pub mod util;
+pub mod waterfall;
+
+pub use client::{Client, ClientBuilder, Fetched, MirrorInfo, DEFAULT_TIMEOUT};
+pub use error::{Error, Result};
+pub use protocol::{Committed, Item, Items, Op, OpKind};
+pub use subscriber::{Event, Subscriber, SubscriberOptions};
+pub use sync::Change;
+pub use waterfall::{Explanation, Layer, Waterfall};

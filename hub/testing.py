@@ -1,0 +1,125 @@
+"""Run a real hub process for tests and wait until it is ready.
+
+    with HubProcess(tmp_path) as hub:
+        hub.client().set("a", 1)
+        hub.kill()          # SIGKILL
+        hub.start()         # same data dir, new process
+
+Readiness is a handshake: the hub logs its "serving" banner only after it has
+bound its sockets and written hub.json.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+READY_MARK = " ready: serving "
+
+
+class HubProcess:
+    def __init__(self, data_dir: Path, *, heartbeat: float = 0.2, args: list[str] | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.heartbeat = heartbeat
+        self.args = args or []
+        self.process: subprocess.Popen[str] | None = None
+        self.log_lines: list[str] = []
+        self._ready = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    @property
+    def log(self) -> str:
+        return "".join(self.log_lines)
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "hub",
+            "--data-dir",
+            str(self.data_dir),
+            "--heartbeat",
+            str(self.heartbeat),
+            *self.args,
+        ]
+
+    def start(self, timeout: float = 15.0) -> HubProcess:
+        """Start the hub and return once it serves; raise with its log if it does not."""
+        self._ready.clear()
+        self.log_lines = []
+        self.process = subprocess.Popen(
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self._reader = threading.Thread(target=self._read_log, args=(self.process.stderr,), daemon=True)
+        self._reader.start()
+        if not self._ready.wait(timeout):
+            exited = self.process.poll()
+            self.kill()
+            raise RuntimeError(f"hub not ready within {timeout} s (exit {exited}); log:\n{self.log}")
+        return self
+
+    def _read_log(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        for line in stream:
+            self.log_lines.append(line)
+            if READY_MARK in line:
+                self._ready.set()
+
+    def client(self, **options: Any) -> Any:
+        from statehub.client import Client
+
+        options.setdefault("timeout", 2.0)
+        return Client(self.data_dir, **options)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown at all, as in a crash or power cut."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+        self.wait()
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait; return the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 15.0) -> int:
+        if self.process is None:
+            return 0
+        code = self.process.wait(timeout)
+        if self._reader is not None:
+            self._reader.join(timeout)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return code
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def __enter__(self) -> HubProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.kill()
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; bounded in time and count."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

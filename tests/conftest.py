@@ -1,0 +1,46 @@
+"""Shared fixtures: real hub processes in temp data dirs, the CLI as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.testing import HubProcess
+
+VECTORS = Path(__file__).parent / "vectors"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def hub(data_dir: Path) -> Iterator[HubProcess]:
+    with HubProcess(data_dir) as process:
+        yield process
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATEHUB_")}
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    data_dir: Path, *args: str, timeout: float = 30, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``statehub --data-dir DATA_DIR ARGS`` as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "statehub.cli", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env if env is not None else cli_env(),
+        input=input,
+    )
