@@ -147,7 +147,7 @@ impl SyncState {
             .filter(|item| {
                 self.items
                     .get(&item.key)
-                    .map_or(true, |old| old.rev != item.rev || old.value != item.value)
+                    .is_none_or(|old| old.rev != item.rev || old.value != item.value)
             })
             .map(Change::synthetic_set)
             .collect();

@@ -40,7 +40,11 @@ pub fn print_error(err: &Error) {
             } else {
                 "does not exist".to_string()
             };
-            eprintln!("  {}: expected revision {}, {now}", c.key, c.expected);
+            let expected = match c.expected {
+                0 => "expected it to be absent".to_string(),
+                rev => format!("expected revision {rev}"),
+            };
+            eprintln!("  {}: {expected}, {now}", c.key);
         }
     }
 }

@@ -107,7 +107,7 @@ impl Reactor {
             if let Some(status) = child.try_wait()? {
                 return Ok(Ending::Exited(status));
             }
-            if deadline.map_or(false, |d| Instant::now() >= d) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 kill_group(child);
                 child.wait()?;
                 return Ok(Ending::TimedOut);

@@ -1,0 +1,95 @@
+"""The statehub command as a user runs it: output, error lines and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hub.testing import HubProcess
+
+from .conftest import cli_env, run_cli
+
+
+def test_set_then_get_parses_json_and_keeps_strings(hub: HubProcess) -> None:
+    assert run_cli(hub.data_dir, "set", "a.n", "30").stdout.strip() == "a.n = 30  (revision 1)"
+    run_cli(hub.data_dir, "set", "a.s", "hello world")
+    run_cli(hub.data_dir, "set", "a.forced", "30", "--string")
+    run_cli(hub.data_dir, "set", "a.list", "[1, 2]")
+    values = {i["key"]: i["value"] for i in json.loads(run_cli(hub.data_dir, "list", "--json").stdout)["items"]}
+    assert values == {"a.n": 30, "a.s": "hello world", "a.forced": "30", "a.list": [1, 2]}
+    assert run_cli(hub.data_dir, "get", "a.s").stdout == "hello world\n"
+
+
+def test_get_json_carries_metadata_and_origin(hub: HubProcess) -> None:
+    run_cli(hub.data_dir, "set", "a", "1")
+    data = json.loads(run_cli(hub.data_dir, "get", "a", "--json").stdout)
+    assert (data["value"], data["rev"], data["source"], data["from_mirror"]) == (1, 1, "cli", False)
+
+
+def test_a_bad_key_is_one_error_line_with_exit_2(hub: HubProcess) -> None:
+    result = run_cli(hub.data_dir, "set", "plant..rate", "1")
+    assert result.returncode == 2
+    assert result.stderr == "error: invalid key 'plant..rate': empty segment at position 6\n"
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_key_exits_3(hub: HubProcess) -> None:
+    result = run_cli(hub.data_dir, "get", "nope")
+    assert (result.returncode, result.stderr) == (3, "error: no key 'nope'\n")
+
+
+def test_a_conflict_exits_4_and_shows_the_current_value_and_who(hub: HubProcess) -> None:
+    run_cli(hub.data_dir, "set", "plant.rate", "30")
+    run_cli(hub.data_dir, "set", "plant.rate", "31")
+    result = run_cli(hub.data_dir, "set", "plant.rate", "40", "--expect-rev", "1")
+    assert result.returncode == 4
+    assert "error: conflict on 'plant.rate': you expected revision 1, it is at revision 2 (value 31, set by cli at" in result.stderr
+    assert "hint: read the current value, then retry with --expect-rev" in result.stderr
+
+
+def test_with_no_hub_reads_fail_clearly_when_there_is_no_mirror_either(tmp_path: Path) -> None:
+    result = run_cli(tmp_path / "empty", "get", "a")
+    assert result.returncode == 5
+    assert "the hub is not running" in result.stderr and "statehub serve" in result.stderr
+    assert "there is no mirror" in result.stderr
+
+
+def test_history_shows_who_and_old_to_new(hub: HubProcess) -> None:
+    for value in ("1", "2"):
+        run_cli(hub.data_dir, "set", "h", value)
+    run_cli(hub.data_dir, "unset", "h")
+    lines = run_cli(hub.data_dir, "history", "h").stdout.splitlines()
+    assert [line.split("  ")[-1].split()[-3:] for line in lines] == [["2", "->", "(unset)"], ["1", "->", "2"], ["(new)", "->", "1"]]
+    assert all("cli/" in line for line in lines)
+
+
+def test_status_json_names_the_files_and_endpoints(hub: HubProcess) -> None:
+    data = json.loads(run_cli(hub.data_dir, "status", "--json").stdout)
+    assert data["data_dir"] == str(hub.data_dir)
+    assert set(data["endpoints"]) == {"rpc", "events"}
+
+
+def test_explain_names_the_winning_layer(hub: HubProcess, tmp_path: Path) -> None:
+    defaults = tmp_path / "defaults.toml"
+    defaults.write_text('[plant]\nrate = 10\nunit = "MGD"\n')
+    env = cli_env(STATEHUB_DEFAULTS=str(defaults))
+    run_cli(hub.data_dir, "set", "plant.rate", "20")
+
+    def layer(key: str, **extra: str) -> str:
+        result = run_cli(hub.data_dir, "explain", key, "--json", env={**env, **extra})
+        data = json.loads(result.stdout)
+        return f"{data['layer']}={data['value']}"
+
+    assert layer("plant.unit") == "defaults=MGD"
+    assert layer("plant.rate") == "stored=20"
+    assert layer("plant.rate", STATEHUB_PLANT__RATE="30") == "environment=30"
+    missing = run_cli(hub.data_dir, "explain", "plant.none", env=env)
+    assert missing.returncode == 3 and "has no value in any layer" in missing.stdout
+
+
+@pytest.mark.parametrize("command", ["get", "set", "list", "watch", "history", "status", "explain", "serve"])
+def test_every_command_has_help(command: str, tmp_path: Path) -> None:
+    result = run_cli(tmp_path, command, "--help")
+    assert result.returncode == 0 and "usage" in result.stdout.lower()
