@@ -47,6 +47,7 @@ class List(_Message, tag="list"):
 class Snapshot(_Message, tag="snapshot"):
     v: int
     prefix: str = ""
+    at_rev: int | None = None  # rebuild the state as it was right after this revision
 
 
 class History(_Message, tag="history"):
@@ -123,6 +124,8 @@ class Version(msgspec.Struct, kw_only=True, omit_defaults=True):
     rev: int
     op: Literal["set", "unset"]
     value: Any = None
+    prev_rev: int = 0  # the key's revision before this change; 0: it did not exist
+    prev_value: Any = None
     time: float
     source: str = ""
     user: str = ""

@@ -271,6 +271,9 @@ class Hub:
         if isinstance(request, Get):
             check_key(request.key)
             return self.store.get(request.key)
+        if isinstance(request, Snapshot) and request.at_rev is not None:
+            check_prefix(request.prefix)
+            return self.store.state_at(request.at_rev, request.prefix)
         if isinstance(request, (List, Snapshot)):
             check_prefix(request.prefix)
             return self.store.list(request.prefix)

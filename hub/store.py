@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import msgspec
 
-from hub.errors import NotFound, StorageError
+from hub.errors import InvalidRequest, NotFound, StorageError
 from hub.protocol import (
     Changed,
     Committed,
@@ -56,6 +56,8 @@ CREATE TABLE IF NOT EXISTS history (
     key TEXT NOT NULL,
     op TEXT NOT NULL,
     value BLOB,
+    prev_value BLOB,
+    prev_rev INTEGER NOT NULL,
     time REAL NOT NULL,
     source TEXT NOT NULL,
     user TEXT NOT NULL,
@@ -107,6 +109,7 @@ class Store:
         self._init_schema()
         self.epoch: str = self._meta("epoch")
         self.rev: int = int(self._meta("rev"))
+        self.history_from: int = int(self._meta("history_from"))
 
     # --- setup ----------------------------------------------------------------
 
@@ -120,6 +123,7 @@ class Store:
                 "rev": 0,
                 "epoch": new_epoch(),
                 "created": time.time(),
+                "history_from": 1,  # history is complete for every revision from this one on
             }
             for name, value in defaults.items():
                 self._conn.execute(
@@ -167,7 +171,7 @@ class Store:
 
     def history(self, key: str, limit: int) -> list[Version]:
         rows = self._conn.execute(
-            "SELECT rev, op, value, time, source, user FROM history "
+            "SELECT rev, op, value, prev_value, prev_rev, time, source, user FROM history "
             "WHERE key = ? ORDER BY rev DESC LIMIT ?",
             (key, limit),
         ).fetchall()
@@ -175,13 +179,46 @@ class Store:
             Version(
                 rev=rev,
                 op=op,
-                value=msgspec.Raw(value) if value is not None else None,
+                value=_raw(value),
+                prev_rev=prev_rev,
+                prev_value=_raw(prev_value),
                 time=when,
                 source=source,
                 user=user,
             )
-            for rev, op, value, when, source, user in rows
+            for rev, op, value, prev_value, prev_rev, when, source, user in rows
         ]
+
+    def state_at(self, rev: int, prefix: str = "") -> Items:
+        """The items under ``prefix`` as they were right after revision ``rev``.
+
+        Undoes, key by key, the first change made after ``rev``: history rows
+        carry the value they replaced.  Keys restored this way know only their
+        value and revision (no time or writer).
+        """
+        if not 0 <= rev <= self.rev:
+            raise InvalidRequest(f"revision {rev} does not exist: the store is at revision {self.rev}")
+        if rev < self.history_from - 1:
+            raise InvalidRequest(
+                f"cannot rebuild revision {rev}: history before revision {self.history_from} "
+                "was pruned (see the hub's --history-keep)"
+            )
+        items = {item.key: item for item in self._items(prefix)}
+        sql = "SELECT key, prev_value, prev_rev FROM history WHERE rev > ?"
+        args: tuple[Any, ...] = (rev,)
+        if prefix:
+            sql += " AND key >= ? AND key < ?"
+            args += _bounds(prefix)
+        undone: set[str] = set()
+        for key, prev_value, prev_rev in self._conn.execute(sql + " ORDER BY rev, idx", args):
+            if key in undone:
+                continue
+            undone.add(key)
+            if prev_rev == 0:
+                items.pop(key, None)
+            else:
+                items[key] = Item(key=key, value=msgspec.Raw(prev_value), rev=prev_rev, created_rev=prev_rev, time=0.0)
+        return Items(epoch=self.epoch, rev=rev, items=[items[key] for key in sorted(items)])
 
     # --- writes ---------------------------------------------------------------
 
@@ -202,6 +239,7 @@ class Store:
                         self._prune(now)
         except sqlite3.Error as exc:
             self.rev = start_rev
+            self.history_from = int(self._meta("history_from"))
             raise StorageError(f"the hub could not write its store {self.path}: {exc}") from exc
         return outcomes
 
@@ -266,10 +304,11 @@ class Store:
             )
         else:
             self._conn.execute("DELETE FROM kv WHERE key = ?", (op.key,))
+        prev_value, prev_rev = (row[2], row[0]) if row is not None else (None, 0)
         self._conn.execute(
-            "INSERT INTO history (rev, idx, key, op, value, time, source, user) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.rev, index, op.key, op.op, blob, now, write.source, write.user),
+            "INSERT INTO history (rev, idx, key, op, value, prev_value, prev_rev, time, source, user) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.rev, index, op.key, op.op, blob, prev_value, prev_rev, now, write.source, write.user),
         )
         return Changed(
             epoch=self.epoch,
@@ -285,7 +324,11 @@ class Store:
         )
 
     def _prune(self, now: float) -> None:
-        self._conn.execute("DELETE FROM history WHERE rev <= ?", (self.rev - self.history_keep,))
+        oldest_kept = self.rev - self.history_keep + 1
+        if oldest_kept > self.history_from:
+            self._conn.execute("DELETE FROM history WHERE rev < ?", (oldest_kept,))
+            self._conn.execute("UPDATE meta SET value = ? WHERE name = 'history_from'", (oldest_kept,))
+            self.history_from = oldest_kept
         self._conn.execute("DELETE FROM requests WHERE time < ?", (now - REQUEST_ID_SECONDS,))
 
     def _transaction(self) -> _Transaction:
@@ -330,6 +373,10 @@ def _item(row: tuple[Any, ...]) -> Item:
         source=source,
         user=user,
     )
+
+
+def _raw(blob: bytes | None) -> msgspec.Raw | None:
+    return msgspec.Raw(blob) if blob is not None else None
 
 
 def _rev_of(row: tuple[Any, ...] | None) -> int:

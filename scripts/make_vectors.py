@@ -51,6 +51,7 @@ def vectors() -> list[tuple[str, str, msgspec.Struct]]:
         ("list_all", "request", List(v=1)),
         ("list_prefix", "request", List(v=1, prefix="plant.")),
         ("snapshot", "request", Snapshot(v=1, prefix="")),
+        ("snapshot_at_rev", "request", Snapshot(v=1, prefix="plant.", at_rev=40)),
         ("history", "request", History(v=1, key="plant.rate", limit=10)),
         ("status", "request", Status(v=1)),
         (
@@ -101,8 +102,8 @@ def vectors() -> list[tuple[str, str, msgspec.Struct]]:
             Versions(
                 key="plant.rate",
                 versions=[
-                    Version(rev=9, op="set", value=30, time=T, source="gui", user="bob"),
-                    Version(rev=5, op="unset", time=T, source="cli"),
+                    Version(rev=9, op="set", value=30, prev_rev=6, prev_value=25, time=T, source="gui", user="bob"),
+                    Version(rev=6, op="set", value=25, time=T, source="cli"),
                 ],
             ),
         ),

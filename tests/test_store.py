@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.errors import NotFound, StorageError
+from hub.errors import InvalidRequest, NotFound, StorageError
 from hub.protocol import Committed, Error, Op, Set, Txn, Unset
 from hub.store import Store
 
@@ -170,3 +170,28 @@ def test_the_store_behaves_like_a_dict_with_revisions(tmp_path_factory: pytest.T
             del model[key]
     assert {i.key: (value_of(i), i.rev) for i in store.list().items} == model
     store.close()
+
+
+def test_the_state_at_a_past_revision_is_rebuilt_from_history(store: Store) -> None:
+    store.commit([set_("a", 1), set_("b", 1), set_("a", 2), Unset(v=1, key="b"), set_("c", 3)])
+    at = {i.key: (value_of(i), i.rev) for i in store.state_at(2).items}
+    assert at == {"a": (1, 1), "b": (1, 2)}
+    assert [i.key for i in store.state_at(0).items] == []
+    assert {i.key: value_of(i) for i in store.state_at(5).items} == {"a": 2, "c": 3}
+
+
+def test_history_carries_the_value_each_change_replaced(store: Store) -> None:
+    store.commit([set_("a", 1), set_("a", 2), Unset(v=1, key="a")])
+    versions = store.history("a", 10)
+    assert [(v.rev, v.prev_rev) for v in versions] == [(3, 2), (2, 1), (1, 0)]
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(versions[0]))["prev_value"] == 2
+
+
+def test_a_revision_older_than_the_kept_history_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db", history_keep=10)
+    store.commit([set_("a", i) for i in range(1005)])
+    with pytest.raises(InvalidRequest, match="history before revision 996 was pruned"):
+        store.state_at(100)
+    assert {i.key: value_of(i) for i in store.state_at(1000).items} == {"a": 999}
+    with pytest.raises(InvalidRequest, match="does not exist"):
+        store.state_at(2000)

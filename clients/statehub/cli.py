@@ -353,18 +353,14 @@ def history(
 
     settings = _settings(ctx)
     with _reported(settings), settings.client() as client:
-        versions = client.history(key, limit + 1)  # one more, to show the oldest's previous value
+        versions = client.history(key, limit)
         if as_json:
-            typer.echo(_json([msgspec.to_builtins(v) for v in versions[:limit]]))
+            typer.echo(_json([msgspec.to_builtins(v) for v in versions]))
             return
         if not versions:
             typer.echo(f"no history for {key!r} (within the hub's retention)")
-        complete = len(versions) <= limit  # else older versions exist beyond what we show
-        for version, older in zip(versions[:limit], [*versions[1:], None]):
-            if older is None:
-                before = "(new)" if complete else "?"
-            else:
-                before = "(unset)" if older.op == "unset" else _json(older.value)
+        for version in versions:
+            before = _json(version.prev_value) if version.prev_rev else "(new)"
             after = "(unset)" if version.op == "unset" else _json(version.value)
             who = "/".join(part for part in (version.source, version.user) if part) or "?"
             typer.echo(f"[{version.rev}] {_when(version.time)}  {who:<16} {before} -> {after}")
