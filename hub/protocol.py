@@ -214,6 +214,16 @@ class Welcome(_Message, tag="welcome"):
 Published = Union[Changed, Heartbeat, Welcome]
 
 
+def write_ops(write: WriteRequest) -> list[Op]:
+    """The operations of any write request, as a txn would list them."""
+    if isinstance(write, Set):
+        return [Op(op="set", key=write.key, value=write.value, expect=write.expect)]
+    if isinstance(write, Unset):
+        return [Op(op="unset", key=write.key, expect=write.expect)]
+    assert isinstance(write, Txn)
+    return write.ops
+
+
 # --- codecs -------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import zmq
 
-from hub import __version__
+from hub import __version__, inbox
 from hub.atomic_file import write_atomically
 from hub.data_dir import acquire_lock, prepare_data_dir
 from hub.errors import InvalidRequest, StatehubError, StorageError, reply_from_error
@@ -53,7 +53,7 @@ from hub.protocol import (
     WriteRequest,
     request_decoder,
 )
-from hub.store import Store
+from hub.store import Outcome, Store
 from hub.rules import InvalidInput, check_key, check_prefix, check_write
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,12 @@ class Hub:
             store = Store(layout.store, history_keep=config.history_keep)
         except sqlite3.DatabaseError as exc:
             lock.close()
+            from hub.restore import newest_snapshot_hint
+
             raise StorageError(
-                f"the store {layout.store} cannot be opened: {exc}. "
-                "Move it aside and restore a backup (see docs/operations.md)"
+                f"the store {layout.store} is damaged ({exc}); the hub will not serve it. "
+                f"To recover, {newest_snapshot_hint(layout.data_dir)} "
+                "(the damaged file is kept aside; see docs/operations.md)"
             ) from exc
         hub = cls(config, layout, store, lock)
         try:
@@ -147,7 +150,8 @@ class Hub:
         self.endpoints["events"] = _bind(self.xpub, events)
 
     def announce(self) -> None:
-        """Write hub.json (clients find the hub by it) and the first mirror."""
+        """Apply queued writes, write hub.json (clients find the hub by it) and the first mirror."""
+        self._apply_inbox()
         self.mirror.start()
         self.mirror.request()
         info = HubInfo(
@@ -199,6 +203,7 @@ class Hub:
             if self.router in ready:
                 self._serve_requests()
             if time.monotonic() >= next_beat:
+                self._apply_inbox()
                 self._heartbeat()
                 next_beat = time.monotonic() + self.config.heartbeat
         log.info("statehub stopping at revision %d", self.store.rev)
@@ -312,14 +317,40 @@ class Hub:
             return
         self._commits += 1
         self._writes += len(pending)
-        for outcome in outcomes:
-            for change in outcome.changes:
-                self._publish(change.key.encode(), change)
-        self._published_rev = self.store.rev
+        self._publish_changes(outcomes)
         for p, outcome in zip(pending, outcomes):
             self._reply(p.envelope, outcome.reply)
             if log.isEnabledFor(logging.DEBUG):
                 _log_write(p, outcome.reply)
+
+    def _apply_inbox(self) -> None:
+        """Commit writes queued while the hub was down, in the order they were made."""
+        for queued in inbox.pending(self.layout.data_dir):
+            if queued.write is None:
+                inbox.reject(self.layout.data_dir, queued, queued.reason)
+                continue
+            try:
+                check_write(queued.write)
+                outcome = self.store.commit([queued.write])[0]
+            except InvalidInput as exc:
+                inbox.reject(self.layout.data_dir, queued, f"invalid: {exc}")
+                continue
+            except StorageError as exc:
+                log.error("queued writes wait: %s", exc.message)
+                return
+            self._publish_changes([outcome])
+            if isinstance(outcome.reply, Error):
+                inbox.reject(self.layout.data_dir, queued, outcome.reply.message)
+                log.warning("queued write %s refused: %s", queued.path.name, outcome.reply.message)
+            else:
+                queued.path.unlink()
+                log.info("queued write %s applied at revision %d", queued.path.name, outcome.reply.rev)
+
+    def _publish_changes(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            for change in outcome.changes:
+                self._publish(change.key.encode(), change)
+        self._published_rev = self.store.rev
         self.mirror.request()
 
     def _reply(self, envelope: list[bytes], reply: Reply) -> None:

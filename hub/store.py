@@ -31,6 +31,7 @@ from hub.protocol import (
     Unset,
     Version,
     WriteRequest,
+    write_ops,
 )
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class Store:
         self._conn.execute("PRAGMA synchronous = FULL")
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder().decode
+        self._check_integrity()
         self._init_schema()
         self.epoch: str = self._meta("epoch")
         self.rev: int = int(self._meta("rev"))
@@ -135,6 +137,21 @@ class Store:
                 f"store {self.path} has schema {schema}; this statehub understands "
                 f"{SCHEMA_VERSION}: upgrade statehub"
             )
+
+    def _check_integrity(self) -> None:
+        # quick_check reads every page: a damaged file is found here, at start,
+        # not halfway through serving.
+        problems = [row[0] for row in self._conn.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("integrity check failed: " + "; ".join(problems))
+
+    def raise_revision(self, rev: int) -> None:
+        """Continue numbering above ``rev`` (used when a store replaces another)."""
+        if rev > self.rev:
+            with self._transaction():
+                self._conn.execute("UPDATE meta SET value = ? WHERE name = 'rev'", (rev,))
+                self._conn.execute("UPDATE meta SET value = ? WHERE name = 'history_from'", (rev + 1,))
+            self.rev, self.history_from = rev, rev + 1
 
     def _meta(self, name: str) -> Any:
         row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
@@ -349,16 +366,6 @@ class _Transaction:
             self._conn.execute("COMMIT")
         elif self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
-
-
-def write_ops(write: WriteRequest) -> list[Op]:
-    """The operations of any write request, as a txn would list them."""
-    if isinstance(write, Set):
-        return [Op(op="set", key=write.key, value=write.value, expect=write.expect)]
-    if isinstance(write, Unset):
-        return [Op(op="unset", key=write.key, expect=write.expect)]
-    assert isinstance(write, Txn)
-    return write.ops
 
 
 def _item(row: tuple[Any, ...]) -> Item:

@@ -43,10 +43,10 @@ class Settings:
     timeout: float
     debug: bool
 
-    def client(self) -> Client:
+    def client(self, source: str = "cli") -> Client:
         from statehub.client import Client
 
-        return Client(self.data_dir, timeout=self.timeout, source="cli")
+        return Client(self.data_dir, timeout=self.timeout, source=source)
 
 
 DataDirOption = Annotated[
@@ -54,6 +54,13 @@ DataDirOption = Annotated[
     typer.Option("--data-dir", envvar="STATEHUB_DATA_DIR", help="The hub's data dir (default: the platform's)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+QueueOption = Annotated[
+    bool,
+    typer.Option(
+        "--queue",
+        help="If the hub is down, queue the change for it (checked against the mirror's revisions when applied).",
+    ),
+]
 
 
 @app.callback()
@@ -202,6 +209,7 @@ def set_(
         int | None,
         typer.Option("--expect-rev", help="Only if KEY is still at this revision (0: only if it does not exist).", min=0),
     ] = None,
+    queue: QueueOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Set KEY to VALUE; prints the new revision."""
@@ -210,7 +218,9 @@ def set_(
     settings = _settings(ctx)
     parsed = value if string else parse_text_value(value)
     with _reported(settings), settings.client() as client:
-        committed = _write_or_explain(lambda: client.set(key, parsed, expect=expect_rev))
+        committed = _write_or_explain(lambda: client.set(key, parsed, expect=expect_rev, queue=queue))
+        if _queued(committed, as_json):
+            return
         if as_json:
             typer.echo(_json({"rev": committed.rev, "epoch": committed.epoch, "duplicate": committed.duplicate}))
         else:
@@ -224,16 +234,36 @@ def unset(
     expect_rev: Annotated[
         int | None, typer.Option("--expect-rev", help="Only if KEY is still at this revision.", min=1)
     ] = None,
+    queue: QueueOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Remove KEY."""
     settings = _settings(ctx)
     with _reported(settings), settings.client() as client:
-        committed = _write_or_explain(lambda: client.unset(key, expect=expect_rev))
+        committed = _write_or_explain(lambda: client.unset(key, expect=expect_rev, queue=queue))
+        if _queued(committed, as_json):
+            return
         if as_json:
             typer.echo(_json({"rev": committed.rev, "epoch": committed.epoch}))
         else:
             typer.echo(f"unset {key}  (revision {committed.rev})")
+
+
+def _queued(result: Any, as_json: bool) -> bool:
+    """Report a write queued for a hub that is down; True if it was."""
+    from statehub.client import Queued
+
+    if not isinstance(result, Queued):
+        return False
+    if as_json:
+        typer.echo(_json({"queued": str(result.path), "mirror_rev": result.mirror_rev}))
+    else:
+        typer.echo(
+            f"warning: the hub is down; queued the change in {result.path} (it applies when the hub starts, "
+            f"unless the keys moved on since revision {result.mirror_rev}; see `statehub queue`)",
+            err=True,
+        )
+    return True
 
 
 def _write_or_explain(write: Any) -> Any:
@@ -243,7 +273,7 @@ def _write_or_explain(write: Any) -> Any:
     try:
         return write()
     except HubUnavailable as exc:
-        _fail(f"{exc.message}; nothing was written", EXIT_HUB_DOWN)
+        _fail(f"{exc.message}; nothing was written", EXIT_HUB_DOWN, "add --queue to have the hub apply it when it returns")
     except ConflictError as exc:
         detail = exc.conflicts[0] if exc.conflicts else None
         if detail is not None and detail.exists:
@@ -428,6 +458,15 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
     typer.echo(f"  defaults     {shown(found.default)}  [{found.defaults_path}]  {marks['defaults']}")
     if found.layer is None:
         raise typer.Exit(EXIT_NOT_FOUND)
+
+
+def _register_more_commands() -> None:
+    from statehub import cli_state
+
+    cli_state.register(app)
+
+
+_register_more_commands()
 
 
 def main() -> None:

@@ -30,11 +30,13 @@ from hub.protocol import (
     List,
     Op,
     Set,
+    Snapshot,
     Status,
     Txn,
     Unset,
     Version,
     Versions,
+    write_ops,
 )
 from hub.rules import check_key, check_prefix, check_write
 from statehub.connection import Connection
@@ -149,6 +151,19 @@ class Client:
         assert isinstance(reply, Items)
         return Listing(reply.items, Origin(from_mirror=False, rev=reply.rev, epoch=reply.epoch))
 
+    def snapshot(self, prefix: str = "", *, at_rev: int | None = None) -> Items:
+        """Every item under ``prefix`` and the revision they are at, read in one go.
+
+        With ``at_rev``, the state as it was right after that revision (the hub
+        rebuilds it from history).
+        """
+        check_prefix(prefix)
+        reply = self._connection.request(
+            Snapshot(v=PROTOCOL_VERSION, prefix=prefix, at_rev=at_rev), timeout=max(5.0, 10 * self.timeout)
+        )
+        assert isinstance(reply, Items)
+        return reply
+
     def history(self, key: str, limit: int = 100) -> list[Version]:
         """The key's past versions, newest first (the hub must be up)."""
         check_key(key)
@@ -175,33 +190,56 @@ class Client:
 
     # --- writes ---------------------------------------------------------------
 
-    def set(self, key: str, value: Any, *, expect: int | None = None) -> Committed:
-        """Set ``key``; with ``expect``, only if its revision is still that (0: only if absent)."""
-        return self._write(Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, **self._who()))
+    def set(self, key: str, value: Any, *, expect: int | None = None, queue: bool = False) -> Committed | Queued:
+        """Set ``key``; with ``expect``, only if its revision is still that (0: only if absent).
 
-    def unset(self, key: str, *, expect: int | None = None) -> Committed:
-        return self._write(Unset(v=PROTOCOL_VERSION, key=key, expect=expect, **self._who()))
+        With ``queue``, a hub that is down gets the write later: see ``Queued``.
+        """
+        return self._write(Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, **self._who()), queue)
 
-    def txn(self, ops: Iterable[Op]) -> Committed:
+    def unset(self, key: str, *, expect: int | None = None, queue: bool = False) -> Committed | Queued:
+        return self._write(Unset(v=PROTOCOL_VERSION, key=key, expect=expect, **self._who()), queue)
+
+    def txn(self, ops: Iterable[Op], *, queue: bool = False) -> Committed | Queued:
         """Apply all ``ops`` atomically under one revision, or none of them."""
-        return self._write(Txn(v=PROTOCOL_VERSION, ops=list(ops), **self._who()))
+        return self._write(Txn(v=PROTOCOL_VERSION, ops=list(ops), **self._who()), queue)
 
     def _who(self) -> dict[str, str]:
         return {"request_id": uuid.uuid4().hex, "source": self.source, "user": self.user}
 
-    def _write(self, write: Set | Unset | Txn) -> Committed:
+    def _write(self, write: Set | Unset | Txn, queue: bool = False) -> Any:
         check_write(write)
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 reply = self._connection.request(write)
-            except HubUnavailable:
+            except HubUnavailable as down:
                 if attempt == WRITE_ATTEMPTS:
+                    if queue:
+                        return self._enqueue(write, down)
                     raise
                 log.info("no reply from the hub; retrying the same write once")
                 continue
             assert isinstance(reply, Committed)
             return reply
         raise AssertionError("unreachable")
+
+    def _enqueue(self, write: Set | Unset | Txn, down: HubUnavailable) -> Queued:
+        """Queue ``write`` for the hub, conditioned on the revisions in the mirror."""
+        from hub import inbox
+
+        try:
+            mirror = self.read_mirror()
+        except MirrorError as exc:
+            raise HubUnavailable(
+                f"{down.message}; cannot queue the write: without the mirror ({exc}) there is no "
+                "revision to check it against"
+            ) from down
+        ops = [
+            Op(op=op.op, key=op.key, value=op.value, expect=_seen(op.expect, mirror, op.key))
+            for op in write_ops(write)
+        ]
+        queued = Txn(v=PROTOCOL_VERSION, ops=ops, request_id=write.request_id, source=write.source, user=write.user)
+        return Queued(inbox.enqueue(self.data_dir, queued), mirror.rev)
 
     # --- change stream and waterfall ---------------------------------------------
 
@@ -237,6 +275,25 @@ class Client:
         if found.layer is None:
             raise NotFound(f"no key {key!r} in the environment, the store or the defaults")
         return found.value
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A write stored in the data dir's inbox because the hub was down.
+
+    The hub applies it when it starts, unless a key moved on since ``mirror_rev``
+    (then it moves to rejected/: see ``statehub queue``).
+    """
+
+    path: Path
+    mirror_rev: int
+
+
+def _seen(expect: int | None, mirror: MirrorState, key: str) -> int:
+    if expect is not None:
+        return expect
+    item = mirror.items.get(key)
+    return item.rev if item is not None else 0
 
 
 def _mirror_origin(mirror: MirrorState) -> Origin:

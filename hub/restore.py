@@ -1,0 +1,98 @@
+"""Replacing the store with a snapshot: what to do when the store is damaged.
+
+Restoring is a hub operation (only the hub writes the store): it takes the data
+dir's lock, so it refuses while a hub runs.  The old store is moved aside, never
+deleted.  The new store gets a new epoch, so every subscriber resyncs, and its
+revision continues above every revision known anywhere in the data dir (the
+snapshot, the mirror, the old store if it can still be read), so no revision
+number is ever reused.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub.data_dir import acquire_lock, prepare_data_dir
+from hub.mirror import MirrorError, read_mirror, write_mirror
+from hub.paths import Layout
+from hub.protocol import PROTOCOL_VERSION, Committed, Op, Txn
+from hub.state_files import StateFile, list_snapshots, snapshot_dir
+from hub.store import Store
+
+
+@dataclass(frozen=True)
+class Restored:
+    rev: int
+    epoch: str
+    keys: int
+    moved_aside: list[Path]
+
+
+def newest_snapshot_hint(data_dir: Path) -> str:
+    """The command that restores the newest snapshot, for error messages."""
+    snapshots = sorted(snapshot_dir(data_dir).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not snapshots:
+        return "there is no snapshot in this data dir: move the damaged store aside to start empty"
+    return f"restore the newest snapshot with: statehub restore {snapshots[-1].stem} --data-dir {data_dir}"
+
+
+def restore(data_dir: Path, state: StateFile) -> Restored:
+    layout = Layout(data_dir)
+    prepare_data_dir(layout)
+    lock = acquire_lock(layout)
+    try:
+        floor = max([state.rev, _readable_rev(layout.store), _mirror_rev(layout), *_snapshot_revs(data_dir)])
+        moved = _move_aside(layout.store)
+        store = Store(layout.store)
+        try:
+            store.raise_revision(floor)
+            ops = [Op(op="set", key=key, value=value) for key, value in sorted(state.values.items())]
+            rev = store.rev
+            if ops:
+                txn = Txn(v=PROTOCOL_VERSION, ops=ops, source="restore", user=state.name or "snapshot")
+                reply = store.commit([txn])[0].reply
+                assert isinstance(reply, Committed), reply
+                rev = reply.rev
+            epoch = store.epoch
+        finally:
+            store.close()
+        write_mirror(layout.store, layout.mirror)
+        return Restored(rev, epoch, len(ops), moved)
+    finally:
+        lock.close()
+
+
+def _move_aside(store: Path) -> list[Path]:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    moved = []
+    for path in (store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
+        if path.exists():
+            target = path.with_name(f"{path.name}.replaced-{stamp}")
+            path.replace(target)
+            moved.append(target)
+    return moved
+
+
+def _readable_rev(store: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+        try:
+            return int(conn.execute("SELECT value FROM meta WHERE name = 'rev'").fetchone()[0])
+        finally:
+            conn.close()
+    except (sqlite3.Error, TypeError, ValueError):
+        return 0
+
+
+def _mirror_rev(layout: Layout) -> int:
+    try:
+        return read_mirror(layout.mirror).rev
+    except (MirrorError, OSError, ValueError):
+        return 0
+
+
+def _snapshot_revs(data_dir: Path) -> list[int]:
+    return [state.rev for _name, state in list_snapshots(data_dir)]
