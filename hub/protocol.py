@@ -9,7 +9,7 @@ lets a newer peer add optional fields without breaking an older one.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import msgspec
 
@@ -96,8 +96,8 @@ class Txn(_Message, tag="txn"):
     user: str = ""
 
 
-Request = Union[Get, List, Snapshot, History, Status, Set, Unset, Txn]
-WriteRequest = Union[Set, Unset, Txn]
+Request = Get | List | Snapshot | History | Status | Set | Unset | Txn
+WriteRequest = Set | Unset | Txn
 
 # --- replies (hub -> client) -----------------------------------------------
 
@@ -177,7 +177,7 @@ class Error(_Message, tag="error"):
     conflicts: list[ConflictDetail] = []
 
 
-Reply = Union[Item, Items, Versions, HubStatus, Committed, Error]
+Reply = Item | Items | Versions | HubStatus | Committed | Error
 
 # --- published (hub -> subscribers, over XPUB/SUB) --------------------------
 
@@ -211,7 +211,7 @@ class Welcome(_Message, tag="welcome"):
     interval: float = 1.0  # the hub's heartbeat interval
 
 
-Published = Union[Changed, Heartbeat, Welcome]
+Published = Changed | Heartbeat | Welcome
 
 
 def write_ops(write: WriteRequest) -> list[Op]:

@@ -9,6 +9,7 @@ its own (hub.mirror.MirrorWriter).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -53,8 +54,8 @@ from hub.protocol import (
     WriteRequest,
     request_decoder,
 )
-from hub.store import Outcome, Store
 from hub.rules import InvalidInput, check_key, check_prefix, check_write
+from hub.store import Outcome, Store
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +180,8 @@ class Hub:
     def stop(self) -> None:
         """Ask the loop to finish its current turn and return.  Safe from any thread."""
         self._stopping = True
-        try:
+        with contextlib.suppress(OSError):  # already closed: the loop has ended anyway
             self._wakeup_w.send(b"\0")
-        except OSError:
-            pass
 
     def handle_signals(self) -> None:
         """SIGINT and SIGTERM stop the hub cleanly (call from the main thread)."""
@@ -197,7 +196,7 @@ class Hub:
         next_beat = time.monotonic() + self.config.heartbeat
         while not self._stopping:
             timeout = max(0.0, next_beat - time.monotonic())
-            ready = dict(poller.poll(timeout * 1000))
+            ready = dict(poller.poll(int(timeout * 1000)))
             if self.xpub in ready:
                 self._welcome_subscribers()
             if self.router in ready:
@@ -318,7 +317,7 @@ class Hub:
         self._commits += 1
         self._writes += len(pending)
         self._publish_changes(outcomes)
-        for p, outcome in zip(pending, outcomes):
+        for p, outcome in zip(pending, outcomes, strict=True):
             self._reply(p.envelope, outcome.reply)
             if log.isEnabledFor(logging.DEBUG):
                 _log_write(p, outcome.reply)
@@ -331,7 +330,7 @@ class Hub:
                 continue
             try:
                 check_write(queued.write)
-                outcome = self.store.commit([queued.write])[0]
+                outcome: Outcome = self.store.commit([queued.write])[0]
             except InvalidInput as exc:
                 inbox.reject(self.layout.data_dir, queued, f"invalid: {exc}")
                 continue
@@ -424,7 +423,7 @@ def _wrong_version(version: int) -> Error:
 
 def _log_write(p: _Pending, reply: Reply) -> None:
     keys = [op.key for op in p.write.ops] if isinstance(p.write, Txn) else [p.write.key]
-    outcome = f"rev {reply.rev}" if not isinstance(reply, Error) else reply.code
+    outcome = reply.code if isinstance(reply, Error) else f"rev {getattr(reply, 'rev', '?')}"
     log.debug(
         "write %s -> %s by %s/%s in %.2f ms",
         ",".join(keys[:5]) + ("..." if len(keys) > 5 else ""),

@@ -7,13 +7,15 @@ SQLite transaction (group commit) so concurrent clients share one fsync.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import msgspec
 
@@ -26,9 +28,6 @@ from hub.protocol import (
     Item,
     Items,
     Op,
-    Set,
-    Txn,
-    Unset,
     Version,
     WriteRequest,
     write_ops,
@@ -186,7 +185,7 @@ class Store:
     def count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM kv").fetchone()[0])
 
-    def history(self, key: str, limit: int) -> list[Version]:
+    def history(self, key: str, limit: int) -> builtins.list[Version]:
         rows = self._conn.execute(
             "SELECT rev, op, value, prev_value, prev_rev, time, source, user FROM history "
             "WHERE key = ? ORDER BY rev DESC LIMIT ?",
@@ -239,7 +238,7 @@ class Store:
 
     # --- writes ---------------------------------------------------------------
 
-    def commit(self, writes: list[WriteRequest]) -> list[Outcome]:
+    def commit(self, writes: builtins.list[WriteRequest]) -> builtins.list[Outcome]:
         """Apply ``writes`` in order in one durable transaction; one outcome each.
 
         Raises StorageError (and applies nothing) when the transaction cannot be
@@ -289,7 +288,7 @@ class Store:
             "SELECT rev, created_rev, value, time, source, user FROM kv WHERE key = ?", (key,)
         ).fetchone()
 
-    def _check(self, ops: list[Op], current: dict[str, tuple[Any, ...] | None]) -> Error | None:
+    def _check(self, ops: builtins.list[Op], current: dict[str, tuple[Any, ...] | None]) -> Error | None:
         conflicts = [
             _conflict(op, current[op.key])
             for op in ops

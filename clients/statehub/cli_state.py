@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from hub.protocol import Item, Op
+    from hub.protocol import Op
     from statehub.cli import Settings
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

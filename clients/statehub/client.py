@@ -6,6 +6,7 @@ Use one Client per thread (they are cheap), or one Subscription per thread.
 
 from __future__ import annotations
 
+import builtins
 import getpass
 import logging
 import uuid
@@ -164,7 +165,7 @@ class Client:
         assert isinstance(reply, Items)
         return reply
 
-    def history(self, key: str, limit: int = 100) -> list[Version]:
+    def history(self, key: str, limit: int = 100) -> builtins.list[Version]:
         """The key's past versions, newest first (the hub must be up)."""
         check_key(key)
         reply = self._connection.request(History(v=PROTOCOL_VERSION, key=key, limit=limit))
@@ -207,7 +208,7 @@ class Client:
     def _who(self) -> dict[str, str]:
         return {"request_id": uuid.uuid4().hex, "source": self.source, "user": self.user}
 
-    def _write(self, write: Set | Unset | Txn, queue: bool = False) -> Any:
+    def _write(self, write: Set | Unset | Txn, queue: bool = False) -> Committed | Queued:
         check_write(write)
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:

@@ -78,7 +78,7 @@ class Connection:
         except zmq.Again:
             self._reset()
             raise self._unavailable(timeout) from None
-        if not sock.poll(timeout * 1000, zmq.POLLIN):
+        if not sock.poll(int(timeout * 1000), zmq.POLLIN):
             self._reset()
             raise self._unavailable(timeout)
         data = sock.recv()

@@ -146,7 +146,7 @@ class Subscription:
             self._go_down("the hub is not running (no hub.json)")
             time.sleep(wait)
             return
-        if sub.poll(wait * 1000, zmq.POLLIN):
+        if sub.poll(int(wait * 1000), zmq.POLLIN):
             for _ in range(1000):  # drain what is queued, but let housekeeping run
                 try:
                     topic, body = sub.recv_multipart(zmq.NOBLOCK)[:2]
