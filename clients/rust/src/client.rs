@@ -19,8 +19,10 @@ use crate::util::{current_user, iso_time, new_request_id};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 /// `send` fails after this long when no hub is connected (IMMEDIATE=1).
 const SEND_TIMEOUT_MS: i32 = 200;
-/// A snapshot holds every key, so it may take longer than a plain request.
+/// A snapshot holds every key, so it may take longer than a plain request:
+/// ten times the timeout, and at least this long (as the Python client).
 const SNAPSHOT_TIMEOUT_FACTOR: u32 = 10;
+const MIN_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a read came from when it did not come from the hub.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +76,7 @@ impl<T> Fetched<T> {
 pub struct ClientBuilder {
     data_dir: Option<PathBuf>,
     timeout: Duration,
-    retries: u32,
+    write_retries: u32,
     mirror_fallback: bool,
     source: String,
     user: String,
@@ -86,7 +88,7 @@ impl Default for ClientBuilder {
         ClientBuilder {
             data_dir: None,
             timeout: DEFAULT_TIMEOUT,
-            retries: 1,
+            write_retries: 1,
             mirror_fallback: true,
             source: "rust".into(),
             user: current_user(),
@@ -108,9 +110,11 @@ impl ClientBuilder {
         self
     }
 
-    /// How many times to resend a request whose reply timed out (default 1).
-    pub fn retries(mut self, retries: u32) -> Self {
-        self.retries = retries;
+    /// How many times to resend a write whose reply timed out (default 1, as the
+    /// Python client). Safe: the resend keeps its `request_id`, so the hub
+    /// applies it at most once. Reads are not resent: they fall back to the mirror.
+    pub fn write_retries(mut self, retries: u32) -> Self {
+        self.write_retries = retries;
         self
     }
 
@@ -144,7 +148,7 @@ impl ClientBuilder {
             context: self.context.unwrap_or_default(),
             layout: Layout::new(data_dir),
             timeout: self.timeout,
-            retries: self.retries,
+            write_retries: self.write_retries,
             mirror_fallback: self.mirror_fallback,
             source: self.source,
             user: self.user,
@@ -159,7 +163,7 @@ pub struct Client {
     context: zmq::Context,
     layout: Layout,
     timeout: Duration,
-    retries: u32,
+    write_retries: u32,
     mirror_fallback: bool,
     source: String,
     user: String,
@@ -261,8 +265,10 @@ impl Client {
         let request = Request::Snapshot {
             v: PROTOCOL_VERSION,
             prefix: prefix.into(),
+            at_rev: None,
         };
-        match self.request_with(&request, self.timeout * SNAPSHOT_TIMEOUT_FACTOR)? {
+        let timeout = (self.timeout * SNAPSHOT_TIMEOUT_FACTOR).max(MIN_SNAPSHOT_TIMEOUT);
+        match self.request_with(&request, timeout, 0)? {
             Reply::Items(items) => Ok(items),
             other => Err(unexpected(&other)),
         }
@@ -333,7 +339,7 @@ impl Client {
     }
 
     fn write(&mut self, request: &Request) -> Result<Committed> {
-        match self.request(request)? {
+        match self.request_with(request, self.timeout, self.write_retries)? {
             Reply::Committed(committed) => Ok(committed),
             other => Err(unexpected(&other)),
         }
@@ -341,19 +347,19 @@ impl Client {
 
     // --- transport --------------------------------------------------------------
 
-    /// Send one request and wait for its reply, resending on a timeout up to
-    /// `retries` times. Resending is safe: a write keeps its `request_id`, so the
-    /// hub applies it at most once.
+    /// Send one request and wait for its reply (at most the timeout; no resend).
+    /// An `error` reply becomes an `Err`.
     pub fn request(&mut self, request: &Request) -> Result<Reply> {
-        self.request_with(request, self.timeout)
+        self.request_with(request, self.timeout, 0)
     }
 
-    fn request_with(&mut self, request: &Request, timeout: Duration) -> Result<Reply> {
+    /// Send `request`, resending it up to `retries` times when its reply times out.
+    fn request_with(&mut self, request: &Request, timeout: Duration, retries: u32) -> Result<Reply> {
         let body = encode(request).map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
         let mut attempt = 0;
         let reply = loop {
             match self.exchange(&body, timeout) {
-                Err(Failure::TimedOut) if attempt < self.retries => attempt += 1,
+                Err(Failure::TimedOut) if attempt < retries => attempt += 1,
                 Err(failure) => return Err(self.failure_error(failure, timeout)),
                 Ok(reply) => break reply,
             }

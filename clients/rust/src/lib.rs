@@ -8,12 +8,31 @@
 //! - [`Waterfall`]: environment > stored > defaults resolution.
 //!
 //! The wire contract is `docs/protocol.md` in the statehub repository.
+//!
+//! A service that follows its keys (the first events bring the current state):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use statehub::{Client, Event, Subscriber, SubscriberOptions};
+//!
+//! fn main() -> statehub::Result<()> {
+//!     let client = Client::builder().source("pump-service").build()?;
+//!     let options = SubscriberOptions { prefix: "pump.1.".into(), initial: true };
+//!     let mut changes = Subscriber::new(client, options)?;
+//!     loop {
+//!         if let Some(Event::Change(change)) = changes.next_event(Duration::from_secs(1))? {
+//!             println!("{} = {} (rev {})", change.key, change.value, change.rev);
+//!         }
+//!     }
+//! }
+//! ```
 
 pub mod client;
 pub mod discovery;
 pub mod error;
 pub mod mirror;
 pub mod protocol;
+pub mod rules;
 pub mod subscriber;
 pub mod sync;
 pub mod util;

@@ -92,6 +92,9 @@ pub enum Request {
         v: u32,
         #[serde(default, skip_serializing_if = "is_empty")]
         prefix: String,
+        /// Rebuild the state as it was right after this revision (from history).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_rev: Option<u64>,
     },
     History {
         v: u32,
@@ -203,6 +206,12 @@ pub struct Version {
     pub op: OpKind,
     #[serde(default, skip_serializing_if = "is_null")]
     pub value: Value,
+    /// The key's revision before this change; 0: it did not exist.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub prev_rev: u64,
+    /// The value this change replaced (null when `prev_rev` is 0).
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub prev_value: Value,
     pub time: f64,
     #[serde(default, skip_serializing_if = "is_empty")]
     pub source: String,
@@ -280,6 +289,12 @@ pub struct HubStatus {
     pub store: String,
     pub mirror: String,
     pub endpoints: serde_json::Map<String, Value>,
+    /// Write requests committed since the hub started.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub writes: u64,
+    /// SQLite transactions since start (fewer than writes: group commit).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub commits: u64,
 }
 
 /// A write was made durable at `rev` (or had been, when `duplicate`).

@@ -147,10 +147,11 @@ impl Subscriber {
             if let Some(event) = self.events.pop_front() {
                 return Ok(Some(event));
             }
-            if Instant::now() >= deadline {
+            // Step at least once, so a zero timeout still polls without blocking.
+            self.advance(deadline)?;
+            if self.events.is_empty() && Instant::now() >= deadline {
                 return Ok(None);
             }
-            self.advance(deadline)?;
         }
     }
 

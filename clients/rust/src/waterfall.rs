@@ -34,15 +34,20 @@ pub fn parse_env_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
-/// What every layer holds for one key, and which one wins.
+/// What every layer holds for one key, and which one wins. In JSON a layer
+/// that lacks the key is absent, so a stored `null` stays distinguishable.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Explanation {
     pub key: String,
     /// The winning value; None when no layer has the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub layer: Option<Layer>,
     pub env_var: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stored: Option<Value>,
     /// Set when the stored value came from the mirror (the hub was down).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,7 +55,9 @@ pub struct Explanation {
     /// Why the stored layer could not be read, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stored_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub defaults: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub defaults_file: Option<PathBuf>,
 }
 

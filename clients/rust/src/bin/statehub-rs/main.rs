@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
-use statehub::{Client, Error, Event, Subscriber, SubscriberOptions, Waterfall};
+use statehub::{rules, Client, Error, Event, Subscriber, SubscriberOptions, Waterfall};
 
 use crate::output::{print_json, Notice};
 use crate::react::Reactor;
@@ -50,11 +50,14 @@ struct Cli {
 enum Command {
     /// Print a key's value (from the mirror, with a notice, when the hub is down)
     Get { key: String },
-    /// Set a key; VALUE is JSON when it parses, else a string
+    /// Set a key; VALUE is JSON when it parses (30, true, [1,2]), else a string
     Set {
         key: String,
         #[arg(allow_hyphen_values = true)]
         value: String,
+        /// Store VALUE as a string even if it parses as JSON
+        #[arg(long)]
+        string: bool,
         /// Only if the key is at this revision (0: only if it does not exist)
         #[arg(long, value_name = "N")]
         expect_rev: Option<u64>,
@@ -89,6 +92,9 @@ enum Command {
         /// Print the current state first, as changes with "resync": true
         #[arg(long)]
         initial: bool,
+        /// Exit after this many changes
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
     },
     /// Run a command for every change under PREFIX, one at a time, in revision order
     React {
@@ -136,15 +142,29 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Set {
             key,
             value,
+            string,
             expect_rev,
         } => {
-            let committed = client.set(&key, parse_value(&value), expect_rev)?;
-            output::print_committed(&committed, json);
+            let value = if string {
+                Value::String(value)
+            } else {
+                parse_value(&value)
+            };
+            let committed = client.set(&key, value.clone(), expect_rev)?;
+            if json {
+                output::print_committed_json(&committed);
+            } else {
+                println!("{key} = {}  (revision {})", output::text(&value), committed.rev);
+            }
             Ok(())
         }
         Command::Unset { key, expect_rev } => {
             let committed = client.unset(&key, expect_rev)?;
-            output::print_committed(&committed, json);
+            if json {
+                output::print_committed_json(&committed);
+            } else {
+                println!("unset {key}  (revision {})", committed.rev);
+            }
             Ok(())
         }
         Command::List { prefix } => list(&mut client, prefix.as_deref().unwrap_or(""), json),
@@ -154,20 +174,32 @@ fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Status => {
-            print_json(&client.status()?);
+            let status = client.status()?;
+            if json {
+                print_json(&status);
+            } else {
+                output::print_status(&status);
+            }
             Ok(())
         }
         Command::Explain { key, defaults } => explain(&mut client, &key, defaults, json),
-        Command::Watch { prefix, initial } => watch(client, prefix.unwrap_or_default(), initial),
+        Command::Watch {
+            prefix,
+            initial,
+            count,
+        } => watch(client, prefix.unwrap_or_default(), initial, count),
         Command::React {
             prefix,
             exec,
             timeout,
             initial,
         } => {
+            rules::check_prefix(&prefix)?;
             let shutdown = shutdown_flag()?;
             let reactor = Reactor::new(exec, timeout, client.layout().data_dir.clone(), shutdown.clone());
-            follow(client, prefix, initial, &shutdown, |change| reactor.run(change))
+            follow(client, prefix, initial, &shutdown, None, |change| {
+                reactor.run(change)
+            })
         }
     }
 }
@@ -185,7 +217,7 @@ fn get(client: &mut Client, key: &str, json: bool) -> Result<(), Error> {
     if json {
         print_json(&output::item_json(&fetched.data, fetched.mirror.as_ref()));
     } else {
-        println!("{}", fetched.data.value);
+        println!("{}", output::text(&fetched.data.value));
     }
     Ok(())
 }
@@ -216,24 +248,28 @@ fn explain(client: &mut Client, key: &str, defaults: Option<PathBuf>, json: bool
     Ok(())
 }
 
-fn watch(client: Client, prefix: String, initial: bool) -> Result<(), Error> {
+fn watch(client: Client, prefix: String, initial: bool, count: Option<u64>) -> Result<(), Error> {
+    rules::check_prefix(&prefix)?;
     let shutdown = shutdown_flag()?;
-    follow(client, prefix, initial, &shutdown, |change| {
+    follow(client, prefix, initial, &shutdown, count, |change| {
         print_json(change);
     })
 }
 
-/// Run the sync algorithm until SIGINT or SIGTERM, handing each change to
-/// `on_change` and telling the user on stderr about resyncs and hub outages.
+/// Run the sync algorithm until SIGINT or SIGTERM (or `count` changes), handing
+/// each change to `on_change` and telling the user on stderr about resyncs and
+/// hub outages.
 fn follow(
     client: Client,
     prefix: String,
     initial: bool,
     shutdown: &AtomicBool,
+    count: Option<u64>,
     mut on_change: impl FnMut(&statehub::Change),
 ) -> Result<(), Error> {
     let mut subscriber = Subscriber::new(client, SubscriberOptions { prefix, initial })?;
-    while !shutdown.load(Ordering::Relaxed) {
+    let mut seen = 0;
+    while !shutdown.load(Ordering::Relaxed) && count.is_none_or(|limit| seen < limit) {
         let event = match subscriber.next_event(TICK) {
             Ok(event) => event,
             // A signal interrupts ZeroMQ's poll: that is a shutdown, not a failure.
@@ -242,7 +278,10 @@ fn follow(
         };
         match event {
             None => {}
-            Some(Event::Change(change)) => on_change(&change),
+            Some(Event::Change(change)) => {
+                on_change(&change);
+                seen += 1;
+            }
             Some(Event::Synced {
                 rev,
                 resync: false,

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use statehub::protocol::Version;
+use statehub::protocol::{HubStatus, Version};
 use statehub::util::iso_time;
 use statehub::{Committed, Error, Explanation, Item, Items, MirrorInfo};
 
@@ -67,38 +67,43 @@ fn item_fields(item: &Item) -> Map<String, Value> {
     }
 }
 
-/// Where a read came from: `from_mirror`, and the mirror's revision and age if so.
+/// Where a read came from, as the Python CLI reports it: `from_mirror`, and
+/// `mirror_rev`/`mirror_age` (seconds), null for reads from the hub.
 fn add_origin(map: &mut Map<String, Value>, mirror: Option<&MirrorInfo>) {
     map.insert("from_mirror".into(), Value::Bool(mirror.is_some()));
-    if let Some(mirror) = mirror {
-        map.insert("mirror_rev".into(), json!(mirror.rev));
-        map.insert("mirror_written".into(), json!(mirror.written));
-        map.insert("mirror_age".into(), json!(mirror.age.as_secs_f64()));
-    }
+    map.insert("mirror_rev".into(), json!(mirror.map(|m| m.rev)));
+    map.insert("mirror_age".into(), json!(mirror.map(|m| m.age.as_secs_f64())));
 }
 
-/// `get --json`: the item plus `from_mirror` (and `mirror_rev`, `mirror_written`,
-/// `mirror_age` when true).
+/// `get --json`: the item plus `from_mirror`, `mirror_rev`, `mirror_age`.
 pub fn item_json(item: &Item, mirror: Option<&MirrorInfo>) -> Value {
     let mut map = item_fields(item);
     add_origin(&mut map, mirror);
     Value::Object(map)
 }
 
+/// A value for people: strings as they are, everything else as JSON.
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// `list`: `key = value` lines; with `--json` one object
-/// `{epoch, rev, items: [...], from_mirror, ...}`.
+/// `{rev, epoch, from_mirror, mirror_rev, mirror_age, items: [...]}`.
 pub fn print_items(items: &Items, mirror: Option<&MirrorInfo>, json: bool) {
     if json {
         let mut map = Map::new();
-        map.insert("epoch".into(), json!(items.epoch));
         map.insert("rev".into(), json!(items.rev));
+        map.insert("epoch".into(), json!(items.epoch));
+        add_origin(&mut map, mirror);
         let list: Vec<Value> = items
             .items
             .iter()
             .map(|i| Value::Object(item_fields(i)))
             .collect();
         map.insert("items".into(), Value::Array(list));
-        add_origin(&mut map, mirror);
         print_json(&Value::Object(map));
         return;
     }
@@ -108,19 +113,13 @@ pub fn print_items(items: &Items, mirror: Option<&MirrorInfo>, json: bool) {
     }
 }
 
-/// `set`/`unset`: `committed revision N`, or the committed reply as JSON.
-pub fn print_committed(committed: &Committed, json: bool) {
-    if json {
-        print_json(&json!({
-            "epoch": committed.epoch,
-            "rev": committed.rev,
-            "duplicate": committed.duplicate,
-        }));
-    } else if committed.duplicate {
-        println!("committed revision {} (a repeated request)", committed.rev);
-    } else {
-        println!("committed revision {}", committed.rev);
-    }
+/// `set`/`unset` with `--json`: `{rev, epoch, duplicate}`.
+pub fn print_committed_json(committed: &Committed) {
+    print_json(&json!({
+        "rev": committed.rev,
+        "epoch": committed.epoch,
+        "duplicate": committed.duplicate,
+    }));
 }
 
 pub fn print_history(versions: &[Version], json: bool) {
@@ -129,8 +128,9 @@ pub fn print_history(versions: &[Version], json: bool) {
             .iter()
             .map(|v| {
                 json!({
-                    "rev": v.rev, "op": v.op, "value": v.value, "time": v.time,
-                    "source": v.source, "user": v.user,
+                    "rev": v.rev, "op": v.op, "value": v.value,
+                    "prev_rev": v.prev_rev, "prev_value": v.prev_value,
+                    "time": v.time, "source": v.source, "user": v.user,
                 })
             })
             .collect();
@@ -138,10 +138,17 @@ pub fn print_history(versions: &[Version], json: bool) {
         return;
     }
     for v in versions {
-        let value = match v.op {
+        // old -> new, from the row itself (0 / "-": the key did not exist).
+        let new = match v.op {
             statehub::OpKind::Set => v.value.to_string(),
             statehub::OpKind::Unset => "-".to_string(),
         };
+        let old = if v.prev_rev == 0 {
+            "-".to_string()
+        } else {
+            v.prev_value.to_string()
+        };
+        let value = format!("{old} -> {new}");
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}",
             v.rev,
@@ -179,5 +186,20 @@ fn layer_name(layer: statehub::Layer) -> &'static str {
         statehub::Layer::Environment => "environment",
         statehub::Layer::Stored => "stored",
         statehub::Layer::Defaults => "defaults",
+    }
+}
+
+pub fn print_status(s: &HubStatus) {
+    println!(
+        "statehub {} (protocol {}), pid {}, up {:.1} s",
+        s.version, s.protocol, s.pid, s.uptime
+    );
+    println!("revision {} (epoch {}), {} keys", s.rev, s.epoch, s.keys);
+    println!("writes {}, commits {}", s.writes, s.commits);
+    println!("data dir {}", s.data_dir);
+    println!("store {}", s.store);
+    println!("mirror {}", s.mirror);
+    for (name, endpoint) in &s.endpoints {
+        println!("{name} {}", text(endpoint));
     }
 }
