@@ -1,0 +1,169 @@
+"""The Rust client against a real hub, driven through its binary, next to the Python client."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hub.mirror import read_mirror
+from hub.paths import Layout
+from hub.protocol import Op
+from hub.testing import HubProcess, wait_until
+
+CRATE = Path(__file__).resolve().parent.parent / "clients" / "rust"
+BINARY = CRATE / "target" / "release" / "statehub-rs"
+
+
+@pytest.fixture(scope="session")
+def rust_bin() -> Path:
+    """The statehub-rs binary; built here if scripts/test has not built it already."""
+    if not BINARY.exists():
+        if shutil.which("cargo") is None:
+            pytest.skip("cargo is not installed: the Rust client cannot be built here")
+        subprocess.run(
+            ["cargo", "build", "--config", ".cargo-offline/config.toml", "--locked", "--release"],
+            cwd=CRATE,
+            check=True,
+            timeout=900,
+        )
+    return BINARY
+
+
+def rs(rust_bin: Path, data_dir: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(rust_bin), "--data-dir", str(data_dir), *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start_watch(rust_bin: Path, hub: HubProcess, prefix: str, *args: str) -> subprocess.Popen[str]:
+    """`statehub-rs watch PREFIX --initial`, returned once it has printed a marker key (so it is live)."""
+    with hub.client() as client:
+        client.set(f"{prefix}marker", 1)
+    watch = subprocess.Popen(
+        [str(rust_bin), "--data-dir", str(hub.data_dir), "watch", prefix, "--initial", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert watch.stdout is not None
+    first = json.loads(watch.stdout.readline())
+    assert first["key"] == f"{prefix}marker"
+    return watch
+
+
+def test_python_writes_reach_rust_watch_in_order(rust_bin: Path, hub: HubProcess) -> None:
+    watch = start_watch(rust_bin, hub, "py.", "--count", "32")  # --count includes the --initial marker
+    with hub.client() as client:
+        for i in range(30):
+            client.set(f"py.k{i % 4}", i)
+        client.set("py.done", True)
+    out, err = watch.communicate(timeout=30)
+    changes = [json.loads(line) for line in out.splitlines()]
+    assert [c["value"] for c in changes[:30]] == list(range(30)), err
+    assert [c["rev"] for c in changes] == sorted(c["rev"] for c in changes)
+    assert changes[-1]["key"] == "py.done" and changes[0]["source"] == "python"
+
+
+def test_rust_writes_reach_the_python_client(rust_bin: Path, hub: HubProcess) -> None:
+    assert rs(rust_bin, hub.data_dir, "set", "rs.rate", "42").returncode == 0
+    assert rs(rust_bin, hub.data_dir, "set", "rs.name", "pump 1").returncode == 0
+    with hub.client() as client:
+        rate = client.get("rs.rate")
+        assert (rate.value, rate.item.source) == (42, "rust")
+        assert client.get("rs.name").value == "pump 1"
+    conflict = rs(rust_bin, hub.data_dir, "set", "rs.rate", "1", "--expect-rev", "99")
+    assert conflict.returncode == 4 and "conflict on 'rs.rate'" in conflict.stderr
+    assert rs(rust_bin, hub.data_dir, "get", "rs.none").returncode == 3
+    assert rs(rust_bin, hub.data_dir, "set", "bad..key", "1").returncode == 2
+
+
+def test_a_txn_arrives_whole_in_rust_watch(rust_bin: Path, hub: HubProcess) -> None:
+    watch = start_watch(rust_bin, hub, "t.", "--count", "31")
+    with hub.client() as client:
+        for i in range(10):
+            client.txn([Op(op="set", key=f"t.{name}", value=i) for name in ("a", "b", "c")])
+    out, _ = watch.communicate(timeout=30)
+    changes = [json.loads(line) for line in out.splitlines() if "marker" not in line]
+    by_rev: dict[int, list[dict]] = {}
+    for change in changes:
+        by_rev.setdefault(change["rev"], []).append(change)
+    assert len(by_rev) == 10
+    for group in by_rev.values():
+        assert [c["index"] for c in group] == [0, 1, 2] and {c["count"] for c in group} == {3}
+        assert len({c["value"] for c in group}) == 1
+
+
+def test_with_the_hub_killed_rust_get_answers_from_the_mirror(rust_bin: Path, hub: HubProcess) -> None:
+    with hub.client() as client:
+        for i in range(5):
+            client.set("m.rate", i)
+    assert wait_until(lambda: read_mirror(Layout(hub.data_dir).mirror).rev == 5)
+    hub.kill()
+    result = rs(rust_bin, hub.data_dir, "get", "m.rate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "4"
+    assert "mirror" in result.stderr and "revision 5" in result.stderr
+    as_json = json.loads(rs(rust_bin, hub.data_dir, "--json", "get", "m.rate").stdout)
+    assert (as_json["from_mirror"], as_json["mirror_rev"]) == (True, 5)
+    assert rs(rust_bin, hub.data_dir, "set", "m.rate", "9").returncode == 5
+
+
+def test_react_carries_on_across_a_hub_restart_and_misses_nothing(
+    rust_bin: Path, hub: HubProcess, tmp_path: Path
+) -> None:
+    """Every change made while react is connected reaches the command in order; across a restart,
+    the keys that changed before it reconnected are delivered with their current value."""
+    log = tmp_path / "react.log"
+    react = subprocess.Popen(
+        [
+            str(rust_bin),
+            "--data-dir",
+            str(hub.data_dir),
+            "react",
+            "r.",
+            "--exec",
+            f"cat >> {log}; echo >> {log}",
+            "--timeout",
+            "5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert react.stderr is not None
+    assert "following from revision" in react.stderr.readline()  # live before we write
+
+    def seen() -> list[dict]:
+        if not log.exists():
+            return []
+        return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+    try:
+        with hub.client() as client:
+            client.set("r.first", 0)
+            assert wait_until(lambda: len(seen()) >= 1, timeout=15)
+            for i in range(1, 6):
+                client.set("r.n", i)
+        assert wait_until(lambda: any(c.get("value") == 5 for c in seen()), timeout=15)
+        hub.kill()
+        assert "hub unavailable" in react.stderr.readline()  # react noticed the silence
+        hub.start()
+        with hub.client() as client:
+            client.set("r.during", "set before react reconnects")
+        assert "resync" in react.stderr.readline()  # back, and resynced by itself
+        with hub.client() as client:
+            for i in range(6, 11):
+                client.set("r.n", i)
+            client.set("r.last", "done")
+        assert wait_until(lambda: any(c.get("key") == "r.last" for c in seen()), timeout=20)
+    finally:
+        react.terminate()
+        _, err = react.communicate(timeout=10)
+    values = [c["value"] for c in seen() if c["key"] == "r.n"]
+    assert values == list(range(1, 11)), err
+    assert any(c["key"] == "r.during" and c["resync"] for c in seen())
+    assert react.returncode == 0
