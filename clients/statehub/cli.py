@@ -461,9 +461,10 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
 
 
 def _register_more_commands() -> None:
-    from statehub import cli_state
+    from statehub import cli_state, gui_cli
 
     cli_state.register(app)
+    gui_cli.register(app)
 
 
 _register_more_commands()

@@ -1,0 +1,346 @@
+"""Everything the GUI decides, as plain functions: no window, no sockets, testable alone.
+
+The window (window.py) feeds hub events into a ``View`` with ``on_synced``,
+``on_update`` and ``on_down``, and asks this module what to show: the rows for
+the current filter, the status line, why edits are off, what a conflict means
+and what to write after the operator chose.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+from hub.mirror import MirrorState
+from hub.protocol import Changed, ConflictDetail, Item, Version
+from hub.rules import check_key, check_value
+from statehub.gui.masking import is_secret, shown_value
+from statehub.waterfall import parse_text_value
+
+VALUE_WIDTH = 120  # characters of a value shown in the table; the edit dialog shows it whole
+NOTICE_SECONDS = 6.0  # how long a resync notice stays
+HIGHLIGHT_SECONDS = 2.0  # how long a changed row stays highlighted
+HEADINGS = ["key", "value", "type", "rev", "set by", "changed"]
+HISTORY_HEADINGS = ["rev", "when", "who", "old → new"]
+
+
+class Phase(Enum):
+    CONNECTING = "connecting"  # no word from the hub or the mirror yet
+    LIVE = "live"  # the replica follows the hub
+    DOWN = "down"  # the hub is not answering; the table is the mirror
+
+
+@dataclass
+class View:
+    """What the window shows, fed by hub events."""
+
+    items: dict[str, Item] = field(default_factory=dict)
+    phase: Phase = Phase.CONNECTING
+    rev: int = 0  # the replica's revision (LIVE), or the mirror's (DOWN)
+    epoch: str = ""
+    mirror_written: float | None = None  # DOWN: when the shown mirror was written; None: no mirror
+    down_reason: str = ""
+    notice: str = ""
+    notice_until: float = 0.0
+    changed_at: dict[str, float] = field(default_factory=dict)
+
+
+# --- hub events ----------------------------------------------------------------------
+
+
+def on_synced(
+    view: View,
+    items: dict[str, Item],
+    rev: int,
+    epoch: str,
+    reason: str,
+    first: bool,
+    changed: list[str],
+    now: float,
+) -> None:
+    """The replica was (re)built from a snapshot: replace the table at once, note a resync briefly."""
+    was_down = view.phase is Phase.DOWN
+    view.items, view.rev, view.epoch, view.phase = dict(items), rev, epoch, Phase.LIVE
+    view.mirror_written, view.down_reason = None, ""
+    for key in changed:
+        view.changed_at[key] = now
+    if first:
+        return
+    what = "reconnected" if was_down else "resynced"
+    keys = f"{len(changed)} key{'s' if len(changed) != 1 else ''} changed meanwhile"
+    _notify(view, f"{what} at revision {rev} ({reason}); {keys}", now)
+
+
+def on_update(view: View, rev: int, changes: list[Changed], now: float) -> None:
+    """One complete revision: apply each change to the table."""
+    for change in changes:
+        if change.op == "unset":
+            view.items.pop(change.key, None)
+        else:
+            previous = view.items.get(change.key)
+            view.items[change.key] = Item(
+                key=change.key,
+                value=change.value,
+                rev=change.rev,
+                created_rev=previous.created_rev if previous else change.rev,
+                time=change.time,
+                source=change.source,
+                user=change.user,
+            )
+        view.changed_at[change.key] = now
+    view.rev = rev
+
+
+def on_down(view: View, reason: str, mirror: MirrorState | None, now: float) -> None:
+    """The hub went away: show the mirror (or, without one, what we last had), read-only."""
+    view.phase, view.down_reason = Phase.DOWN, reason
+    if mirror is not None:
+        view.items, view.rev, view.mirror_written = dict(mirror.items), mirror.rev, mirror.written
+    else:
+        view.mirror_written = None
+
+
+def _notify(view: View, text: str, now: float) -> None:
+    view.notice, view.notice_until = text, now + NOTICE_SECONDS
+
+
+def notice_text(view: View, now: float) -> str:
+    return view.notice if now < view.notice_until else ""
+
+
+# --- status line and edit permission ------------------------------------------------
+
+
+def age_text(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def status_line(view: View, now: float, hub_announced: bool = False) -> str:
+    """The truth about what the table shows.  ``now`` is wall-clock time (mirror ages are)."""
+    if view.phase is Phase.CONNECTING:
+        return "connecting to the hub…"
+    if view.phase is Phase.LIVE:
+        return f"connected at revision {view.rev}"
+    if view.mirror_written is None:
+        shown = f"what this window last received (revision {view.rev})" if view.rev else "nothing"
+        text = f"hub down and the mirror cannot be read: showing {shown}"
+    else:
+        text = f"hub down, showing the mirror from revision {view.rev}, {age_text(now - view.mirror_written)} old"
+    # hub.json is back: a hub process announced itself and the subscription is catching up.
+    return f"reconnecting… ({text.removeprefix('hub down, ')})" if hub_announced else text
+
+
+def edit_block_reason(view: View) -> str:
+    """Why edits are off now ("" when they are on)."""
+    if view.phase is Phase.LIVE:
+        return ""
+    if view.phase is Phase.CONNECTING:
+        return "edits wait for the connection to the hub"
+    return "edits are off while the hub is down: the table is the mirror, read-only"
+
+
+# --- the table ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    value: str
+    type: str
+    rev: str
+    who: str
+    changed: str
+
+    def cells(self) -> list[str]:
+        return [self.key, self.value, self.type, self.rev, self.who, self.changed]
+
+
+def matches(key: str, filter_text: str, prefix_only: bool = False) -> bool:
+    """A key passes the filter: a prefix match, or else a case-insensitive substring match."""
+    if not filter_text:
+        return True
+    if prefix_only:
+        return key.startswith(filter_text)
+    return filter_text.lower() in key.lower()
+
+
+def visible_rows(view: View, filter_text: str = "", prefix_only: bool = False) -> list[Row]:
+    return [row_for(view.items[key]) for key in sorted(view.items) if matches(key, filter_text, prefix_only)]
+
+
+def row_for(item: Item) -> Row:
+    return Row(
+        key=item.key,
+        value=shown_value(item.key, format_value(item.value)),
+        type=type_name(item.value),
+        rev=str(item.rev),
+        who=who_text(item.source, item.user),
+        changed=when_text(item.time),
+    )
+
+
+def highlighted(rows: list[Row], view: View, now: float) -> list[int]:
+    """Indexes of rows whose key changed within the last HIGHLIGHT_SECONDS."""
+    return [i for i, row in enumerate(rows) if now - view.changed_at.get(row.key, -1e9) < HIGHLIGHT_SECONDS]
+
+
+def format_value(value: Any, width: int = VALUE_WIDTH) -> str:
+    """A value on one line: strings as they are, everything else as JSON; cut at ``width``."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = text.replace("\r", "").replace("\n", "⏎")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    return "map"
+
+
+def who_text(source: str, user: str) -> str:
+    return "/".join(part for part in (source, user) if part) or "?"
+
+
+def when_text(seconds: float) -> str:
+    """Local time of a change; empty when unknown (time 0)."""
+    if not seconds:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+# --- edits ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Write:
+    """A write the operator asked for, with the revision it was based on (0: must not exist)."""
+
+    op: Literal["set", "unset"]
+    key: str
+    expect: int
+    value: Any = None
+
+
+def parse_edit(text: str, as_string: bool = False) -> Any:
+    """The value typed: JSON where it parses (30, true, [1, 2], {"a": 1}), else the text."""
+    value = text if as_string else parse_text_value(text)
+    check_value(value)
+    return value
+
+
+def type_preview(text: str, as_string: bool = False) -> str:
+    """What the typed text will be stored as, for the edit dialog ("int", "string", ...)."""
+    try:
+        return f"stored as {type_name(parse_edit(text, as_string))}"
+    except ValueError as exc:
+        return f"cannot be stored: {exc}"
+
+
+def edit_text(item: Item) -> str:
+    """The text to start editing from: a secret starts empty (never shown), a string as is."""
+    if is_secret(item.key):
+        return ""
+    return item.value if isinstance(item.value, str) else json.dumps(item.value, ensure_ascii=False)
+
+
+def new_write(key: str, text: str, as_string: bool = False) -> Write:
+    """Add a key: it must not exist yet.  Raises ValueError naming the problem."""
+    key = key.strip()
+    check_key(key)
+    return Write("set", key, 0, parse_edit(text, as_string))
+
+
+def change_write(item: Item, text: str, as_string: bool = False) -> Write:
+    """Change a key shown at ``item.rev``: only if it is still at that revision."""
+    return Write("set", item.key, item.rev, parse_edit(text, as_string))
+
+
+def delete_write(item: Item) -> Write:
+    return Write("unset", item.key, item.rev)
+
+
+# --- conflicts -----------------------------------------------------------------------------
+
+
+class Choice(Enum):
+    KEEP_MINE = "keep mine"
+    TAKE_THEIRS = "take theirs"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    write: Write | None  # what to send now, if anything
+    reopen: bool  # go back to the edit dialog with the operator's text
+    message: str
+
+
+def conflict_message(write: Write, detail: ConflictDetail) -> str:
+    """What happened, for the conflict dialog: their value, who set it and when."""
+    base = f"you started from revision {write.expect}" if write.expect else "you were adding it"
+    if not detail.exists:
+        now = "it has been deleted since"
+    else:
+        value = shown_value(detail.key, format_value(detail.value, 400))
+        now = (
+            f"it is now at revision {detail.rev}: {value}  ({type_name(detail.value)}), "
+            f"set by {who_text(detail.source, detail.user)} at {when_text(detail.time)}"
+        )
+    yours = (
+        "delete it"
+        if write.op == "unset"
+        else f"set it to {shown_value(write.key, format_value(write.value, 400))}"
+    )
+    return f"{write.key} changed while you were editing: {base}; {now}.\n\nYou wanted to {yours}."
+
+
+def resolve(choice: Choice, write: Write, detail: ConflictDetail) -> Resolution:
+    """Turn the operator's choice into the next write (against the revision they have now seen)."""
+    if choice is Choice.TAKE_THEIRS:
+        return Resolution(None, False, f"kept their value of {write.key}")
+    if choice is Choice.CANCEL:
+        return Resolution(None, True, "")
+    if write.op == "unset" and not detail.exists:
+        return Resolution(None, False, f"{write.key} was already deleted")
+    expect = detail.rev if detail.exists else 0
+    return Resolution(Write(write.op, write.key, expect, write.value), False, "")
+
+
+# --- history ---------------------------------------------------------------------------------
+
+
+def history_rows(key: str, versions: list[Version]) -> list[list[str]]:
+    """Rows for the history pane, newest first: revision, when, who, old → new (secrets masked)."""
+    rows = []
+    for version in versions:
+        old = "(new)" if not version.prev_rev else shown_value(key, format_value(version.prev_value, 60))
+        new = "(deleted)" if version.op == "unset" else shown_value(key, format_value(version.value, 60))
+        rows.append(
+            [
+                str(version.rev),
+                when_text(version.time),
+                who_text(version.source, version.user),
+                f"{old} → {new}",
+            ]
+        )
+    return rows

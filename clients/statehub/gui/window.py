@@ -1,0 +1,434 @@
+"""The statehub window: FreeSimpleGUI layout and event loop; decisions live in model.py.
+
+Threads: the subscription runs in its own thread (it owns its sockets) and hands
+each event to the window with ``write_event_value``; the window's thread owns
+the Tk widgets and a Client for writes and history.  Nothing else is shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import FreeSimpleGUI as sg  # type: ignore[import-untyped]  # it ships no type hints
+
+from hub.atomic_file import write_atomically
+from hub.errors import ConflictError, StatehubError
+from hub.paths import Layout, read_hub_info
+from hub.protocol import Committed, ConflictDetail, Item
+from hub.rules import InvalidInput
+from statehub.client import Client
+from statehub.gui import model
+from statehub.gui.masking import is_secret
+from statehub.gui.model import Choice, Phase, View, Write
+from statehub.subscription import Event, HubDown, Subscription, SubscriptionThread, Synced, Update
+
+HUB_EVENT = "-HUB-"
+TICK_MS = 250  # the status line's age counter and row highlights are refreshed this often
+MIN_REFRESH = 0.1  # a burst of changes redraws the table at most this often
+HIGHLIGHT = "#fff1a8"
+SNAPSHOT_REASON = "snapshot restore comes with snapshots, which the hub does not have yet"
+HISTORY_LIMIT = 50
+
+
+def run(
+    data_dir: str | Path | None,
+    *,
+    timeout: float = 0.5,
+    filter_text: str = "",
+    dump_state: Path | None = None,
+) -> None:
+    """Open the window and run until it is closed."""
+    sg.theme("LightGrey1")
+    client = Client(data_dir, timeout=timeout, source="gui")
+    try:
+        window = _main_window(client.data_dir, filter_text)
+    except Exception as exc:  # Tk raises TclError without a display
+        client.close()
+        raise RuntimeError(str(exc)) from exc
+    app = App(window, client, dump_state)
+
+    def make() -> Subscription:
+        return Subscription(client.data_dir, timeout=timeout)
+
+    thread = SubscriptionThread(make, app.forward)
+    thread.start()
+    app.thread = thread
+    try:
+        app.loop()
+    finally:
+        app.closing = True
+        thread.stop()
+        window.close()
+        client.close()
+
+
+def _main_window(data_dir: Path, filter_text: str) -> sg.Window:
+    table = sg.Table(
+        values=[],
+        headings=model.HEADINGS,
+        key="-TABLE-",
+        auto_size_columns=False,
+        col_widths=[26, 38, 6, 6, 14, 19],
+        justification="left",
+        num_rows=16,
+        enable_events=True,
+        select_mode=sg.TABLE_SELECT_MODE_BROWSE,
+        expand_x=True,
+        expand_y=True,
+    )
+    history = sg.Table(
+        values=[],
+        headings=model.HISTORY_HEADINGS,
+        key="-HISTORY-",
+        auto_size_columns=False,
+        col_widths=[6, 19, 14, 70],
+        justification="left",
+        num_rows=6,
+        expand_x=True,
+    )
+    layout = [
+        [
+            sg.Text("Filter"),
+            sg.Input(filter_text, key="-FILTER-", size=(30, 1), enable_events=True),
+            sg.Checkbox("prefix only", key="-PREFIX-", enable_events=True),
+            sg.Text("", key="-COUNT-", size=(22, 1)),
+        ],
+        [table],
+        [
+            sg.Button("Add…", key="-ADD-"),
+            sg.Button("Edit…", key="-EDIT-"),
+            sg.Button("Delete…", key="-DELETE-"),
+            sg.Button("Restore snapshot…", key="-RESTORE-", disabled=True, tooltip=SNAPSHOT_REASON),
+            sg.Text("(no snapshots in the hub yet)", text_color="#777777"),
+            sg.Text("", key="-REASON-", size=(60, 1), text_color="#8a4b00"),
+        ],
+        [sg.Text("History: select a key", key="-HISTORY-TITLE-", size=(90, 1))],
+        [history],
+        [sg.Text("", key="-NOTICE-", size=(110, 1), text_color="#1f5fa8")],
+        [sg.Text("connecting to the hub…", key="-STATUS-", size=(110, 1), font=("Helvetica", 10, "bold"))],
+    ]
+    return sg.Window(f"statehub — {data_dir}", layout, resizable=True, finalize=True)
+
+
+class App:
+    """The window's state and event handlers.  Runs in the window's thread only."""
+
+    def __init__(self, window: sg.Window, client: Client, dump_state: Path | None) -> None:
+        self.window = window
+        self.client = client
+        self.dump_state = dump_state
+        self.layout = Layout(client.data_dir)
+        self.view = View()
+        self.thread: SubscriptionThread | None = None
+        self.closing = False
+        self.rows: list[model.Row] = []
+        self.colored: list[int] = []
+        self.selected: str | None = None
+        self.history_for: str | None = None  # the key whose history is shown
+        self.history_stale = False
+        self.history_title = "History: select a key"
+        self.history: list[list[str]] = []
+        self.message = ""  # the last outcome of an edit, shown in the notice line
+        self.last_draw = 0.0
+        self.owed = False  # a redraw was put off (coalescing a burst): wake up soon for it
+        self.shown: dict[str, Any] = {}
+
+    # --- the subscription thread's side ------------------------------------------
+
+    def forward(self, event: Event) -> None:
+        """Called in the subscription thread: copy what the window needs and post it."""
+        if self.closing:
+            return
+        subscription = self.thread.subscription if self.thread else None
+        items = dict(subscription.items) if isinstance(event, Synced) and subscription else None
+        self.window.write_event_value(HUB_EVENT, (event, items))
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def loop(self) -> None:
+        self.draw(force=True)
+        while True:
+            wait = int(MIN_REFRESH * 1000) if self.owed else TICK_MS
+            event, values = self.window.read(timeout=wait)
+            if event == sg.WIN_CLOSED:
+                return
+            if event == HUB_EVENT:
+                self.on_hub(*values[HUB_EVENT])
+            elif event == "-TABLE-":
+                self.on_select(values["-TABLE-"])
+            elif event == "-ADD-":
+                self.edit(None)
+            elif event == "-EDIT-" and self.selected in self.view.items:
+                self.edit(self.view.items[self.selected])
+            elif event == "-DELETE-" and self.selected in self.view.items:
+                self.delete(self.view.items[self.selected])
+            self.draw(force=event in ("-FILTER-", "-PREFIX-"))
+
+    def on_hub(self, event: Event, items: dict[str, Item] | None) -> None:
+        now = time.time()
+        if isinstance(event, Synced):
+            changed = [change.key for change in event.changes]
+            model.on_synced(
+                self.view, items or {}, event.rev, event.epoch, event.reason, event.first, changed, now
+            )
+            self.history_stale = True
+        elif isinstance(event, Update):
+            model.on_update(self.view, event.rev, event.changes, now)
+            if any(change.key == self.selected for change in event.changes):
+                self.history_stale = True
+        elif isinstance(event, HubDown):
+            model.on_down(self.view, event.reason, event.mirror, now)
+            self.history_stale = True
+
+    def on_select(self, indexes: list[int]) -> None:
+        key = self.rows[indexes[0]].key if indexes and indexes[0] < len(self.rows) else None
+        if key != self.selected:
+            self.selected = key
+            self.history_stale = True
+
+    # --- drawing -------------------------------------------------------------------------
+
+    def draw(self, force: bool = False) -> None:
+        """Bring the window up to date; the table is redrawn at most every MIN_REFRESH in a burst."""
+        filter_text = str(self.window["-FILTER-"].get())
+        prefix_only = bool(self.window["-PREFIX-"].get())
+        rows = model.visible_rows(self.view, filter_text, prefix_only)
+        colored = model.highlighted(rows, self.view, time.time())
+        self.owed = False
+        if rows != self.rows or colored != self.colored:
+            now = time.monotonic()
+            if force or now - self.last_draw >= MIN_REFRESH:
+                self._draw_table(rows, colored)
+                self.last_draw = now
+            else:
+                self.owed = True
+        if self.history_stale:
+            self._load_history()
+        self._draw_texts(len(self.rows))
+
+    def _draw_table(self, rows: list[model.Row], colored: list[int]) -> None:
+        table = self.window["-TABLE-"]
+        tree = table.Widget
+        top = tree.yview()[0]  # keep the scroll position: a live change must not jump the view
+        keys = [row.key for row in rows]
+        selected = [keys.index(self.selected)] if self.selected in keys else None
+        table.update(values=[row.cells() for row in rows], row_colors=[(i, HIGHLIGHT) for i in colored])
+        if selected:
+            table.update(select_rows=selected)
+        tree.yview_moveto(top)
+        self.rows, self.colored = rows, colored
+
+    def _draw_texts(self, count: int) -> None:
+        now = time.time()
+        reason = model.edit_block_reason(self.view)
+        texts = {
+            "-STATUS-": model.status_line(self.view, now, self._hub_announced()),
+            "-NOTICE-": model.notice_text(self.view, now) or self.message,
+            "-REASON-": reason or ("" if self.selected else "select a key to edit or delete it"),
+            "-COUNT-": f"{count} of {len(self.view.items)} keys",
+            "-HISTORY-TITLE-": self.history_title,
+        }
+        for key, text in texts.items():
+            if self.shown.get(key) != text:
+                self.window[key].update(text)
+                self.shown[key] = text
+        selected = self.selected in self.view.items
+        buttons = {
+            "-ADD-": not reason,
+            "-EDIT-": not reason and selected,
+            "-DELETE-": not reason and selected,
+        }
+        for key, enabled in buttons.items():
+            if self.shown.get(key) != enabled:
+                self.window[key].update(disabled=not enabled)
+                self.shown[key] = enabled
+        if self.dump_state is not None:
+            self._dump(texts, not reason)
+
+    def _hub_announced(self) -> bool:
+        """While down: has a live hub process written hub.json again?  (A file, not the hub.)"""
+        if self.view.phase is not Phase.DOWN:
+            return False
+        info = read_hub_info(self.layout)
+        if info is None:
+            return False
+        if sys.platform == "win32":
+            return True  # os.kill(pid, 0) would end the process there
+        try:
+            os.kill(info.pid, 0)
+        except ProcessLookupError:
+            return False  # a stale hub.json left by a killed hub
+        except PermissionError:
+            return True
+        return True
+
+    def _load_history(self) -> None:
+        self.history_stale = False
+        key = self.selected
+        if key is None:
+            self.history_title, self.history = "History: select a key", []
+        elif self.view.phase is not Phase.LIVE:
+            self.history_title, self.history = f"History of {key}: needs the hub, which is down", []
+        else:
+            try:
+                versions = self.client.history(key, HISTORY_LIMIT)
+            except StatehubError as exc:
+                self.history_title, self.history = f"History of {key}: {exc.message}", []
+            else:
+                self.history_title = f"History of {key} (newest first, up to {HISTORY_LIMIT})"
+                self.history = model.history_rows(key, versions)
+        self.history_for = key
+        self.window["-HISTORY-"].update(values=self.history)
+
+    def _dump(self, texts: dict[str, str], edits_enabled: bool) -> None:
+        """Tests: the visible state as JSON, written whole each time (--dump-state)."""
+        assert self.dump_state is not None
+        state = {
+            "phase": self.view.phase.value,
+            "status": texts["-STATUS-"],
+            "notice": texts["-NOTICE-"],
+            "edit_reason": model.edit_block_reason(self.view),
+            "edits_enabled": edits_enabled,
+            "rows": [row.cells() for row in self.rows],
+            "history_title": self.history_title,
+            "history": self.history,
+        }
+        data = json.dumps(state, ensure_ascii=False, indent=1).encode()
+        if self.shown.get("-DUMP-") != data:
+            write_atomically(self.dump_state, data, mode=0o644)
+            self.shown["-DUMP-"] = data
+
+    # --- edits -------------------------------------------------------------------------
+
+    def edit(self, item: Item | None) -> None:
+        """Add (item None) or change a key; a conflict asks the operator what to do."""
+        text = model.edit_text(item) if item is not None else ""
+        key = item.key if item is not None else str(self.window["-FILTER-"].get()).strip()
+        for _ in range(100):  # each turn needs the operator: bounded only as a guard
+            answer = self.edit_dialog(item, key, text)
+            if answer is None:
+                return
+            write, text = answer
+            key = write.key
+            if self.send(write):
+                return  # saved, or the operator chose; else reopen the dialog with their text
+
+    def delete(self, item: Item) -> None:
+        answer = sg.popup_ok_cancel(f"Delete {item.key} (at revision {item.rev})?", title="Delete key")
+        if answer == "OK":
+            self.send(model.delete_write(item))
+
+    def send(self, write: Write) -> bool:
+        """Send ``write``, walking the operator through conflicts.  False: reopen the edit dialog."""
+        for _ in range(100):
+            detail = self._write(write)
+            if detail is None:
+                return True
+            resolution = model.resolve(
+                self.conflict_dialog(model.conflict_message(write, detail)), write, detail
+            )
+            if resolution.message:
+                self.message = resolution.message
+            if resolution.write is None:
+                return not resolution.reopen
+            write = resolution.write
+        return True
+
+    def edit_dialog(self, item: Item | None, key: str, text: str) -> tuple[Write, str] | None:
+        """Ask for a key (when adding) and a value: the write and the text typed; None when cancelled."""
+        title = "Add a key" if item is None else f"Edit {item.key}"
+        dialog = sg.Window(title, edit_layout(item, key, text), modal=True, finalize=True)
+        try:
+            for _ in range(100_000):  # one turn per operator action or tick: a guard, not a limit
+                event, values = self.read_dialog(dialog)
+                if event in (sg.WIN_CLOSED, "-CANCEL-"):
+                    return None
+                value_text = str(values["-VALUE-"]).removesuffix("\n")  # Tk always adds one
+                as_string = bool(values["-STRING-"])
+                if event != "-SAVE-":
+                    dialog["-PREVIEW-"].update(model.type_preview(value_text, as_string))
+                    continue
+                try:
+                    if item is None:
+                        return model.new_write(str(values["-KEY-"]), value_text, as_string), value_text
+                    return model.change_write(item, value_text, as_string), value_text
+                except ValueError as exc:
+                    dialog["-PREVIEW-"].update(f"not saved: {exc}")
+            return None
+        finally:
+            dialog.close()
+
+    def conflict_dialog(self, message: str) -> Choice:
+        dialog = sg.Window("Changed meanwhile", conflict_layout(message), modal=True, finalize=True)
+        try:
+            event, _values = self.read_dialog(dialog)
+        finally:
+            dialog.close()
+        return event if isinstance(event, Choice) else Choice.CANCEL
+
+    def read_dialog(self, dialog: sg.Window) -> tuple[Any, Any]:
+        """The dialog's next event; meanwhile the main window keeps following the hub."""
+        while True:
+            window, event, values = sg.read_all_windows(timeout=TICK_MS)
+            if window is dialog:
+                return event, values
+            if window is self.window and event == HUB_EVENT:
+                self.on_hub(*values[HUB_EVENT])
+            self.draw()
+
+    def _write(self, write: Write) -> ConflictDetail | None:
+        """One attempt; returns the conflict if the key moved, else None (done or reported)."""
+        try:
+            if write.op == "set":
+                committed = self.client.set(write.key, write.value, expect=write.expect)
+            else:
+                committed = self.client.unset(write.key, expect=write.expect)
+        except ConflictError as exc:
+            if exc.conflicts:
+                return exc.conflicts[0]
+            sg.popup_error(exc.message, title="Not saved")
+            return None
+        except (StatehubError, InvalidInput) as exc:
+            sg.popup_error(f"{getattr(exc, 'message', exc)}\n\nNothing was written.", title="Not saved")
+            return None
+        assert isinstance(committed, Committed)  # not queued: the GUI writes only while the hub is up
+        what = "deleted" if write.op == "unset" else "saved"
+        self.message = f"{what} {write.key} at revision {committed.rev}"
+        return None
+
+
+# --- dialogs -------------------------------------------------------------------------------
+
+
+def edit_layout(item: Item | None, key: str, text: str) -> list[list[Any]]:
+    based = (
+        "a new key: saved only if it does not exist yet"
+        if item is None
+        else (f"based on revision {item.rev}: saved only if nobody changed it since")
+    )
+    secret = item is not None and is_secret(item.key)
+    return [
+        [sg.Text("Key", size=(6, 1)), sg.Input(key, key="-KEY-", size=(50, 1), disabled=item is not None)],
+        [sg.Text("Value" + (" (secret: type a new one)" if secret else ""))],
+        [sg.Multiline(text, key="-VALUE-", size=(60, 6), enable_events=True, rstrip=False)],
+        [sg.Checkbox("store as a string (do not read it as JSON)", key="-STRING-", enable_events=True)],
+        [sg.Text(model.type_preview(text), key="-PREVIEW-", size=(60, 2))],
+        [sg.Text(based, text_color="#555555")],
+        [sg.Button("Save", key="-SAVE-"), sg.Button("Cancel", key="-CANCEL-")],
+    ]
+
+
+def conflict_layout(message: str) -> list[list[Any]]:
+    return [
+        [sg.Text(message, size=(80, None))],
+        [
+            sg.Button("Keep mine", key=Choice.KEEP_MINE),
+            sg.Button("Take theirs", key=Choice.TAKE_THEIRS),
+            sg.Button("Cancel", key=Choice.CANCEL),
+        ],
+    ]
