@@ -31,7 +31,7 @@ HUB_EVENT = "-HUB-"
 TICK_MS = 250  # the status line's age counter and row highlights are refreshed this often
 MIN_REFRESH = 0.1  # a burst of changes redraws the table at most this often
 HIGHLIGHT = "#fff1a8"
-SNAPSHOT_REASON = "snapshot restore comes with snapshots, which the hub does not have yet"
+SNAPSHOT_TIP = "go back to a snapshot (statehub snapshot create makes them): the changes are shown first"
 HISTORY_LIMIT = 50
 
 
@@ -103,8 +103,7 @@ def _main_window(data_dir: Path, filter_text: str) -> sg.Window:
             sg.Button("Add…", key="-ADD-"),
             sg.Button("Edit…", key="-EDIT-"),
             sg.Button("Delete…", key="-DELETE-"),
-            sg.Button("Restore snapshot…", key="-RESTORE-", disabled=True, tooltip=SNAPSHOT_REASON),
-            sg.Text("(no snapshots in the hub yet)", text_color="#777777"),
+            sg.Button("Restore snapshot…", key="-RESTORE-", tooltip=SNAPSHOT_TIP),
             sg.Text("", key="-REASON-", size=(60, 1), text_color="#8a4b00"),
         ],
         [sg.Text("History: select a key", key="-HISTORY-TITLE-", size=(90, 1))],
@@ -167,6 +166,8 @@ class App:
                 self.edit(self.view.items[self.selected])
             elif event == "-DELETE-" and self.selected in self.view.items:
                 self.delete(self.view.items[self.selected])
+            elif event == "-RESTORE-":
+                self.restore_snapshot()
             self.draw(force=event in ("-FILTER-", "-PREFIX-"))
 
     def on_hub(self, event: Event, items: dict[str, Item] | None) -> None:
@@ -242,6 +243,7 @@ class App:
             "-ADD-": not reason,
             "-EDIT-": not reason and selected,
             "-DELETE-": not reason and selected,
+            "-RESTORE-": not reason,
         }
         for key, enabled in buttons.items():
             if self.shown.get(key) != enabled:
@@ -322,6 +324,52 @@ class App:
         answer = sg.popup_ok_cancel(f"Delete {item.key} (at revision {item.rev})?", title="Delete key")
         if answer == "OK":
             self.send(model.delete_write(item))
+
+    def restore_snapshot(self) -> None:
+        """Pick a snapshot, show every change it would make (a dry run), apply it only on OK."""
+        from hub.state_files import changes_to, describe, list_snapshots
+
+        snapshots = list_snapshots(self.client.data_dir)
+        if not snapshots:
+            sg.popup_ok("There are no snapshots yet.\nMake one with: statehub snapshot create", title="Restore snapshot")
+            return
+        labels = {f"{name}  (revision {state.rev}, {len(state.values)} keys)": state for name, state in reversed(snapshots)}
+        dialog = sg.Window(
+            "Restore snapshot",
+            [[sg.Text("Go back to:")], [sg.Listbox(list(labels), size=(70, 8), key="-PICK-")], [sg.Button("Show changes…"), sg.Button("Cancel")]],
+            modal=True,
+            finalize=True,
+        )
+        event, values = dialog.read()
+        dialog.close()
+        if event != "Show changes…" or not values["-PICK-"]:
+            return
+        label = values["-PICK-"][0]
+        try:
+            current = self.client.snapshot().items
+            ops = changes_to(current, labels[label].values, replace=True)
+        except StatehubError as exc:
+            sg.popup_error(f"{exc.message}\n\nNothing was changed.", title="Restore snapshot")
+            return
+        if not ops:
+            self.message = f"nothing to restore: the state already matches {label.split()[0]}"
+            return
+        lines = describe(ops, current)
+        answer = sg.popup_scrolled(
+            f"{len(ops)} keys would change (old -> new):\n\n" + "\n".join(lines),
+            title="Restore snapshot: dry run",
+            yes_no=True,
+            size=(90, 20),
+        )
+        if answer != "Yes":
+            return
+        with Client(self.client.data_dir, timeout=self.client.timeout, source="rollback") as rollback:
+            try:
+                committed = rollback.txn(ops)
+            except StatehubError as exc:
+                sg.popup_error(f"{exc.message}\n\nNothing was changed.", title="Restore snapshot")
+                return
+        self.message = f"restored {label.split()[0]}: {len(ops)} keys changed at revision {getattr(committed, 'rev', '?')}"
 
     def send(self, write: Write) -> bool:
         """Send ``write``, walking the operator through conflicts.  False: reopen the edit dialog."""
