@@ -461,10 +461,11 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
 
 
 def _register_more_commands() -> None:
-    from statehub import cli_state, gui_cli
+    from statehub import cli_state, eds_cli, gui_cli
 
     cli_state.register(app)
     gui_cli.register(app)
+    eds_cli.register(app)
 
 
 _register_more_commands()

@@ -1,0 +1,73 @@
+"""Shared by the EDS tests: the sample files, file builders and the ingest-eds command entries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import typer
+
+from statehub.eds_cli import register
+
+from .conftest import cli_env
+
+EDS_DATA = Path(__file__).parent / "data" / "eds"
+LONG_SAMPLE = EDS_DATA / "live_data.csv"
+POINT_MAP = EDS_DATA / "points-maxson.csv"
+CHICAGO = ZoneInfo("America/Chicago")
+
+# statehub wires register() into its own app, which has a callback; a typer app
+# with one command and no callback would run that command directly, so the
+# test entry gets an empty callback to keep `ingest-eds` a subcommand.
+ENTRY = (
+    "import typer; from statehub.eds_cli import register; "
+    "app = typer.Typer(); app.callback()(lambda: None); register(app); app()"
+)
+
+
+def ingest_app() -> typer.Typer:
+    """The in-process twin of ENTRY, for typer's CliRunner."""
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    register(app)
+    return app
+
+
+def run_ingest(
+    data_dir: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``ingest-eds --data-dir DATA_DIR ARGS`` as a real process."""
+    return subprocess.run(
+        [sys.executable, "-c", ENTRY, "ingest-eds", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env if env is not None else cli_env(),
+    )
+
+
+def wide_csv(points: list[str], rows: Iterable[tuple[datetime, list[str]]], *, bom: bool = True) -> str:
+    """A wide trend export: two header rows, then M/D/YYYY,ISO,values."""
+    lines = [
+        ",," + ",".join(f"\\{p}\\" for p in points),
+        "Date,," + ",".join(f"VALUE(\\{p}\\)" for p in points),
+    ]
+    for when, cells in rows:
+        lines.append(f"{when.month}/{when.day}/{when.year},{when.isoformat()}," + ",".join(cells))
+    return ("\ufeff" if bom else "") + "\r\n".join(lines) + "\r\n"
+
+
+def long_csv(rows: Iterable[tuple[str, int, str]], *, trailing: str = "") -> str:
+    """A long export: timestamp,sid,shortdesc,rjn_siteid,rjn_entityid,value."""
+    lines = ["timestamp,sid,shortdesc,rjn_siteid,rjn_entityid,value"]
+    lines += [f"{stamp},{sid},P{sid},SITE,1,{value}{trailing}" for stamp, sid, value in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_bytes(text.encode("utf-8"))
+    return path

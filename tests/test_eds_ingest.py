@@ -1,0 +1,310 @@
+"""`ingest-eds` end to end against a real hub: keys, idempotency, replay, bad rows, exit codes."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from hub.errors import ConflictError
+from hub.testing import HubProcess
+from statehub.client import Client
+from statehub.eds.ingest import Options, ingest, parse_all
+from statehub.eds.resolve import utc_text
+from statehub.eds_cli import register
+from statehub.subscription import Subscription, Synced, Update
+
+from .conftest import cli_env
+from .eds_support import (
+    CHICAGO,
+    EDS_DATA,
+    LONG_SAMPLE,
+    POINT_MAP,
+    ingest_app,
+    long_csv,
+    run_ingest,
+    wide_csv,
+    write,
+)
+
+INFLUENT = "eds.Maxson.M100FI-2EUNIT0-40NET0"
+EFFLUENT = "eds.Maxson.FI8001-2EUNIT0-40NET0"
+
+
+def invoke(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    """ingest-eds in this process, through typer's CliRunner."""
+    return CliRunner().invoke(ingest_app(), ["ingest-eds", "--data-dir", str(data_dir), *args], env=env)
+
+
+def values(hub: HubProcess, prefix: str = "eds.") -> dict[str, Any]:
+    with hub.client() as client:
+        return {item.key: item.value for item in client.list(prefix).items}
+
+
+def hourly_wide(path: Path, points: list[str], hours: int, start: datetime = datetime(2025, 1, 1)) -> Path:
+    rows = [
+        (start + timedelta(hours=h), [f"{h + p / 10:.1f}" for p in range(len(points))]) for h in range(hours)
+    ]
+    return write(path, wide_csv(points, rows))
+
+
+def test_the_long_sample_becomes_one_key_per_point_holding_its_newest_reading(hub: HubProcess) -> None:
+    result = run_ingest(hub.data_dir, str(LONG_SAMPLE), "--points", str(POINT_MAP))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "ingested 1 file (latest): 354 rows, 314 readings, 2 committed, 0 skipped"
+    )
+    assert "40 rows replaced by a later row" in result.stdout
+    stored = values(hub)
+    assert sorted(stored) == [EFFLUENT, INFLUENT]
+    assert stored[INFLUENT] == {
+        "value": 61.76,
+        "quality": None,
+        "units": None,
+        "time": "2025-05-29T20:15:00Z",
+        "local": "2025-05-29T15:15:00-05:00",
+        "tz": "America/Chicago",
+        "point": "M100FI.UNIT0@NET0",
+        "sid": 2308,
+        "idcs": "M100FI",
+        "desc": "INFLU",
+        "file": "live_data.csv",
+        "line": 354,
+    }
+
+
+def test_ingesting_the_same_file_again_changes_nothing(hub: HubProcess) -> None:
+    assert invoke(hub.data_dir, str(LONG_SAMPLE), "--points", str(POINT_MAP)).exit_code == 0
+    with hub.client() as client:
+        rev = client.status().rev
+    again = invoke(hub.data_dir, str(LONG_SAMPLE), "--points", str(POINT_MAP), "--json")
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.stdout)
+    assert (summary["committed"], summary["skipped"], summary["transactions"], summary["rev"]) == (
+        0,
+        2,
+        0,
+        None,
+    )
+    replay = json.loads(
+        invoke(hub.data_dir, str(LONG_SAMPLE), "--points", str(POINT_MAP), "--replay", "--json").stdout
+    )
+    assert (replay["committed"], replay["skipped"]) == (0, 314)
+    with hub.client() as client:
+        assert client.status().rev == rev
+
+
+def test_replay_writes_every_reading_into_the_key_history_in_time_order(
+    hub: HubProcess, tmp_path: Path
+) -> None:
+    points = ["A.UNIT0@NET0", "B.UNIT0@NET0", "C.UNIT0@NET0"]
+    export = hourly_wide(tmp_path / "year.csv", points, 48)
+    result = run_ingest(hub.data_dir, str(export), "--plant", "Maxson", "--replay", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["readings"], summary["committed"], summary["transactions"]) == (144, 144, 48)
+    with hub.client() as client:
+        history = client.history("eds.Maxson.A-2EUNIT0-40NET0", limit=100)
+    assert [v.value["value"] for v in reversed(history)] == [float(h) for h in range(48)]
+    assert len({v.rev for v in history}) == 48  # one revision per timestamp
+    again = json.loads(
+        run_ingest(hub.data_dir, str(export), "--plant", "Maxson", "--replay", "--json").stdout
+    )
+    assert (again["committed"], again["skipped"]) == (0, 144)
+
+
+def test_a_subscriber_sees_one_change_per_point_per_timestamp(hub: HubProcess, tmp_path: Path) -> None:
+    export = hourly_wide(tmp_path / "w.csv", ["A", "B"], 5)
+    updates: list[Update] = []
+    with Subscription(hub.data_dir, prefix="eds.", timeout=2.0) as subscription:
+        deadline = time.monotonic() + 10
+        while not subscription.is_live and time.monotonic() < deadline:
+            subscription.next_event(0.1)
+        assert subscription.is_live
+        assert invoke(hub.data_dir, str(export), "--plant", "P", "--replay").exit_code == 0
+        while len(updates) < 5 and time.monotonic() < deadline:
+            event = subscription.next_event(0.2)
+            if isinstance(event, Update):
+                updates.append(event)
+            assert not isinstance(event, Synced) or event.first
+    assert [sorted(c.key for c in u.changes) for u in updates] == [["eds.P.A", "eds.P.B"]] * 5
+    assert [u.changes[0].value["time"] for u in updates] == [
+        utc_text((datetime(2025, 1, 1) + timedelta(hours=h)).replace(tzinfo=CHICAGO)) for h in range(5)
+    ]
+
+
+def test_bad_rows_are_reported_with_file_and_line_and_good_rows_still_commit(
+    hub: HubProcess, tmp_path: Path
+) -> None:
+    rows = [
+        ("2025-01-10T08:00:00", 2308, "1.5"),
+        ("2025-01-10T08:05:00", 2308, "oops"),
+        ("2025-01-10T08:10:00", 8528, "2"),
+    ]
+    export = write(tmp_path / "bad.csv", long_csv(rows))
+    result = run_ingest(hub.data_dir, str(export), "--points", str(POINT_MAP), "--json")
+    assert result.returncode == 0
+    assert result.stderr == f"warning: bad row {export}:3: value 'oops' is not a number\n"
+    summary = json.loads(result.stdout)
+    assert (summary["committed"], summary["bad_rows"]) == (
+        2,
+        [{"file": str(export), "line": 3, "reason": "value 'oops' is not a number"}],
+    )
+    assert values(hub)[INFLUENT]["value"] == 1.5
+
+
+def test_strict_commits_nothing_when_a_row_is_bad_and_exits_2(hub: HubProcess, tmp_path: Path) -> None:
+    rows = [("2025-01-10T08:00:00", 2308, "1.5"), ("2025-01-10T08:05:00", 2308, "oops")]
+    export = write(tmp_path / "bad.csv", long_csv(rows))
+    result = run_ingest(hub.data_dir, str(export), "--points", str(POINT_MAP), "--strict")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"warning: bad row {export}:3: value 'oops' is not a number",
+        f"error: 1 bad row and --strict: nothing was committed (first: {export}:3: value 'oops' is not a number)",
+    ]
+    assert values(hub) == {}
+
+
+def test_without_a_running_hub_the_command_exits_5(tmp_path: Path) -> None:
+    result = run_ingest(tmp_path / "nohub", str(LONG_SAMPLE), "--plant", "Maxson")
+    assert result.returncode == 5
+    assert result.stderr.startswith("error: ") and "hub" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_input_exits_2_with_one_error_line(hub: HubProcess, tmp_path: Path) -> None:
+    cases = {
+        ("--tz", "Mars/Base", str(LONG_SAMPLE), "--plant", "M"): "unknown time zone 'Mars/Base'",
+        (str(LONG_SAMPLE),): "no plant for point 2308: give --plant NAME",
+        (str(POINT_MAP),): "this is a point map, not readings: pass it with --points",
+        ("--format", "xml", str(LONG_SAMPLE)): "unknown --format 'xml'",
+        (str(tmp_path / "missing.csv"),): "cannot read the file",
+        (): "give export files, or --watch DIR",
+    }
+    for args, message in cases.items():
+        result = invoke(hub.data_dir, *args)
+        assert result.exit_code == 2, (args, result.output)
+        error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(error_lines) == 1 and message in error_lines[0], (args, result.stderr)
+    assert values(hub) == {}
+
+
+def test_the_time_zone_comes_from_the_waterfall(hub: HubProcess, tmp_path: Path) -> None:
+    export = write(tmp_path / "t.csv", "2025-07-01T12:00:00,5\n")
+    with hub.client() as client:
+        client.set("eds.timezone", "America/New_York")
+    assert invoke(hub.data_dir, str(export), "--point", "P", "--plant", "A").exit_code == 0
+    assert values(hub, "eds.A.")["eds.A.P"]["local"] == "2025-07-01T12:00:00-04:00"
+    env = {**cli_env(), "STATEHUB_EDS__TIMEZONE": "UTC"}
+    assert invoke(hub.data_dir, str(export), "--point", "P", "--plant", "B", env=env).exit_code == 0
+    assert values(hub, "eds.B.")["eds.B.P"]["time"] == "2025-07-01T12:00:00Z"
+    assert (
+        invoke(hub.data_dir, str(export), "--point", "P", "--plant", "C", "--tz", "Europe/Paris").exit_code
+        == 0
+    )
+    assert values(hub, "eds.C.")["eds.C.P"]["local"] == "2025-07-01T12:00:00+02:00"
+
+
+def test_two_column_and_trend_json_resolve_names_and_units_through_the_points_export(hub: HubProcess) -> None:
+    export_map = str(EDS_DATA / "points_export.txt")
+    two = invoke(hub.data_dir, str(EDS_DATA / "two_column.csv"), "--point", "M310LI", "--points", export_map)
+    assert two.exit_code == 0, two.output
+    trend = invoke(hub.data_dir, str(EDS_DATA / "tabular_trend.json"), "--points", export_map, "--replay")
+    assert trend.exit_code == 0, trend.output
+    stored = values(hub)
+    well = stored["eds.Maxson.M310LI-2EUNIT0-40NET0"]
+    assert (well["units"], well["desc"], well["quality"], well["value"]) == (
+        "FT",
+        "WET WELL 'A' LEVEL",
+        "U",
+        3.4,
+    )
+    influent = stored[INFLUENT]
+    assert (influent["value"], influent["quality"], influent["units"]) == (None, "B", "MGD")
+
+
+def test_more_points_than_one_transaction_holds_are_split_at_1000_ops(
+    hub: HubProcess, tmp_path: Path
+) -> None:
+    export = hourly_wide(tmp_path / "many.csv", [f"P{i}" for i in range(1200)], 1)
+    summary = json.loads(invoke(hub.data_dir, str(export), "--plant", "X", "--json").stdout)
+    assert (summary["committed"], summary["transactions"]) == (1200, 2)
+
+
+def test_statehub_global_options_reach_the_command(hub: HubProcess) -> None:
+    """Wired into statehub's own app, --data-dir before the command name is honoured."""
+    from statehub.cli import main_options
+
+    app = typer.Typer()
+    app.callback()(main_options)
+    register(app)
+    result = CliRunner().invoke(
+        app,
+        ["--data-dir", str(hub.data_dir), "ingest-eds", str(LONG_SAMPLE), "--points", str(POINT_MAP)],
+        env=cli_env(),
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(values(hub)) == [EFFLUENT, INFLUENT]
+
+
+class RacingClient(Client):
+    """A real client whose first write loses a race: another writer commits a newer reading first."""
+
+    def __init__(self, *args: Any, rival: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rival = rival
+        self.conflicts = 0
+
+    def txn(self, ops: Any, **kwargs: Any) -> Any:
+        if self.rival:
+            with Client(self.data_dir, timeout=2.0) as other:
+                other.set(*self.rival.popitem())
+        try:
+            return super().txn(ops, **kwargs)
+        except ConflictError:
+            self.conflicts += 1
+            raise
+
+
+def test_a_concurrent_writer_wins_and_the_ingest_replans_without_going_back_in_time(
+    hub: HubProcess, tmp_path: Path
+) -> None:
+    export = hourly_wide(tmp_path / "w.csv", ["A"], 3)
+    newer = {"value": 99.0, "quality": "G", "time": "2030-01-01T00:00:00Z"}
+    options = Options(zone=CHICAGO, plant="P", mode="replay")
+    racing = RacingClient(hub.data_dir, timeout=2.0, fallback=False, rival={"eds.P.A": newer})
+    with racing:
+        summary = ingest(racing, parse_all([export], options), options)
+    assert racing.conflicts == 1
+    assert (summary.committed, summary.skipped) == (0, 3)
+    assert values(hub)["eds.P.A"] == newer
+
+
+@pytest.mark.parametrize("flag", ["--latest", "--replay"])
+def test_the_summary_counts_add_up(hub: HubProcess, flag: str) -> None:
+    summary = json.loads(
+        invoke(hub.data_dir, str(LONG_SAMPLE), "--points", str(POINT_MAP), flag, "--json").stdout
+    )
+    assert summary["readings"] == summary["committed"] + summary["skipped"] + summary["not_latest"]
+    assert summary["rows"] == summary["readings"] + summary["replaced"] + len(summary["bad_rows"])
+
+
+def test_a_progress_bar_is_drawn_only_for_long_ingests(capsys: pytest.CaptureFixture[str]) -> None:
+    from statehub.eds.command import PROGRESS_MIN_WRITES, _Progress
+
+    with _Progress(enabled=True) as small:
+        small(10, 10)
+    assert capsys.readouterr().err == ""
+    with _Progress(enabled=True) as large:
+        for _ in range(3):
+            large(1000, PROGRESS_MIN_WRITES + 1000)
+    assert "committing readings" in capsys.readouterr().err
+    with _Progress(enabled=False) as off:  # not a terminal, or --json
+        off(5000, 5000)
+    assert capsys.readouterr().err == ""
