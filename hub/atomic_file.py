@@ -14,6 +14,7 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
 
     The folder is fsynced after the rename so the new name itself survives power loss.
     """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # it may have been deleted under us
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:

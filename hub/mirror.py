@@ -166,7 +166,10 @@ def write_mirror(store_path: Path, mirror_path: Path) -> int:
     """Write the mirror from one consistent read of the store; return its revision."""
     from hub.store import connect  # here, so that clients reading a mirror never load the store
 
-    conn = connect(store_path)
+    if not store_path.exists():
+        # Opening a missing path would create an empty database there.
+        raise OSError(f"the store {store_path} is gone")
+    conn = connect(store_path, readonly=True)
     try:
         conn.execute("BEGIN")  # one read transaction: rev and rows from the same instant
         meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())

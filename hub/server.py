@@ -110,10 +110,16 @@ class Hub:
         layout = Layout(config.data_dir)
         prepare_data_dir(layout)
         lock = acquire_lock(layout)
+        _remove_stale_temp_files(layout.data_dir)
         try:
             store = Store(layout.store, history_keep=config.history_keep)
         except sqlite3.DatabaseError as exc:
             lock.close()
+            if layout.store.exists() and not os.access(layout.store, os.W_OK):
+                raise StorageError(
+                    f"the store {layout.store} is not writable by this user ({exc}); "
+                    "fix its permissions (the hub needs read and write), then start again"
+                ) from exc
             from hub.restore import newest_snapshot_hint
 
             raise StorageError(
@@ -155,15 +161,7 @@ class Hub:
         self._apply_inbox()
         self.mirror.start()
         self.mirror.request()
-        info = HubInfo(
-            pid=os.getpid(),
-            version=__version__,
-            protocol=PROTOCOL_VERSION,
-            rpc=self.endpoints["rpc"],
-            events=self.endpoints["events"],
-            started=self._started,
-        )
-        write_atomically(self.layout.hub_file, msgspec.json.encode(info) + b"\n", mode=0o644)
+        self._write_hub_file()
         log.info(
             "statehub %s ready: serving %s at revision %d (epoch %s); rpc %s, events %s, mirror %s",
             __version__,
@@ -174,6 +172,17 @@ class Hub:
             self.endpoints["events"],
             self.layout.mirror,
         )
+
+    def _write_hub_file(self) -> None:
+        info = HubInfo(
+            pid=os.getpid(),
+            version=__version__,
+            protocol=PROTOCOL_VERSION,
+            rpc=self.endpoints["rpc"],
+            events=self.endpoints["events"],
+            started=self._started,
+        )
+        write_atomically(self.layout.hub_file, msgspec.json.encode(info) + b"\n", mode=0o644)
 
     # --- the loop ---------------------------------------------------------------
 
@@ -202,6 +211,7 @@ class Hub:
             if self.router in ready:
                 self._serve_requests()
             if time.monotonic() >= next_beat:
+                self._check_files()
                 self._apply_inbox()
                 self._heartbeat()
                 next_beat = time.monotonic() + self.config.heartbeat
@@ -238,7 +248,11 @@ class Hub:
                 log.warning("dropped a message of %d frames that is not a request", len(frames))
                 continue
             envelope, body = frames[:-1], frames[-1]
-            answer = self._dispatch(body)
+            try:
+                answer = self._dispatch(body)
+            except Exception:  # one request must never end the loop that serves everyone
+                log.exception("internal error on a request of %d bytes", len(body))
+                answer = Error(code="internal", message="internal error in the hub; it has been logged")
             if isinstance(answer, (Set, Unset, Txn)):
                 pending.append(_Pending(envelope, answer))
             else:
@@ -255,7 +269,9 @@ class Hub:
             )
         try:
             request = self._decode(body)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            # msgspec raises UnicodeDecodeError for invalid UTF-8 and RecursionError for
+            # absurd nesting, outside its own exception tree.
             return _malformed(body, exc)
         if request.v != PROTOCOL_VERSION:
             return _wrong_version(request.v)
@@ -321,6 +337,12 @@ class Hub:
             self._reply(p.envelope, outcome.reply)
             if log.isEnabledFor(logging.DEBUG):
                 _log_write(p, outcome.reply)
+
+    def _check_files(self) -> None:
+        """Someone may delete the data dir under a running hub: put back what clients rely on."""
+        self.store.ensure_file()
+        if not self.layout.hub_file.exists() and self.layout.data_dir.exists():
+            self._write_hub_file()
 
     def _apply_inbox(self) -> None:
         """Commit writes queued while the hub was down, in the order they were made."""
@@ -398,14 +420,22 @@ def _bind(sock: zmq.Socket[bytes], endpoint: str) -> str:
     return str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
 
+def _remove_stale_temp_files(data_dir: Path) -> None:
+    """A hub killed mid-rewrite leaves ``.NAME.PID.tmp``; holding the lock, we own them all."""
+    for temp in data_dir.glob(".*.tmp"):
+        temp.unlink(missing_ok=True)
+
+
 def _malformed(body: bytes, exc: Exception) -> Error:
     try:
         version = msgspec.msgpack.decode(body, type=_Versioned).v
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         version = PROTOCOL_VERSION
     if version != PROTOCOL_VERSION:
         return _wrong_version(version)
-    if isinstance(exc, msgspec.DecodeError):
+    if isinstance(exc, RecursionError):
+        return Error(code="invalid", message="request nested too deeply; values may nest at most 32 levels")
+    if isinstance(exc, (msgspec.DecodeError, UnicodeDecodeError)):
         return Error(code="protocol", message=f"undecodable request: {exc}")
     return Error(code="protocol", message=f"malformed request: {exc}")
 

@@ -208,7 +208,8 @@ def save_snapshot(data_dir: Path, state: StateFile, keep: int = SNAPSHOT_KEEP) -
     folder = snapshot_dir(data_dir)
     folder.mkdir(mode=0o700, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(state.created))
-    name = state.name or f"auto-{stamp}-r{state.rev}"
+    millis = int(state.created * 1000) % 1000  # two snapshots in one second must not share a name
+    name = state.name or f"auto-{stamp}{millis:03d}-r{state.rev}"
     path = folder / f"{name}.json"
     write_atomically(path, render(state, "json"))
     autos = sorted(folder.glob("auto-*.json"), key=lambda p: p.stat().st_mtime)

@@ -8,7 +8,9 @@ SQLite transaction (group commit) so concurrent clients share one fsync.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
+import os
 import sqlite3
 import time
 import uuid
@@ -90,6 +92,14 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def _open(path: Path) -> sqlite3.Connection:
+    conn = connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL makes every commit fsync the WAL: an acknowledged write survives power loss.
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
 def new_epoch() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -100,14 +110,12 @@ class Store:
     def __init__(self, path: Path, *, history_keep: int = 100_000) -> None:
         self.path = path
         self.history_keep = history_keep
-        self._conn = connect(path)
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        # FULL makes every commit fsync the WAL: an acknowledged write survives power loss.
-        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn = _open(path)
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder().decode
         self._check_integrity()
         self._init_schema()
+        self._inode = os.stat(path).st_ino
         self.epoch: str = self._meta("epoch")
         self.rev: int = int(self._meta("rev"))
         self.history_from: int = int(self._meta("history_from"))
@@ -143,6 +151,43 @@ class Store:
         problems = [row[0] for row in self._conn.execute("PRAGMA quick_check(5)")]
         if problems != ["ok"]:
             raise sqlite3.DatabaseError("integrity check failed: " + "; ".join(problems))
+
+    def _check_still_there(self) -> None:
+        """Never acknowledge writes into a store file that is no longer at its path.
+
+        SQLite keeps writing to an open file after it is deleted, and those writes
+        would be lost at the next start.  A deleted store is written back from the
+        open database (folder included); a file put in its place is refused.
+        """
+        try:
+            if os.stat(self.path).st_ino == self._inode:
+                return
+            raise StorageError(
+                f"the store {self.path} was replaced by another file while the hub ran; "
+                "writes are refused: stop the hub and check which store is the right one"
+            )
+        except FileNotFoundError:
+            self._write_back()
+
+    def _write_back(self) -> None:
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            copy = sqlite3.connect(self.path)
+            try:
+                self._conn.backup(copy)
+            finally:
+                copy.close()
+            self._conn.close()
+            self._conn = _open(self.path)
+            self._inode = os.stat(self.path).st_ino
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"the store {self.path} was deleted and cannot be written back: {exc}") from exc
+        log.warning("the store %s was deleted while the hub ran; wrote it back from the open database", self.path)
+
+    def ensure_file(self) -> None:
+        """Called periodically: put a deleted store back before anyone relies on its absence."""
+        with contextlib.suppress(StorageError):
+            self._check_still_there()
 
     def raise_revision(self, rev: int) -> None:
         """Continue numbering above ``rev`` (used when a store replaces another)."""
@@ -246,6 +291,7 @@ class Store:
         """
         start_rev = self.rev
         now = time.time()
+        self._check_still_there()
         try:
             with self._transaction():
                 outcomes = [self._apply(write, now) for write in writes]
