@@ -11,13 +11,11 @@ RecursionError outside its own exception tree); the tests at the end pin that th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import msgspec
 import pytest
@@ -42,20 +40,9 @@ from hub.protocol import (
     reply_decoder,
 )
 from hub.testing import HubProcess
+from tests.conftest import SCRIPTS, load_script
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-
-
-def _load_hostile() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("statehub_hostile_script", SCRIPTS / "hostile.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-hostile = _load_hostile()
+hostile = load_script("hostile")
 expected_outcome = hostile.expected_outcome
 decode_reply = reply_decoder().decode
 encode = msgspec.msgpack.encode

@@ -6,7 +6,6 @@ on stdout, "stop" on stdin); the stall is a real SIGSTOP.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -14,25 +13,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from hub.testing import HubProcess, wait_until
+from tests.conftest import SCRIPTS, load_script
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-
-
-def load_overload() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("statehub_overload_script", SCRIPTS / "overload.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-overload = load_overload()
+overload = load_script("overload")
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")

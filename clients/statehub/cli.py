@@ -310,17 +310,16 @@ def watch(
     count: Annotated[int | None, typer.Option(help="Exit after this many changes.", min=1)] = None,
 ) -> None:
     """Print every change as it happens; resyncs and hub outages are shown too. Ctrl-C stops."""
+    from hub.paths import resolve_data_dir
     from hub.rules import check_prefix
     from statehub.subscription import HubDown, Subscription, Synced
 
     settings = _settings(ctx)
     with _reported(settings):
         check_prefix(prefix)
-        client = settings.client()
-        client.close()
         seen = 0
         with contextlib.suppress(KeyboardInterrupt), Subscription(
-            client.data_dir, prefix=prefix, timeout=settings.timeout
+            resolve_data_dir(settings.data_dir), prefix=prefix, timeout=settings.timeout
         ) as subscription:
             for event in subscription:
                 if isinstance(event, HubDown):

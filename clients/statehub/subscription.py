@@ -216,19 +216,7 @@ class Subscription:
     def _apply(self, changes: list[Changed]) -> None:
         relevant = [c for c in changes if c.key.startswith(self.prefix)]
         for change in relevant:
-            if change.op == "set":
-                previous = self.items.get(change.key)
-                self.items[change.key] = Item(
-                    key=change.key,
-                    value=change.value,
-                    rev=change.rev,
-                    created_rev=previous.created_rev if previous else change.rev,
-                    time=change.time,
-                    source=change.source,
-                    user=change.user,
-                )
-            else:
-                self.items.pop(change.key, None)
+            apply_change(self.items, change)
         self.rev = changes[0].rev
         if relevant:
             self._events.append(Update(self.rev, self.epoch, relevant))
@@ -300,6 +288,23 @@ class Subscription:
         endpoints = find_endpoints(self._data_dir, *self._explicit)
         if endpoints is not None and endpoints.events != self._sub_endpoint:
             self._open_sub(endpoints.events)
+
+
+def apply_change(items: dict[str, Item], change: Changed) -> None:
+    """Apply one published change to a replica of items (keeps a key's created revision)."""
+    if change.op == "unset":
+        items.pop(change.key, None)
+        return
+    previous = items.get(change.key)
+    items[change.key] = Item(
+        key=change.key,
+        value=change.value,
+        rev=change.rev,
+        created_rev=previous.created_rev if previous else change.rev,
+        time=change.time,
+        source=change.source,
+        user=change.user,
+    )
 
 
 def _diff(old: dict[str, Item], new: dict[str, Item], rev: int, epoch: str) -> list[Changed]:

@@ -18,6 +18,7 @@ from hub.mirror import MirrorState
 from hub.protocol import Changed, ConflictDetail, Item, Version
 from hub.rules import check_key, check_value
 from statehub.gui.masking import is_secret, shown_value
+from statehub.subscription import apply_change
 from statehub.waterfall import parse_text_value
 
 VALUE_WIDTH = 120  # characters of a value shown in the table; the edit dialog shows it whole
@@ -77,19 +78,7 @@ def on_synced(
 def on_update(view: View, rev: int, changes: list[Changed], now: float) -> None:
     """One complete revision: apply each change to the table."""
     for change in changes:
-        if change.op == "unset":
-            view.items.pop(change.key, None)
-        else:
-            previous = view.items.get(change.key)
-            view.items[change.key] = Item(
-                key=change.key,
-                value=change.value,
-                rev=change.rev,
-                created_rev=previous.created_rev if previous else change.rev,
-                time=change.time,
-                source=change.source,
-                user=change.user,
-            )
+        apply_change(view.items, change)
         view.changed_at[change.key] = now
     view.rev = rev
 
