@@ -12,13 +12,17 @@ _REPLACE_ATTEMPTS = 20  # Windows refuses a replace while a reader holds the fil
 def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Write ``data`` to a temp file beside ``path``, fsync it, rename it over ``path``.
 
-    The folder is fsynced after the rename so the new name itself survives power loss.
+    The file gets exactly ``mode``, whatever the process umask: the caller decides
+    who may read it.  The folder is fsynced after the rename so the new name itself
+    survives power loss.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # it may have been deleted under us
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
+            if os.name == "posix":
+                os.fchmod(handle.fileno(), mode)  # the umask may have narrowed it; the rename publishes it as asked
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,10 +40,47 @@ def parser() -> argparse.ArgumentParser:
         metavar="REVISIONS",
         help="keep history for this many most recent revisions (default 100000)",
     )
+    p.add_argument(
+        "--secrets-key",
+        metavar="FILE",
+        default=os.environ.get("STATEHUB_SECRETS_KEY") or None,
+        help="the key file that encrypts secrets (env STATEHUB_SECRETS_KEY; default: keys/secrets.key "
+        "in the data dir). Created on the first secret; back it up apart from the store.",
+    )
+    p.add_argument(
+        "--listen",
+        metavar="tcp://HOST:PORT",
+        help="also serve remote clients on this endpoint (and the change stream on PORT+1), encrypted and "
+        "authenticated with ZeroMQ CURVE: only client keys added with `statehub keys add` get in; "
+        "refusals are logged. The hub's key pair is made in the data dir on first use. See docs/security.md",
+    )
+    p.add_argument(
+        "--listen-events",
+        metavar="tcp://HOST:PORT",
+        help="the change-stream endpoint for remote clients (default: the --listen host, port + 1)",
+    )
+    p.add_argument(
+        "--mirror-mode",
+        type=_mirror_mode,
+        default=0o600,
+        metavar="MODE",
+        help="file mode of the mirror state.txt: 0600 (default, owner only), 0640 to let the data dir's "
+        "group read it, 0644 for everyone on this machine",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     p.add_argument("--version", action="version", version=f"statehub {__version__}")
     return p
+
+
+def _mirror_mode(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        mode = -1
+    if mode < 0 or mode & ~0o644 or mode & 0o600 != 0o600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of 0600, 0640, 0604, 0644 (an octal file mode)")
+    return mode
 
 
 class _JsonFormatter(logging.Formatter):
@@ -74,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.heartbeat <= 0 or args.mirror_interval < 0 or args.history_keep < 1:
         print("error: --heartbeat must be > 0, --mirror-interval >= 0, --history-keep >= 1", file=sys.stderr)
         return 2
+    if args.listen_events and not args.listen:
+        print("error: --listen-events needs --listen (the request endpoint for remote clients)", file=sys.stderr)
+        return 2
+    # Everything the hub creates (store, WAL, sockets, keys, snapshots) is owner-only unless it says
+    # otherwise: a daemon's files must not depend on the umask of whoever started it.
+    os.umask(0o077)
     config = HubConfig(
         data_dir=Path(resolve_data_dir(args.data_dir)),
         rpc=args.rpc,
@@ -82,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat=args.heartbeat,
         mirror_interval=args.mirror_interval,
         history_keep=args.history_keep,
+        secrets_key=Path(args.secrets_key).expanduser().absolute() if args.secrets_key else None,
+        listen=args.listen,
+        listen_events=args.listen_events,
+        mirror_mode=args.mirror_mode,
     )
     try:
         serve(config)

@@ -10,6 +10,7 @@ Format (docs/protocol.md, "The mirror file")::
     # keys: 2
     plant.name = "Maxson"  # rev=3 created=3 time=2026-11-21T13:00:00.000000Z source=cli user=ana
     plant.rate = 30  # rev=9 created=4 time=2026-11-21T14:02:00.000000Z source=gui user=bob
+    eds.password = "<secret>"  # rev=12 created=12 time=... source=cli user=ana secret=yes
 
 Each value is one line of compact JSON.  The hub writes the file from a thread of
 its own, at most once per ``interval``, so a burst of commits costs one rewrite.
@@ -32,7 +33,8 @@ from typing import Any
 import msgspec
 
 from hub.atomic_file import write_atomically
-from hub.protocol import Item
+from hub.protocol import SECRET_PLACEHOLDER, Item
+from hub.secret_box import is_sealed
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +79,13 @@ def render(epoch: str, rev: int, rows: Iterable[tuple[Any, ...]], written: float
     decode = msgspec.msgpack.Decoder().decode
     to_json = msgspec.json.Encoder().encode
     lines = []
+    placeholder = json.dumps(SECRET_PLACEHOLDER)
     for key, blob, key_rev, created_rev, when, source, user in rows:
-        value = to_json(decode(blob)).decode()
+        secret = is_sealed(blob)
+        value = placeholder if secret else to_json(decode(blob)).decode()
         meta = f"rev={key_rev} created={created_rev} time={iso_time(when)}"
         meta += f" source={_meta_value(source)} user={_meta_value(user)}"
+        meta += " secret=yes" if secret else ""
         lines.append(f"{key} = {value}  # {meta}\n")
     header = (
         "# statehub mirror: the hub's current state. Do not edit: the hub rewrites this file.\n"
@@ -144,6 +149,7 @@ def _parse_item(line: str, number: int, decoder: json.JSONDecoder) -> tuple[str,
             time=parse_iso_time(meta["time"]),
             source=_unquote(meta.get("source", "")),
             user=_unquote(meta.get("user", "")),
+            secret=meta.get("secret") == "yes",
         )
     except (KeyError, ValueError) as exc:
         raise MirrorError(f"mirror line {number}: bad metadata: {exc}") from exc
@@ -162,8 +168,8 @@ def read_mirror(path: Path) -> MirrorState:
     return parse(text)
 
 
-def write_mirror(store_path: Path, mirror_path: Path) -> int:
-    """Write the mirror from one consistent read of the store; return its revision."""
+def write_mirror(store_path: Path, mirror_path: Path, mode: int = 0o600) -> int:
+    """Write the mirror (file mode ``mode``) from one consistent read of the store; return its revision."""
     from hub.store import connect  # here, so that clients reading a mirror never load the store
 
     if not store_path.exists():
@@ -180,7 +186,7 @@ def write_mirror(store_path: Path, mirror_path: Path) -> int:
         conn.execute("COMMIT")
     finally:
         conn.close()
-    write_atomically(mirror_path, data)
+    write_atomically(mirror_path, data, mode=mode)
     return int(meta["rev"])
 
 
@@ -191,9 +197,10 @@ class MirrorWriter:
     the time one rewrite takes.
     """
 
-    def __init__(self, store_path: Path, mirror_path: Path, interval: float) -> None:
+    def __init__(self, store_path: Path, mirror_path: Path, interval: float, *, mode: int = 0o600) -> None:
         self._store_path = store_path
         self._mirror_path = mirror_path
+        self._mode = mode  # owner-only unless the operator shares the mirror (docs/security.md)
         self._interval = interval
         self._wanted = threading.Event()
         self._stopping = threading.Event()
@@ -224,7 +231,7 @@ class MirrorWriter:
 
     def _write(self) -> None:
         try:
-            rev = write_mirror(self._store_path, self._mirror_path)
+            rev = write_mirror(self._store_path, self._mirror_path, self._mode)
             if self.failures:
                 log.warning("mirror %s written again at revision %d", self._mirror_path, rev)
             self.failures = 0

@@ -36,6 +36,10 @@ class Layout:
         return self.data_dir / "state.txt"
 
     @property
+    def secrets_key(self) -> Path:
+        return self.data_dir / "keys" / "secrets.key"
+
+    @property
     def hub_file(self) -> Path:
         return self.data_dir / "hub.json"
 
@@ -56,6 +60,10 @@ class HubInfo(msgspec.Struct, kw_only=True):
     rpc: str
     events: str
     started: float
+    # With --listen: the CURVE endpoints for remote clients and the hub's public key (never the secret).
+    listen_rpc: str | None = None
+    listen_events: str | None = None
+    server_key: str | None = None
 
 
 def resolve_data_dir(option: str | os.PathLike[str] | None = None) -> Path:
@@ -97,6 +105,26 @@ def is_loopback(endpoint: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_tcp_endpoint(endpoint: str, what: str) -> str:
+    """``endpoint`` if it is tcp://HOST:PORT (PORT a number, or * to bind a free one), else a clear error."""
+    # Imported here: hub.errors loads the protocol module, which most users of paths do not need.
+    from hub.errors import InvalidRequest
+
+    parts = urlsplit(endpoint)
+    host, colon, port = parts.netloc.rpartition(":")
+    if parts.scheme != "tcp" or not host or not colon or not (port == "*" or port.isdigit()) or parts.path:
+        raise InvalidRequest(
+            f"{what} {endpoint!r} is not a tcp://HOST:PORT endpoint (for example tcp://plant-pi:5555)"
+        )
+    return endpoint
+
+
+def events_endpoint_for(rpc: str) -> str:
+    """The change-stream endpoint that goes with a network request endpoint: the same host, port + 1."""
+    host, _, port = rpc.rpartition(":")
+    return f"{host}:*" if port == "*" else f"{host}:{int(port) + 1}"
 
 
 def read_hub_info(layout: Layout) -> HubInfo | None:

@@ -23,6 +23,13 @@ MAX_TXN_OPS = 1000
 MAX_VALUE_DEPTH = 32
 MAX_NAME_LENGTH = 64  # source and user names
 MAX_HISTORY_LIMIT = 10_000
+# A published change carries its value only up to this size; a larger one is
+# sent with ``value_omitted`` and subscribers fetch it.  This is what bounds the
+# memory a stalled subscriber can pin in the hub's send queue.
+MAX_INLINE_VALUE_BYTES = 4096
+
+# What every read, the mirror and the change stream show instead of a secret's value.
+SECRET_PLACEHOLDER = "<secret>"
 
 HEARTBEAT_TOPIC = b"@hb"
 
@@ -37,6 +44,7 @@ class _Message(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=Tru
 class Get(_Message, tag="get"):
     v: int
     key: str
+    reveal: bool = False  # a secret's plaintext instead of the placeholder
 
 
 class List(_Message, tag="list"):
@@ -48,6 +56,7 @@ class Snapshot(_Message, tag="snapshot"):
     v: int
     prefix: str = ""
     at_rev: int | None = None  # rebuild the state as it was right after this revision
+    sealed: bool = False  # secrets as Fernet tokens (for exports) instead of the placeholder
 
 
 class History(_Message, tag="history"):
@@ -60,11 +69,18 @@ class Status(_Message, tag="status"):
     v: int
 
 
+# How a write treats secrets: "" writes a plain value (a key that is a secret
+# stays one, and the placeholder written back leaves it unchanged); "value" makes
+# the key a secret holding this value; "sealed" takes a token from a sealed export.
+SecretMode = Literal["", "value", "sealed"]
+
+
 class Set(_Message, tag="set"):
     v: int
     key: str
     value: Any
     expect: int | None = None
+    secret: SecretMode = ""
     request_id: str = ""
     source: str = ""
     user: str = ""
@@ -86,6 +102,7 @@ class Op(msgspec.Struct, kw_only=True, omit_defaults=True):
     key: str
     value: Any = None
     expect: int | None = None
+    secret: SecretMode = ""
 
 
 class Txn(_Message, tag="txn"):
@@ -96,7 +113,13 @@ class Txn(_Message, tag="txn"):
     user: str = ""
 
 
-Request = Get | List | Snapshot | History | Status | Set | Unset | Txn
+class RotateKey(_Message, tag="rotate_key"):
+    """Re-encrypt every secret (current values and history) under a new key."""
+
+    v: int
+
+
+Request = Get | List | Snapshot | History | Status | Set | Unset | Txn | RotateKey
 WriteRequest = Set | Unset | Txn
 
 # --- replies (hub -> client) -----------------------------------------------
@@ -110,6 +133,7 @@ class Item(_Message, tag="item"):
     time: float
     source: str = ""
     user: str = ""
+    secret: bool = False  # the value is the placeholder, a token (sealed) or revealed
 
 
 class Items(_Message, tag="items"):
@@ -129,6 +153,7 @@ class Version(msgspec.Struct, kw_only=True, omit_defaults=True):
     time: float
     source: str = ""
     user: str = ""
+    secret: bool = False  # value and prev_value of a secret show as the placeholder
 
 
 class Versions(_Message, tag="versions"):
@@ -171,13 +196,18 @@ class ConflictDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
     user: str = ""
 
 
+class Rotated(_Message, tag="rotated"):
+    secrets: int  # current values re-encrypted
+    versions: int  # history values re-encrypted
+
+
 class Error(_Message, tag="error"):
     code: str
     message: str
     conflicts: list[ConflictDetail] = []
 
 
-Reply = Item | Items | Versions | HubStatus | Committed | Error
+Reply = Item | Items | Versions | HubStatus | Committed | Rotated | Error
 
 # --- published (hub -> subscribers, over XPUB/SUB) --------------------------
 
@@ -195,6 +225,8 @@ class Changed(_Message, tag="changed"):
     value: Any = None
     source: str = ""
     user: str = ""
+    secret: bool = False  # the value is the placeholder: subscribers learn only that it changed
+    value_omitted: bool = False  # larger than MAX_INLINE_VALUE_BYTES: fetch it with Get
 
 
 class Heartbeat(_Message, tag="heartbeat"):
@@ -217,7 +249,7 @@ Published = Changed | Heartbeat | Welcome
 def write_ops(write: WriteRequest) -> list[Op]:
     """The operations of any write request, as a txn would list them."""
     if isinstance(write, Set):
-        return [Op(op="set", key=write.key, value=write.value, expect=write.expect)]
+        return [Op(op="set", key=write.key, value=write.value, expect=write.expect, secret=write.secret)]
     if isinstance(write, Unset):
         return [Op(op="unset", key=write.key, expect=write.expect)]
     assert isinstance(write, Txn)

@@ -25,6 +25,7 @@ import msgspec
 import zmq
 
 from hub import __version__, inbox
+from hub.access import RemoteListeners, open_listeners
 from hub.atomic_file import write_atomically
 from hub.data_dir import acquire_lock, prepare_data_dir
 from hub.errors import InvalidRequest, StatehubError, StorageError, reply_from_error
@@ -44,6 +45,7 @@ from hub.protocol import (
     List,
     Reply,
     Request,
+    RotateKey,
     Set,
     Snapshot,
     Status,
@@ -55,6 +57,7 @@ from hub.protocol import (
     request_decoder,
 )
 from hub.rules import InvalidInput, check_key, check_prefix, check_write
+from hub.secret_box import SecretBox
 from hub.store import Outcome, Store
 
 log = logging.getLogger(__name__)
@@ -73,11 +76,23 @@ class HubConfig:
     heartbeat: float = 1.0
     mirror_interval: float = 0.2
     history_keep: int = 100_000
+    secrets_key: Path | None = None  # default: keys/secrets.key in the data dir
+    listen: str | None = None  # tcp://HOST:PORT for remote clients, CURVE-authenticated
+    listen_events: str | None = None  # default: the --listen host, port + 1
+    mirror_mode: int = 0o600  # 0o640 shares the mirror with the data dir's group
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    """A request's routing frames and the ROUTER it came in on, where its reply must go."""
+
+    router: zmq.Socket[bytes]
+    frames: list[bytes]
 
 
 @dataclass
 class _Pending:
-    envelope: list[bytes]
+    envelope: _Envelope
     write: WriteRequest
     received: float = field(default_factory=time.perf_counter)
 
@@ -101,18 +116,20 @@ class Hub:
         self.router = self._ctx.socket(zmq.ROUTER)
         self.xpub = self._ctx.socket(zmq.XPUB)
         self.endpoints: dict[str, str] = {}
-        self.mirror = MirrorWriter(layout.store, layout.mirror, config.mirror_interval)
+        self.remote: RemoteListeners | None = None
+        self.mirror = MirrorWriter(layout.store, layout.mirror, config.mirror_interval, mode=config.mirror_mode)
         self._wakeup_r, self._wakeup_w = socket.socketpair()
 
     @classmethod
     def open(cls, config: HubConfig) -> Hub:
         """Lock the data dir, open the store and bind the sockets."""
         layout = Layout(config.data_dir)
-        prepare_data_dir(layout)
+        prepare_data_dir(layout, mirror_mode=config.mirror_mode)
         lock = acquire_lock(layout)
         _remove_stale_temp_files(layout.data_dir)
         try:
-            store = Store(layout.store, history_keep=config.history_keep)
+            secrets = SecretBox(config.secrets_key or layout.secrets_key)
+            store = Store(layout.store, history_keep=config.history_keep, secrets=secrets)
         except sqlite3.DatabaseError as exc:
             lock.close()
             if layout.store.exists() and not os.access(layout.store, os.W_OK):
@@ -142,19 +159,23 @@ class Hub:
             if not is_loopback(endpoint):
                 raise InvalidRequest(
                     f"refusing to bind {endpoint}: only loopback (127.0.0.1, ::1) or ipc:// "
-                    "endpoints are allowed without authentication"
+                    "endpoints are allowed without authentication; for remote clients use "
+                    "--listen tcp://HOST:PORT (CURVE, see docs/security.md)"
                 )
-        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        # libzmq drops a peer whose single frame exceeds this; smaller oversized
-        # messages get a clear error reply from _dispatch instead.
-        self.router.setsockopt(zmq.MAXMSGSIZE, 4 * MAX_MESSAGE_BYTES)
-        self.router.setsockopt(zmq.LINGER, 0)
-        self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
-        self.xpub.setsockopt(zmq.SNDHWM, PUBLISH_HWM)
-        self.xpub.setsockopt(zmq.MAXMSGSIZE, 4096)  # subscribers only send subscriptions
-        self.xpub.setsockopt(zmq.LINGER, 0)
+        _configure(self.router, self.xpub)
         self.endpoints["rpc"] = _bind(self.router, rpc)
         self.endpoints["events"] = _bind(self.xpub, events)
+        if self.config.listen:
+            self.remote = open_listeners(
+                self._ctx, self.layout, self.config.listen, self.config.listen_events, _configure, _bind
+            )
+            self.endpoints.update(self.remote.endpoints)
+
+    def _routers(self) -> list[zmq.Socket[bytes]]:
+        return [self.router] if self.remote is None else [self.router, self.remote.router]
+
+    def _xpubs(self) -> list[zmq.Socket[bytes]]:
+        return [self.xpub] if self.remote is None else [self.xpub, self.remote.xpub]
 
     def announce(self) -> None:
         """Apply queued writes, write hub.json (clients find the hub by it) and the first mirror."""
@@ -172,6 +193,14 @@ class Hub:
             self.endpoints["events"],
             self.layout.mirror,
         )
+        if self.remote is not None:
+            log.info(
+                "listening for CURVE clients: rpc %s, events %s; server public key %s; allow-list %s",
+                self.remote.endpoints["listen_rpc"],
+                self.remote.endpoints["listen_events"],
+                self.remote.server_public,
+                self.layout.data_dir / "curve" / "clients",
+            )
 
     def _write_hub_file(self) -> None:
         info = HubInfo(
@@ -181,6 +210,9 @@ class Hub:
             rpc=self.endpoints["rpc"],
             events=self.endpoints["events"],
             started=self._started,
+            listen_rpc=self.endpoints.get("listen_rpc"),
+            listen_events=self.endpoints.get("listen_events"),
+            server_key=self.remote.server_public if self.remote is not None else None,
         )
         write_atomically(self.layout.hub_file, msgspec.json.encode(info) + b"\n", mode=0o644)
 
@@ -199,17 +231,19 @@ class Hub:
 
     def run(self) -> None:
         poller = zmq.Poller()
-        poller.register(self.router, zmq.POLLIN)
-        poller.register(self.xpub, zmq.POLLIN)
+        for sock in (*self._routers(), *self._xpubs()):
+            poller.register(sock, zmq.POLLIN)
         poller.register(self._wakeup_r, zmq.POLLIN)
         next_beat = time.monotonic() + self.config.heartbeat
         while not self._stopping:
             timeout = max(0.0, next_beat - time.monotonic())
             ready = dict(poller.poll(int(timeout * 1000)))
-            if self.xpub in ready:
-                self._welcome_subscribers()
-            if self.router in ready:
-                self._serve_requests()
+            for xpub in self._xpubs():
+                if xpub in ready:
+                    self._welcome_subscribers(xpub)
+            routers = [router for router in self._routers() if router in ready]
+            if routers:
+                self._serve_requests(routers)
             if time.monotonic() >= next_beat:
                 self._check_files()
                 self._apply_inbox()
@@ -224,6 +258,8 @@ class Hub:
             info = read_hub_info(self.layout)
             if info is not None and info.pid == os.getpid():
                 self.layout.hub_file.unlink(missing_ok=True)
+        if self.remote is not None:
+            self.remote.close()
         self.router.close(linger=0)
         self.xpub.close(linger=0)
         self._ctx.term()
@@ -237,17 +273,24 @@ class Hub:
 
     # --- requests ---------------------------------------------------------------
 
-    def _serve_requests(self) -> None:
+    def _serve_requests(self, routers: list[zmq.Socket[bytes]]) -> None:
+        """Drain every ready ROUTER into one batch, so local and remote writes share a commit."""
         pending: list[_Pending] = []
+        for router in routers:
+            self._drain(router, pending)
+        if pending:
+            self._commit(pending)
+
+    def _drain(self, router: zmq.Socket[bytes], pending: list[_Pending]) -> None:
         for _ in range(MAX_BATCH):
             try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK)
+                frames = router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
             if len(frames) > MAX_FRAMES or len(frames) < 3 or frames[-2] != b"":
                 log.warning("dropped a message of %d frames that is not a request", len(frames))
                 continue
-            envelope, body = frames[:-1], frames[-1]
+            envelope, body = _Envelope(router, frames[:-1]), frames[-1]
             try:
                 answer = self._dispatch(body)
             except Exception:  # one request must never end the loop that serves everyone
@@ -257,8 +300,6 @@ class Hub:
                 pending.append(_Pending(envelope, answer))
             else:
                 self._reply(envelope, answer)
-        if pending:
-            self._commit(pending)
 
     def _dispatch(self, body: bytes) -> Reply | WriteRequest:
         """Decode and validate one request; answer it unless it is a write to commit."""
@@ -290,13 +331,18 @@ class Hub:
     def _read(self, request: Request) -> Reply:
         if isinstance(request, Get):
             check_key(request.key)
-            return self.store.get(request.key)
+            return self.store.get(request.key, reveal=request.reveal)
         if isinstance(request, Snapshot) and request.at_rev is not None:
             check_prefix(request.prefix)
-            return self.store.state_at(request.at_rev, request.prefix)
-        if isinstance(request, (List, Snapshot)):
+            return self.store.state_at(request.at_rev, request.prefix, sealed=request.sealed)
+        if isinstance(request, Snapshot):
+            check_prefix(request.prefix)
+            return self.store.list(request.prefix, sealed=request.sealed)
+        if isinstance(request, List):
             check_prefix(request.prefix)
             return self.store.list(request.prefix)
+        if isinstance(request, RotateKey):
+            return self.store.rotate_secrets()
         if isinstance(request, History):
             check_key(request.key)
             if not 1 <= request.limit <= MAX_HISTORY_LIMIT:
@@ -374,9 +420,9 @@ class Hub:
         self._published_rev = self.store.rev
         self.mirror.request()
 
-    def _reply(self, envelope: list[bytes], reply: Reply) -> None:
+    def _reply(self, envelope: _Envelope, reply: Reply) -> None:
         try:
-            self.router.send_multipart([*envelope, self._encode(reply)], zmq.NOBLOCK)
+            envelope.router.send_multipart([*envelope.frames, self._encode(reply)], zmq.NOBLOCK)
         except zmq.ZMQError as exc:
             # The client went away (EHOSTUNREACH) or is not reading: its loss, not ours.
             log.debug("reply dropped: %s", exc)
@@ -384,7 +430,10 @@ class Hub:
     # --- publishing -------------------------------------------------------------
 
     def _publish(self, topic: bytes, message: Changed | Heartbeat | Welcome) -> None:
-        self.xpub.send_multipart([topic, self._encode(message)])
+        """Send to the subscribers of every XPUB (local and --listen), encoded once."""
+        frames = [topic, self._encode(message)]
+        for xpub in self._xpubs():
+            xpub.send_multipart(frames)
 
     def _heartbeat(self) -> None:
         beat = Heartbeat(
@@ -395,10 +444,11 @@ class Hub:
         )
         self._publish(HEARTBEAT_TOPIC, beat)
 
-    def _welcome_subscribers(self) -> None:
+    def _welcome_subscribers(self, xpub: zmq.Socket[bytes]) -> None:
+        """Welcome new subscriptions on the XPUB they came in on (the others need no welcome)."""
         for _ in range(MAX_BATCH):
             try:
-                frame = self.xpub.recv(zmq.NOBLOCK)
+                frame = xpub.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
             if frame[:1] == b"\x01":
@@ -409,7 +459,20 @@ class Hub:
                     topic=topic.decode("utf-8", "replace"),
                     interval=self.config.heartbeat,
                 )
-                self._publish(topic, welcome)
+                xpub.send_multipart([topic, self._encode(welcome)])
+
+
+def _configure(router: zmq.Socket[bytes], xpub: zmq.Socket[bytes]) -> None:
+    """The options every request ROUTER and change-stream XPUB gets, local or --listen."""
+    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    # libzmq drops a peer whose single frame exceeds this; smaller oversized
+    # messages get a clear error reply from _dispatch instead.
+    router.setsockopt(zmq.MAXMSGSIZE, 4 * MAX_MESSAGE_BYTES)
+    router.setsockopt(zmq.LINGER, 0)
+    xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
+    xpub.setsockopt(zmq.SNDHWM, PUBLISH_HWM)
+    xpub.setsockopt(zmq.MAXMSGSIZE, 4096)  # subscribers only send subscriptions
+    xpub.setsockopt(zmq.LINGER, 0)
 
 
 def _bind(sock: zmq.Socket[bytes], endpoint: str) -> str:

@@ -12,7 +12,10 @@ One format serves all of them, as JSON or TOML::
     "plant.name" = "Maxson"
 
 ``values`` maps each key to its value as is; TOML has no null, so a state
-holding null values exports only as JSON (the error says so).
+holding null values exports only as JSON (the error says so).  A secret's value
+is the placeholder ``"<secret>"``, which an import never writes; an export with
+``--include-secrets`` adds a ``[sealed]`` table of Fernet tokens (key -> token)
+that only a hub holding the same secrets key can import.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 import re
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +33,7 @@ import msgspec
 from hub.atomic_file import write_atomically
 from hub.errors import InvalidRequest
 from hub.mirror import iso_time, parse_iso_time
-from hub.protocol import MAX_TXN_OPS, Item, Op
+from hub.protocol import MAX_TXN_OPS, SECRET_PLACEHOLDER, Item, Op
 from hub.rules import InvalidInput, check_key, check_value
 
 FORMAT = 1
@@ -51,10 +54,14 @@ class StateFile:
     epoch: str
     created: float
     name: str = ""
+    sealed: dict[str, str] = field(default_factory=dict)  # secret key -> Fernet token
 
 
 def state_from_items(items: list[Item], rev: int, epoch: str, name: str = "") -> StateFile:
-    return StateFile({item.key: item.value for item in items}, rev, epoch, time.time(), name)
+    """A state of these items; secrets read with ``sealed`` keep their tokens in ``sealed``."""
+    values = {item.key: SECRET_PLACEHOLDER if item.secret else item.value for item in items}
+    sealed = {item.key: item.value for item in items if item.secret and item.value != SECRET_PLACEHOLDER}
+    return StateFile(values, rev, epoch, time.time(), name, sealed)
 
 
 def render(state: StateFile, fmt: Format) -> bytes:
@@ -66,8 +73,11 @@ def render(state: StateFile, fmt: Format) -> bytes:
     }
     if state.name:
         header["name"] = state.name
+    body: dict[str, Any] = {"values": state.values}
+    if state.sealed:
+        body["sealed"] = state.sealed
     if fmt == "json":
-        return json.dumps({**header, "values": state.values}, indent=2, ensure_ascii=False).encode() + b"\n"
+        return json.dumps({**header, **body}, indent=2, ensure_ascii=False).encode() + b"\n"
     nulls = [key for key, value in state.values.items() if _holds_null(value)]
     if nulls:
         raise StateFileError(
@@ -75,7 +85,7 @@ def render(state: StateFile, fmt: Format) -> bytes:
         )
     import tomli_w
 
-    return tomli_w.dumps({**header, "values": state.values}).encode()
+    return tomli_w.dumps({**header, **body}).encode()
 
 
 def _holds_null(value: Any) -> bool:
@@ -115,7 +125,21 @@ def parse(text: str, fmt: Format, origin: str) -> StateFile:
         epoch=str(data.get("epoch", "")),
         created=parse_iso_time(created) if isinstance(created, str) else 0.0,
         name=str(data.get("name", "")),
+        sealed=_sealed_table(data.get("sealed", {}), text, origin),
     )
+
+
+def _sealed_table(table: Any, text: str, origin: str) -> dict[str, str]:
+    if not isinstance(table, dict):
+        raise StateFileError(f"{origin}: 'sealed' must be a table mapping secret keys to tokens")
+    for key, token in table.items():
+        try:
+            check_key(key)
+        except InvalidInput as exc:
+            raise StateFileError(f"{origin}, line {_line_of(text, key)}: {exc}") from None
+        if not isinstance(token, str):
+            raise StateFileError(f"{origin}, line {_line_of(text, key)}: the sealed value of {key!r} must be a token string")
+    return dict(table)
 
 
 def _decode(text: str, fmt: Format, origin: str) -> Any:
@@ -147,16 +171,32 @@ def read(path: Path, fmt: str | None = None) -> StateFile:
 # --- changes between states ----------------------------------------------------------
 
 
-def changes_to(current: list[Item], target: dict[str, Any], *, replace: bool, prefix: str = "") -> list[Op]:
+def changes_to(
+    current: list[Item],
+    target: dict[str, Any],
+    *,
+    replace: bool,
+    prefix: str = "",
+    sealed: dict[str, str] | None = None,
+) -> list[Op]:
     """The ops turning ``current`` into ``target``, each conditioned on the revision seen now.
 
-    With ``replace``, keys under ``prefix`` that ``target`` lacks are unset.
+    With ``replace``, keys under ``prefix`` that ``target`` lacks are unset.  A
+    secret's placeholder is never written (see ``placeholders_skipped``); tokens
+    in ``sealed`` are written as secrets.
     """
     now = {item.key: item for item in current}
+    sealed = sealed or {}
     ops = [
         Op(op="set", key=key, value=value, expect=now[key].rev if key in now else 0)
         for key, value in sorted(target.items())
-        if key not in now or not _same(now[key].value, value)
+        if key not in sealed
+        and value != SECRET_PLACEHOLDER
+        and (key not in now or not _same(now[key].value, value))
+    ]
+    ops += [
+        Op(op="set", key=key, value=token, expect=now[key].rev if key in now else 0, secret="sealed")
+        for key, token in sorted(sealed.items())
     ]
     if replace:
         ops += [
@@ -172,6 +212,16 @@ def changes_to(current: list[Item], target: dict[str, Any], *, replace: bool, pr
     return ops
 
 
+def placeholders_skipped(current: list[Item], target: dict[str, Any], sealed: dict[str, str]) -> list[str]:
+    """Keys whose target is a secret's placeholder but which are no secret here: they stay as they are."""
+    secrets = {item.key for item in current if item.secret}
+    return sorted(
+        key
+        for key, value in target.items()
+        if value == SECRET_PLACEHOLDER and key not in secrets and key not in sealed
+    )
+
+
 def _same(a: Any, b: Any) -> bool:
     # 1 == 1.0 == True in Python, but they are different values on the wire.
     return bool(msgspec.msgpack.encode(a) == msgspec.msgpack.encode(b))
@@ -184,6 +234,7 @@ def describe(ops: list[Op], current: list[Item]) -> list[str]:
     for op in ops:
         before = json.dumps(now[op.key], ensure_ascii=False) if op.key in now else "(absent)"
         after = json.dumps(op.value, ensure_ascii=False) if op.op == "set" else "(unset)"
+        after = "(sealed secret)" if op.secret == "sealed" else after
         lines.append(f"{op.key}: {before} -> {after}")
     return lines
 

@@ -23,6 +23,8 @@ import msgspec
 
 from hub.errors import InvalidRequest, NotFound, StorageError
 from hub.protocol import (
+    MAX_INLINE_VALUE_BYTES,
+    SECRET_PLACEHOLDER,
     Changed,
     Committed,
     ConflictDetail,
@@ -30,10 +32,13 @@ from hub.protocol import (
     Item,
     Items,
     Op,
+    Rotated,
     Version,
     WriteRequest,
     write_ops,
 )
+from hub.rules import InvalidInput
+from hub.secret_box import SecretBox, SecretKeyError, is_sealed, token_of
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,9 @@ CREATE TABLE IF NOT EXISTS requests (
 """
 
 
+_UNCHANGED = object()  # a secret's placeholder written back: leave the secret as it is
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one write did: the reply for its writer and the changes to publish."""
@@ -107,9 +115,10 @@ def new_epoch() -> str:
 class Store:
     """The authoritative state.  Not thread-safe: one thread owns a Store."""
 
-    def __init__(self, path: Path, *, history_keep: int = 100_000) -> None:
+    def __init__(self, path: Path, *, history_keep: int = 100_000, secrets: SecretBox | None = None) -> None:
         self.path = path
         self.history_keep = history_keep
+        self.secrets = secrets or SecretBox(path.parent / "keys" / "secrets.key")
         self._conn = _open(path)
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder().decode
@@ -119,6 +128,7 @@ class Store:
         self.epoch: str = self._meta("epoch")
         self.rev: int = int(self._meta("rev"))
         self.history_from: int = int(self._meta("history_from"))
+        self._check_secrets_key()
 
     # --- setup ----------------------------------------------------------------
 
@@ -199,33 +209,61 @@ class Store:
 
     def _meta(self, name: str) -> Any:
         row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return row[0]
+        return row[0] if row is not None else None
+
+    def _check_secrets_key(self) -> None:
+        """Say at start, not at the first secret read, when the key file cannot open our secrets."""
+        expected = self._meta("secrets_key")
+        if expected is None:
+            return
+        try:
+            known = self.secrets.fingerprints()
+        except SecretKeyError as exc:
+            log.error("%s", exc.message)
+            return
+        if expected not in known:
+            log.error(
+                "the secrets key file %s is not the one this store's secrets were sealed with "
+                "(fingerprint %s, expected %s); secrets cannot be read until the right file is restored",
+                self.secrets.key_file,
+                ", ".join(known),
+                expected,
+            )
 
     def close(self) -> None:
         self._conn.close()
 
     # --- reads ----------------------------------------------------------------
 
-    def get(self, key: str) -> Item:
+    def get(self, key: str, *, reveal: bool = False) -> Item:
+        """One item; a secret shows as the placeholder unless ``reveal``."""
         row = self._conn.execute(
             "SELECT key, value, rev, created_rev, time, source, user FROM kv WHERE key = ?",
             (key,),
         ).fetchone()
         if row is None:
             raise NotFound(f"no key {key!r}")
-        return _item(row)
+        if reveal and is_sealed(row[1]):
+            return _item(row, msgspec.Raw(self.secrets.open(row[1], key)), secret=True)
+        return self._shown_item(row, sealed=False)
 
-    def list(self, prefix: str = "") -> Items:
-        return Items(epoch=self.epoch, rev=self.rev, items=list(self._items(prefix)))
+    def list(self, prefix: str = "", *, sealed: bool = False) -> Items:
+        """Every item under ``prefix``; secrets as the placeholder, or as tokens when ``sealed``."""
+        return Items(epoch=self.epoch, rev=self.rev, items=list(self._items(prefix, sealed)))
 
-    def _items(self, prefix: str) -> Iterator[Item]:
+    def _items(self, prefix: str, sealed: bool = False) -> Iterator[Item]:
         sql = "SELECT key, value, rev, created_rev, time, source, user FROM kv"
         rows = (
             self._conn.execute(sql + " WHERE key >= ? AND key < ? ORDER BY key", _bounds(prefix))
             if prefix
             else self._conn.execute(sql + " ORDER BY key")
         )
-        return (_item(row) for row in rows)
+        return (self._shown_item(row, sealed) for row in rows)
+
+    def _shown_item(self, row: tuple[Any, ...], sealed: bool) -> Item:
+        if not is_sealed(row[1]):
+            return _item(row, msgspec.Raw(row[1]))
+        return _item(row, token_of(row[1]).decode("ascii") if sealed else SECRET_PLACEHOLDER, secret=True)
 
     def count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM kv").fetchone()[0])
@@ -240,17 +278,18 @@ class Store:
             Version(
                 rev=rev,
                 op=op,
-                value=_raw(value),
+                value=_shown(value),
                 prev_rev=prev_rev,
-                prev_value=_raw(prev_value),
+                prev_value=_shown(prev_value),
                 time=when,
                 source=source,
                 user=user,
+                secret=is_sealed(value) or is_sealed(prev_value),
             )
             for rev, op, value, prev_value, prev_rev, when, source, user in rows
         ]
 
-    def state_at(self, rev: int, prefix: str = "") -> Items:
+    def state_at(self, rev: int, prefix: str = "", *, sealed: bool = False) -> Items:
         """The items under ``prefix`` as they were right after revision ``rev``.
 
         Undoes, key by key, the first change made after ``rev``: history rows
@@ -264,7 +303,7 @@ class Store:
                 f"cannot rebuild revision {rev}: history before revision {self.history_from} "
                 "was pruned (see the hub's --history-keep)"
             )
-        items = {item.key: item for item in self._items(prefix)}
+        items = {item.key: item for item in self._items(prefix, sealed)}
         sql = "SELECT key, prev_value, prev_rev FROM history WHERE rev > ?"
         args: tuple[Any, ...] = (rev,)
         if prefix:
@@ -278,7 +317,8 @@ class Store:
             if prev_rev == 0:
                 items.pop(key, None)
             else:
-                items[key] = Item(key=key, value=msgspec.Raw(prev_value), rev=prev_rev, created_rev=prev_rev, time=0.0)
+                row = (key, prev_value, prev_rev, prev_rev, 0.0, "", "")
+                items[key] = self._shown_item(row, sealed)
         return Items(epoch=self.epoch, rev=rev, items=[items[key] for key in sorted(items)])
 
     # --- writes ---------------------------------------------------------------
@@ -317,10 +357,19 @@ class Store:
         refusal = self._check(ops, current)
         if refusal is not None:
             return Outcome(refusal, [])
+        try:
+            stored = [(op, self._stored_value(op, current[op.key])) for op in ops]
+        except InvalidInput as exc:
+            return Outcome(Error(code="invalid", message=str(exc)), [])
+        except SecretKeyError as exc:
+            return Outcome(Error(code="storage", message=exc.message), [])
+        stored = [(op, blob) for op, blob in stored if blob is not _UNCHANGED]
+        if not stored:
+            return Outcome(Committed(epoch=self.epoch, rev=self.rev), [])
         self.rev += 1
         changes = [
-            self._apply_op(op, index, len(ops), current[op.key], write, now)
-            for index, op in enumerate(ops)
+            self._apply_op(op, blob, index, len(stored), current[op.key], write, now)
+            for index, (op, blob) in enumerate(stored)
         ]
         if write.request_id:
             self._conn.execute(
@@ -347,16 +396,55 @@ class Store:
             return Error(code="not_found", message=f"cannot unset {missing[0]!r}: no such key")
         return None
 
+    def _stored_value(self, op: Op, row: tuple[Any, ...] | None) -> Any:
+        """The bytes to store for ``op`` (None to unset), or _UNCHANGED for a placeholder written back."""
+        if op.op == "unset":
+            return None
+        was_secret = row is not None and is_sealed(row[2])
+        if op.secret == "sealed":
+            if not isinstance(op.value, str):
+                raise InvalidInput(f"the sealed value of {op.key!r} must be the token string from a sealed export")
+            return self._seal_token(op.value, op.key)
+        if op.secret == "" and op.value == SECRET_PLACEHOLDER:
+            if was_secret:
+                return _UNCHANGED
+            raise InvalidInput(
+                f"{SECRET_PLACEHOLDER!r} is what statehub shows in place of a secret, and {op.key!r} "
+                f"is not a secret; to make it one use `statehub secret set {op.key}`"
+            )
+        plain = self._encode(op.value)
+        if op.secret == "value" or was_secret:
+            return self._seal(plain)
+        return plain
+
+    def _seal(self, plain: bytes) -> bytes:
+        may_create = self._meta("secrets_key") is None
+        sealed = self.secrets.seal(plain, may_create=may_create)
+        if may_create:
+            self._set_meta("secrets_key", self.secrets.current_fingerprint)
+        return sealed
+
+    def _seal_token(self, token: str, key: str) -> bytes:
+        if self._meta("secrets_key") is None:
+            raise SecretKeyError(
+                f"the sealed value of {key!r} comes from another hub's export: this hub has no secrets key yet, "
+                "so it cannot decrypt it; copy that hub's key file here first (see docs/security.md)"
+            )
+        return self.secrets.reseal_token(token, key)
+
+    def _set_meta(self, name: str, value: Any) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
     def _apply_op(
         self,
         op: Op,
+        blob: bytes | None,
         index: int,
         count: int,
         row: tuple[Any, ...] | None,
         write: WriteRequest,
         now: float,
     ) -> Changed:
-        blob = self._encode(op.value) if op.op == "set" else None
         if op.op == "set":
             created_rev = row[1] if row is not None else self.rev
             self._conn.execute(
@@ -372,18 +460,55 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.rev, index, op.key, op.op, blob, prev_value, prev_rev, now, write.source, write.user),
         )
-        return Changed(
+        change = Changed(
             epoch=self.epoch,
             rev=self.rev,
             index=index,
             count=count,
             key=op.key,
             op=op.op,
-            value=op.value if op.op == "set" else None,
             time=now,
             source=write.source,
             user=write.user,
         )
+        if blob is None:
+            return change
+        if is_sealed(blob):
+            change.value, change.secret = SECRET_PLACEHOLDER, True
+        elif len(blob) > MAX_INLINE_VALUE_BYTES:
+            change.value_omitted = True
+        else:
+            change.value = msgspec.Raw(blob)
+        return change
+
+    # --- secrets ----------------------------------------------------------------
+
+    def rotate_secrets(self) -> Rotated:
+        """Re-encrypt every secret, current and in history, under a new key, in one transaction."""
+        self._check_still_there()
+        self.secrets.begin_rotation(may_create=self._meta("secrets_key") is None)
+        try:
+            with self._transaction():
+                secrets = self._reencrypt("SELECT key, value FROM kv", "UPDATE kv SET value = ? WHERE key = ?")
+                versions = self._reencrypt(
+                    "SELECT rev, idx, value FROM history", "UPDATE history SET value = ? WHERE rev = ? AND idx = ?"
+                )
+                versions += self._reencrypt(
+                    "SELECT rev, idx, prev_value FROM history",
+                    "UPDATE history SET prev_value = ? WHERE rev = ? AND idx = ?",
+                )
+                self._set_meta("secrets_key", self.secrets.current_fingerprint)
+        except sqlite3.Error as exc:
+            raise StorageError(f"the hub could not re-encrypt its secrets in {self.path}: {exc}") from exc
+        self.secrets.end_rotation()
+        log.info("secrets key rotated: %d secrets and %d history values re-encrypted", secrets, versions)
+        return Rotated(secrets=secrets, versions=versions)
+
+    def _reencrypt(self, select: str, update: str) -> int:
+        rows = [row for row in self._conn.execute(select).fetchall() if is_sealed(row[-1])]
+        for *where, stored in rows:
+            self._conn.execute(update, (self.secrets.reencrypt(stored), *where))
+        return len(rows)
 
     def _prune(self, now: float) -> None:
         oldest_kept = self.rev - self.history_keep + 1
@@ -413,22 +538,25 @@ class _Transaction:
             self._conn.execute("ROLLBACK")
 
 
-def _item(row: tuple[Any, ...]) -> Item:
-    key, value, rev, created_rev, when, source, user = row
-    # The stored bytes are already MessagePack: pass them through without decoding.
+def _item(row: tuple[Any, ...], value: Any, *, secret: bool = False) -> Item:
+    key, _stored, rev, created_rev, when, source, user = row
     return Item(
         key=key,
-        value=msgspec.Raw(value),
+        value=value,
         rev=rev,
         created_rev=created_rev,
         time=when,
         source=source,
         user=user,
+        secret=secret,
     )
 
 
-def _raw(blob: bytes | None) -> msgspec.Raw | None:
-    return msgspec.Raw(blob) if blob is not None else None
+def _shown(blob: bytes | None) -> Any:
+    """A stored value as readers may see it: MessagePack passed through, a secret as its placeholder."""
+    if blob is None:
+        return None
+    return SECRET_PLACEHOLDER if is_sealed(blob) else msgspec.Raw(blob)
 
 
 def _rev_of(row: tuple[Any, ...] | None) -> int:
@@ -445,7 +573,7 @@ def _conflict(op: Op, row: tuple[Any, ...] | None) -> ConflictDetail:
         expected=expected,
         rev=rev,
         exists=True,
-        value=msgspec.Raw(value),
+        value=_shown(value),
         time=when,
         source=source,
         user=user,

@@ -31,6 +31,8 @@ from hub.protocol import (  # noqa: E402
     Items,
     List,
     Op,
+    RotateKey,
+    Rotated,
     Set,
     Snapshot,
     Status,
@@ -48,6 +50,23 @@ E = "3f2a9c0d1e2b4a5f"
 def vectors() -> list[tuple[str, str, msgspec.Struct]]:
     return [
         ("get", "request", Get(v=1, key="plant.rate")),
+        ("get_reveal", "request", Get(v=1, key="eds.password", reveal=True)),
+        ("snapshot_sealed", "request", Snapshot(v=1, prefix="eds.", sealed=True)),
+        ("rotate_key", "request", RotateKey(v=1)),
+        (
+            "set_secret",
+            "request",
+            Set(v=1, key="eds.password", value="hunter2", secret="value", request_id="9b1d", source="cli", user="ana"),
+        ),
+        (
+            "txn_sealed_secret",
+            "request",
+            Txn(
+                v=1,
+                ops=[Op(op="set", key="eds.password", value="gAAAAABtoken", expect=0, secret="sealed")],
+                source="import",
+            ),
+        ),
         ("list_all", "request", List(v=1)),
         ("list_prefix", "request", List(v=1, prefix="plant.")),
         ("snapshot", "request", Snapshot(v=1, prefix="")),
@@ -149,6 +168,24 @@ def vectors() -> list[tuple[str, str, msgspec.Struct]]:
             "published",
             Changed(epoch=E, rev=14, index=1, count=2, key="pump.2.speed", op="unset", time=T, source="gui"),
         ),
+        (
+            "changed_secret",
+            "published",
+            Changed(
+                epoch=E, rev=15, index=0, count=1, key="eds.password", op="set", value="<secret>", time=T, secret=True
+            ),
+        ),
+        (
+            "changed_value_omitted",
+            "published",
+            Changed(epoch=E, rev=16, index=0, count=1, key="plant.table", op="set", time=T, value_omitted=True),
+        ),
+        ("rotated", "reply", Rotated(secrets=2, versions=7)),
+        (
+            "item_secret",
+            "reply",
+            Item(key="eds.password", value="<secret>", rev=15, created_rev=15, time=T, source="cli", secret=True),
+        ),
         ("heartbeat", "published", Heartbeat(epoch=E, rev=14, time=T)),
         ("welcome", "published", Welcome(epoch=E, rev=14, topic="")),
     ]
@@ -181,8 +218,10 @@ def write_mirror_vector(folder: Path) -> None:
         ("plant.name", encode("Maxson \"North\" # 1"), 3, 3, T, "cli", "ana"),
         ("plant.rate", encode(30.5), 9, 4, T + 60, "gui", "Jane Doe"),
         ("pump.1.tags", encode({"k": [1, None, True], "ü": "ø"}), 11, 11, T + 120, "", ""),
+        # a secret: the mirror shows only its placeholder, marked secret=yes
+        ("eds.password", encode(msgspec.msgpack.Ext(1, b"gAAAAAB-not-a-real-token")), 10, 10, T + 90, "cli", "ana"),
     ]
-    text = render(E, 11, rows, T + 180)
+    text = render(E, 11, sorted(rows), T + 180)
     (folder / "mirror.txt").write_bytes(text)
     state = parse(text.decode())
     meaning = {

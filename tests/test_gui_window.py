@@ -1,7 +1,8 @@
 """The real window under Xvfb: a real hub, the GUI as a process, changes from the CLI, clicks from xdotool.
 
 The GUI writes what it shows to a file (the hidden ``--dump-state`` option)
-after each refresh; the tests read that, click with xdotool (when installed),
+after each refresh, with the text of an open restore dialog; the tests read
+that, click with xdotool (when installed),
 and take a screenshot with xwd.  Set STATEHUB_SCREENSHOT to a path to keep the
 screenshot (docs/gui.png is made that way).
 """
@@ -32,6 +33,9 @@ pytest.importorskip("FreeSimpleGUI", reason="FreeSimpleGUI is not installed (pip
 GUI = "import typer; from statehub.gui_cli import register; app = typer.Typer(); register(app); app()"
 FIRST_ROW_Y = 65  # window-relative y of the table's first row (Tk's default font under Xvfb)
 EDIT_BUTTON = (130, 351)
+RESTORE_BUTTON = (362, 351)
+PICKER_FIRST_ROW_Y = 44  # window-relative y of the snapshot picker's first line
+ROW_HEIGHT = 17
 
 
 # --- the display -------------------------------------------------------------------------------
@@ -67,7 +71,7 @@ def display() -> Iterator[str]:
 class Gui:
     """``statehub gui`` as a process on ``display``, dumping its visible state to a file."""
 
-    def __init__(self, data_dir: Path, display: str, dump: Path, timeout: float = 0.5) -> None:
+    def __init__(self, data_dir: Path, display: str, dump: Path, timeout: float = 0.5, script: str = GUI) -> None:
         self.display = display
         self.dump = dump
         env = {**cli_env(), "DISPLAY": display}
@@ -75,7 +79,7 @@ class Gui:
             [
                 sys.executable,
                 "-c",
-                GUI,
+                script,
                 "gui",
                 "--data-dir",
                 str(data_dir),
@@ -268,6 +272,20 @@ def test_a_change_from_the_cli_appears_and_an_edit_with_a_conflict_asks_the_oper
     assert png.startswith(b"\x89PNG")
 
 
+def test_the_first_sync_fills_the_table_even_when_it_beats_the_window_setup(
+    hub: HubProcess, open_gui: Callable[..., Gui]
+) -> None:
+    """The subscription may deliver its first sync before run() goes on: the table must not come up empty."""
+    rev = seed(hub)
+    slow_start = (  # widen the gap between the thread starting and run() going on
+        "import time; from statehub.gui import window; start = window.SubscriptionThread.start\n"
+        "window.SubscriptionThread.start = lambda self: (start(self), time.sleep(1.0))[0]\n" + GUI
+    )
+    gui = open_gui(hub.data_dir, script=slow_start)
+    state = gui.wait(lambda s: s["status"] == f"connected at revision {rev}", 20)
+    assert len(state["rows"]) == 8, state
+
+
 def test_hub_down_shows_the_mirror_read_only_and_recovers_by_itself(
     hub: HubProcess, open_gui: Callable[..., Gui]
 ) -> None:
@@ -287,3 +305,134 @@ def test_hub_down_shows_the_mirror_read_only_and_recovers_by_itself(
     assert state["edits_enabled"] and state["notice"].startswith(f"reconnected at revision {rev}")
     assert run_cli(hub.data_dir, "set", "plant.rate", "99").returncode == 0
     gui.wait(lambda s: gui.row("plant.rate")[1] == "99")
+
+
+# --- restoring a snapshot -----------------------------------------------------------------------
+
+SNAPSHOT = "before-change"
+RESTORE_LINES = [  # sets in key order, then unsets: what `statehub rollback --dry-run` prints, secrets masked
+    'plant.mode: (absent) -> "auto"',
+    "plant.rate: 45 -> 30",
+    "service.db.password: •••••• (secret) -> •••••• (secret)",
+    "plant.flow: 12.5 -> (unset)",
+]
+
+
+def snapshot_then_change(hub: HubProcess) -> tuple[dict[str, Any], str, int]:
+    """The seed saved as snapshot SNAPSHOT, then one key set, one added, one deleted, a secret set;
+    then a newer snapshot (preselected in the picker, so the test must pick SNAPSHOT).
+
+    Returns the snapshot's values, the newer snapshot's name and the revision now."""
+    seed(hub)
+    named = run_cli(hub.data_dir, "snapshot", "create", "--name", SNAPSHOT)
+    assert named.returncode == 0, named.stderr
+    values: dict[str, Any] = json.loads((hub.data_dir / "snapshots" / f"{SNAPSHOT}.json").read_text())["values"]
+    with hub.client(source="cli", user="bo") as client:
+        client.set("plant.rate", 45)
+        client.set("plant.flow", 12.5)
+        client.unset("plant.mode")
+        rev = int(client.set("service.db.password", "correct horse").rev)
+    newer = run_cli(hub.data_dir, "snapshot", "create", "--json")
+    assert newer.returncode == 0, newer.stderr
+    return values, str(json.loads(newer.stdout)["name"]), rev
+
+
+def dialog_titled(title: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda s: str((s.get("dialog") or {}).get("title", "")).startswith(title)
+
+
+def open_restore_changes(gui: Gui, display: str, newer: str) -> tuple[str, int, int, dict[str, Any]]:
+    """Click Restore snapshot…, pick SNAPSHOT (the second line), Show changes…: the changes dialog."""
+    main, _width, _height = find_window(display, "statehub")
+    click(display, main, *RESTORE_BUTTON)
+    state = gui.wait(dialog_titled("Restore snapshot"))
+    assert [line.split()[0] for line in state["dialog"]["lines"]] == [newer, SNAPSHOT]  # newest first
+    picker, _width, height = find_window(display, "Restore snapshot")
+    click(display, picker, 60, PICKER_FIRST_ROW_Y + ROW_HEIGHT)  # SNAPSHOT
+    click(display, picker, 87, height - 24)  # Show changes…
+    state = gui.wait(dialog_titled(f"Restore snapshot {SNAPSHOT}"))
+    dialog, width, height = find_window(display, f"Restore snapshot {SNAPSHOT}")
+    return dialog, width, height, state["dialog"]
+
+
+def test_restoring_a_snapshot_shows_the_changes_then_applies_them_as_one_rollback(
+    hub: HubProcess, open_gui: Callable[..., Gui], display: str, tmp_path: Path
+) -> None:
+    """Pick a snapshot, see exactly old -> new (secrets masked), Restore: one txn with source rollback."""
+    if shutil.which("xdotool") is None:
+        pytest.skip("xdotool is not installed: the dialogs cannot be driven (Debian: apt-get install xdotool)")
+    values, newer, rev = snapshot_then_change(hub)
+    gui = open_gui(hub.data_dir)
+    gui.wait(lambda s: s["status"] == f"connected at revision {rev}" and gui.row("plant.rate")[1] == "45", 20)
+
+    dialog, _width, height, shown = open_restore_changes(gui, display, newer)
+    assert shown["heading"] == f"Going back to snapshot {SNAPSHOT} (revision 8) changes 4 keys, old -> new:"
+    assert shown["lines"] == RESTORE_LINES
+    if shutil.which("xwd") is not None:
+        target = tmp_path / "restore-changes.png"
+        screenshot(display, dialog, target)
+        print(f"the changes dialog: {target}")
+
+    click(display, dialog, 57, height - 24)  # Restore
+    state = gui.wait(lambda s: s["dialog"] is None and s["notice"].startswith(f"restored snapshot {SNAPSHOT}: "))
+    with hub.client() as client:
+        now = client.snapshot()
+        assert {item.key: item.value for item in now.items} == values
+        assert now.rev == rev + 1
+        assert state["notice"] == f"restored snapshot {SNAPSHOT}: 4 keys changed at revision {now.rev}"
+        latest = {key: client.history(key, 1)[0] for key in ("plant.rate", "plant.mode", "plant.flow")}
+    assert {key: (v.rev, v.source) for key, v in latest.items()} == dict.fromkeys(latest, (now.rev, "rollback"))
+    assert (latest["plant.rate"].prev_value, latest["plant.rate"].value) == (45, 30)
+    assert latest["plant.flow"].op == "unset"
+
+    expected = [
+        ["plant.mode", "auto"],
+        ["plant.rate", "30"],
+        ["plant.setpoint", "72.5"],
+        ["pump.1.enabled", "true"],
+        ["pump.1.limits", '{"min": 300, "max": 1800}'],
+        ["pump.1.speed", "1450"],
+        ["service.db.password", "•••••• (secret)"],
+        ["site.name", "Maxson North"],
+    ]
+    state = gui.wait(lambda s: [row[:2] for row in s["rows"]] == expected)
+    assert state["status"] == f"connected at revision {now.rev}"
+    restored = {row[0]: row for row in state["rows"] if row[0] in ("plant.mode", "plant.rate")}
+    assert all(row[3] == str(now.rev) and row[4].startswith("rollback/") for row in restored.values())
+
+    main, _width, _height = find_window(display, "statehub")
+    click(display, main, 100, FIRST_ROW_Y + ROW_HEIGHT)  # plant.rate, the second row
+    state = gui.wait(lambda s: s["history_title"].startswith("History of plant.rate") and len(s["history"]) == 3)
+    assert state["history"][0][0] == str(now.rev) and state["history"][0][2].startswith("rollback/")
+    assert state["history"][0][3] == "45 → 30"
+
+
+def test_cancelling_a_restore_at_the_changes_writes_nothing_and_the_table_keeps_following(
+    hub: HubProcess, open_gui: Callable[..., Gui], display: str
+) -> None:
+    """Cancel on the changes dialog: no revision, no rollback; meanwhile the table still follows the hub."""
+    if shutil.which("xdotool") is None:
+        pytest.skip("xdotool is not installed: the dialogs cannot be driven (Debian: apt-get install xdotool)")
+    _values, newer, rev = snapshot_then_change(hub)
+    gui = open_gui(hub.data_dir)
+    gui.wait(lambda s: s["status"] == f"connected at revision {rev}" and len(s["rows"]) == 8, 20)
+
+    dialog, _width, height, shown = open_restore_changes(gui, display, newer)
+    assert shown["lines"] == RESTORE_LINES
+    meanwhile = run_cli(hub.data_dir, "set", "pump.1.speed", "1500")  # someone else, meanwhile
+    assert meanwhile.returncode == 0, meanwhile.stderr
+    gui.wait(lambda s: gui.row("pump.1.speed")[1] == "1500" and s["status"] == f"connected at revision {rev + 1}")
+    with hub.client() as client:
+        before = client.snapshot()
+
+    click(display, dialog, 150, height - 24)  # Cancel
+    state = gui.wait(lambda s: s["dialog"] is None and s["notice"].startswith("restore of snapshot"))
+    assert state["notice"] == f"restore of snapshot {SNAPSHOT} cancelled: nothing was changed"
+    with hub.client() as client:
+        after = client.snapshot()
+        sources = {key: client.history(key, 1)[0].source for key in ("plant.rate", "plant.flow", "plant.mode")}
+    assert (after.rev, after.items) == (before.rev, before.items) and after.rev == rev + 1
+    assert sources == {"plant.rate": "cli", "plant.flow": "cli", "plant.mode": "cli"}
+    rows = {row[0]: row[1] for row in state["rows"]}
+    assert (rows["plant.rate"], rows["plant.flow"], "plant.mode" in rows) == ("45", "12.5", False), state
+    assert state["status"] == f"connected at revision {rev + 1}"

@@ -300,3 +300,32 @@ def test_the_data_dir_is_private(hub: HubProcess) -> None:
     if sys.platform == "win32":
         pytest.skip("POSIX permissions")
     assert Path(hub.data_dir).stat().st_mode & 0o077 == 0
+
+
+def test_a_large_value_travels_without_its_value_and_subscribers_fetch_it(hub: HubProcess) -> None:
+    """A value over the inline limit is published with value_omitted; the Subscription fetches it, no resync."""
+    big = {"rows": ["x" * 100] * 100}  # ~10 KB, over MAX_INLINE_VALUE_BYTES
+    with hub.client() as client, client.subscribe("big.") as subscription:
+        first = subscription.next_event(5)
+        assert isinstance(first, Synced)
+        context = zmq.Context()
+        raw = context.socket(zmq.SUB)
+        raw.setsockopt(zmq.LINGER, 0)
+        raw.setsockopt(zmq.SUBSCRIBE, b"big.")
+        info = read_hub_info(Layout(hub.data_dir))
+        assert info is not None
+        raw.connect(info.events)
+        try:
+            assert wait_until(lambda: raw.poll(0) != 0, 10), "no welcome on the raw subscriber"
+            raw.recv_multipart()
+            committed = client.set("big.table", big)
+            assert raw.poll(5000), "the change was not published"
+            published = msgspec.msgpack.decode(raw.recv_multipart()[1])
+        finally:
+            context.destroy(linger=0)
+        update = subscription.next_event(5)
+        assert isinstance(update, Update), update
+        [change] = update.changes
+        assert (change.value, change.value_omitted, change.rev) == (big, False, committed.rev)
+        assert subscription.items["big.table"].value == big and subscription.resyncs == 0
+    assert published["value_omitted"] is True and "value" not in published

@@ -97,6 +97,21 @@ def test_a_txn_arrives_whole_in_rust_watch(rust_bin: Path, hub: HubProcess) -> N
         assert len({c["value"] for c in group}) == 1
 
 
+def test_rust_watch_fetches_large_values_and_masks_secrets(rust_bin: Path, hub: HubProcess) -> None:
+    """A value the stream leaves out for its size arrives whole; a secret arrives as its placeholder."""
+    big = {"rows": ["y" * 100] * 100}
+    watch = start_watch(rust_bin, hub, "lv.", "--count", "3")
+    with hub.client() as client:
+        client.set("lv.table", big)
+        client.set_secret("lv.password", "rust-should-never-see-this")
+    out, err = watch.communicate(timeout=30)
+    changes = [json.loads(line) for line in out.splitlines() if "marker" not in line]
+    assert [(c["key"], c["value"]) for c in changes] == [("lv.table", big), ("lv.password", "<secret>")], err
+    assert "rust-should-never-see-this" not in out + err
+    listed = rs(rust_bin, hub.data_dir, "get", "lv.password")
+    assert listed.returncode == 0 and listed.stdout.strip() == "<secret>"
+
+
 def test_with_the_hub_killed_rust_get_answers_from_the_mirror(rust_bin: Path, hub: HubProcess) -> None:
     with hub.client() as client:
         for i in range(5):
@@ -167,3 +182,29 @@ def test_react_carries_on_across_a_hub_restart_and_misses_nothing(
     assert values == list(range(1, 11)), err
     assert any(c["key"] == "r.during" and c["resync"] for c in seen())
     assert react.returncode == 0
+
+
+def test_rust_client_with_an_allowed_key_works_over_curve(rust_bin: Path, tmp_path: Path) -> None:
+    """statehub-rs reaches a --listen hub with the key files `statehub keys init` made, and follows changes."""
+    from tests.test_curve import started_remote_hub
+
+    with started_remote_hub(tmp_path) as remote:
+        command = [str(rust_bin), "--data-dir", str(tmp_path / "elsewhere"), *remote.options()]
+        env = remote.env()
+        result = subprocess.run([*command, "set", "rs.remote", "7"], capture_output=True, text=True, timeout=30, env=env)
+        assert result.returncode == 0, result.stderr
+        got = subprocess.run([*command, "get", "rs.remote"], capture_output=True, text=True, timeout=30, env=env)
+        assert got.stdout.strip() == "7", got.stderr
+        watch = subprocess.Popen(
+            [*command, "watch", "rs.", "--initial", "--count", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        assert watch.stdout is not None
+        assert json.loads(watch.stdout.readline())["value"] == 7  # --initial: it is live
+        with remote.hub.client() as client:
+            client.set("rs.remote", 8)
+        out, err = watch.communicate(timeout=30)
+        assert json.loads(out.splitlines()[-1])["value"] == 8, err
+        wrong = [*command[:3], "--hub", remote.rpc, "--server-key", remote.client_public, "--timeout", "0.3", "get", "rs.remote"]
+        refused = subprocess.run(wrong, capture_output=True, text=True, timeout=30, env=env)
+        assert refused.returncode == 5 and "refused this client's CURVE handshake" in refused.stderr
+

@@ -19,6 +19,7 @@ import typer
 if TYPE_CHECKING:
     from hub.protocol import Changed, Item
     from statehub.client import Client, Origin
+    from statehub.remote import Remote
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_HUB_DOWN, EXIT_STORAGE = range(7)
 
@@ -42,11 +43,26 @@ class Settings:
     data_dir: str | None
     timeout: float
     debug: bool
+    hub: str | None = None  # a remote hub (tcp://HOST:PORT); see statehub.remote
+    hub_events: str | None = None
+    server_key: str | None = None
 
     def client(self, source: str = "cli") -> Client:
         from statehub.client import Client
 
-        return Client(self.data_dir, timeout=self.timeout, source=source)
+        return Client(
+            self.data_dir,
+            timeout=self.timeout,
+            source=source,
+            hub=self.hub,
+            events=self.hub_events,
+            server_key=self.server_key,
+        )
+
+    def remote(self) -> Remote | None:
+        from statehub.remote import resolve_remote
+
+        return resolve_remote(self.hub, self.hub_events, self.server_key)
 
 
 DataDirOption = Annotated[
@@ -71,8 +87,28 @@ def main_options(
         float, typer.Option(help="Seconds to wait for the hub before treating it as down.", min=0.01)
     ] = 0.5,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    hub: Annotated[
+        str | None,
+        typer.Option(
+            "--hub",
+            help="A hub on another machine, tcp://HOST:PORT (env STATEHUB_HUB; else [hub] rpc in client.toml). "
+            "Reached over CURVE: see `statehub keys init` and docs/security.md.",
+        ),
+    ] = None,
+    hub_events: Annotated[
+        str | None,
+        typer.Option("--hub-events", help="Its change stream (env STATEHUB_HUB_EVENTS; default: the --hub port + 1)."),
+    ] = None,
+    server_key: Annotated[
+        str | None,
+        typer.Option(
+            "--server-key",
+            help="The remote hub's public key, or a file holding it (env STATEHUB_SERVER_KEY; "
+            "the hub prints it with `statehub keys show-server`).",
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = Settings(data_dir, timeout, debug)
+    ctx.obj = Settings(data_dir, timeout, debug, hub, hub_events, server_key)
     if debug:
         import logging
 
@@ -319,7 +355,7 @@ def watch(
         check_prefix(prefix)
         seen = 0
         with contextlib.suppress(KeyboardInterrupt), Subscription(
-            resolve_data_dir(settings.data_dir), prefix=prefix, timeout=settings.timeout
+            resolve_data_dir(settings.data_dir), prefix=prefix, timeout=settings.timeout, remote=settings.remote()
         ) as subscription:
             for event in subscription:
                 if isinstance(event, HubDown):
@@ -460,9 +496,11 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
 
 
 def _register_more_commands() -> None:
-    from statehub import cli_state, eds_cli, gui_cli
+    from statehub import cli_secret, cli_state, eds_cli, gui_cli, keys_cli
 
     cli_state.register(app)
+    cli_secret.register(app)
+    keys_cli.register(app)
     gui_cli.register(app)
     eds_cli.register(app)
 

@@ -123,12 +123,30 @@ def rollback(
         _apply_state(client, target, prefix=prefix, replace=True, dry_run=dry_run, what=what, as_json=as_json)
 
 
-def _apply_state(client: Any, target: dict[str, Any], *, prefix: str, replace: bool, dry_run: bool, what: str, as_json: bool) -> None:
-    from hub.state_files import changes_to, describe
+def _apply_state(
+    client: Any,
+    target: dict[str, Any],
+    *,
+    prefix: str,
+    replace: bool,
+    dry_run: bool,
+    what: str,
+    as_json: bool,
+    sealed: dict[str, str] | None = None,
+) -> None:
+    from hub.state_files import changes_to, describe, placeholders_skipped
 
     current = client.snapshot(prefix).items
-    ops = changes_to(current, target, replace=replace, prefix=prefix)
+    sealed = {k: v for k, v in (sealed or {}).items() if k.startswith(prefix)}
+    ops = changes_to(current, target, replace=replace, prefix=prefix, sealed=sealed)
     lines = describe(ops, current)
+    skipped = placeholders_skipped(current, target, sealed)
+    if skipped:
+        typer.echo(
+            f"note: {len(skipped)} keys hold a secret's placeholder and are no secret here, so they were left "
+            f"as they are (first: {skipped[0]}); set them with `statehub secret set KEY`",
+            err=True,
+        )
     if dry_run or not ops:
         _report(what, ops, lines, None, dry_run, as_json)
         return
@@ -155,8 +173,18 @@ def export_(
     fmt: Annotated[str, typer.Option("--format", help="json or toml (TOML cannot hold null).")] = "json",
     prefix: PrefixOption = "",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")] = None,
+    include_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--include-secrets",
+            help="Add secrets, encrypted (a [sealed] table): only a hub with the same secrets key can import them.",
+        ),
+    ] = False,
 ) -> None:
-    """Write the current state as a plaintext file that `statehub import` reads."""
+    """Write the current state as a plaintext file that `statehub import` reads.
+
+    Secrets show as <secret> unless --include-secrets (encrypted, never in plaintext).
+    """
     from hub.atomic_file import write_atomically
     from hub.state_files import format_of, render, state_from_items
     from statehub.cli import _reported
@@ -164,7 +192,7 @@ def export_(
     settings = _settings(ctx)
     with _reported(settings), settings.client() as client:
         chosen = format_of(Path(f"x.{fmt}"))
-        items = client.snapshot(prefix)
+        items = client.snapshot(prefix, sealed=include_secrets)
         data = render(state_from_items(items.items, items.rev, items.epoch), chosen)
         if output is None:
             sys.stdout.write(data.decode())
@@ -191,7 +219,16 @@ def import_(
         state = read(file, fmt)
         target = {k: v for k, v in state.values.items() if k.startswith(prefix)}
         with settings.client(source="import") as client:
-            _apply_state(client, target, prefix=prefix, replace=replace, dry_run=dry_run, what=str(file), as_json=as_json)
+            _apply_state(
+                client,
+                target,
+                prefix=prefix,
+                replace=replace,
+                dry_run=dry_run,
+                what=str(file),
+                as_json=as_json,
+                sealed=state.sealed,
+            )
 
 
 def queue(ctx: typer.Context, as_json: JsonOption = False) -> None:

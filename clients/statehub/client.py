@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import zmq
 
@@ -30,6 +30,8 @@ from hub.protocol import (
     Items,
     List,
     Op,
+    Rotated,
+    RotateKey,
     Set,
     Snapshot,
     Status,
@@ -88,6 +90,10 @@ class Client:
 
     ``timeout`` is how long to wait for the hub before declaring it down; reads
     then fall back to the mirror unless ``fallback`` is False.
+
+    ``hub`` (tcp://HOST:PORT) and ``server_key`` reach a hub on another machine
+    over CURVE (see statehub.remote for the environment and client.toml); such a
+    client has no mirror to fall back on and cannot queue writes.
     """
 
     def __init__(
@@ -101,18 +107,25 @@ class Client:
         user: str | None = None,
         fallback: bool = True,
         defaults: str | Path | None = None,
+        hub: str | None = None,
+        server_key: str | None = None,
     ) -> None:
+        from statehub.remote import resolve_remote
+
         self.data_dir = resolve_data_dir(data_dir)
+        # Explicit local endpoints win; otherwise options, environment or client.toml may name a remote hub.
+        self._remote = None if rpc else resolve_remote(hub, events, server_key)
         self.layout = Layout(self.data_dir)
         self.timeout = timeout
         self.source = source
         self.user = user if user is not None else _current_user()
-        self.fallback = fallback
+        # The local mirror belongs to a local hub: never pass it off as a remote hub's state.
+        self.fallback = fallback and self._remote is None
         self.defaults_path = defaults
         self._rpc = rpc
         self._events = events
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._connection = Connection(self._context, self.data_dir, rpc=rpc, timeout=timeout)
+        self._connection = Connection(self._context, self.data_dir, rpc=rpc, timeout=timeout, remote=self._remote)
 
     def __enter__(self) -> Client:
         return self
@@ -126,12 +139,18 @@ class Client:
 
     # --- reads ----------------------------------------------------------------
 
-    def get(self, key: str) -> Reading:
-        """The key's current item; raises NotFound.  Falls back to the mirror when the hub is down."""
+    def get(self, key: str, *, reveal: bool = False) -> Reading:
+        """The key's current item; raises NotFound.  Falls back to the mirror when the hub is down.
+
+        A secret's value is the placeholder unless ``reveal``; revealing needs the
+        hub (the mirror never holds a secret).
+        """
         check_key(key)
         try:
-            reply = self._connection.request(Get(v=PROTOCOL_VERSION, key=key))
+            reply = self._connection.request(Get(v=PROTOCOL_VERSION, key=key, reveal=reveal))
         except HubUnavailable as down:
+            if reveal:
+                raise HubUnavailable(f"{down.message}; a secret can only be revealed by the running hub") from down
             mirror = self._mirror_or_raise(down)
             item = mirror.items.get(key)
             if item is None:
@@ -152,16 +171,16 @@ class Client:
         assert isinstance(reply, Items)
         return Listing(reply.items, Origin(from_mirror=False, rev=reply.rev, epoch=reply.epoch))
 
-    def snapshot(self, prefix: str = "", *, at_rev: int | None = None) -> Items:
+    def snapshot(self, prefix: str = "", *, at_rev: int | None = None, sealed: bool = False) -> Items:
         """Every item under ``prefix`` and the revision they are at, read in one go.
 
         With ``at_rev``, the state as it was right after that revision (the hub
-        rebuilds it from history).
+        rebuilds it from history).  With ``sealed``, secrets come as encrypted
+        tokens (for ``export --include-secrets``) instead of the placeholder.
         """
         check_prefix(prefix)
-        reply = self._connection.request(
-            Snapshot(v=PROTOCOL_VERSION, prefix=prefix, at_rev=at_rev), timeout=max(5.0, 10 * self.timeout)
-        )
+        request = Snapshot(v=PROTOCOL_VERSION, prefix=prefix, at_rev=at_rev, sealed=sealed)
+        reply = self._connection.request(request, timeout=max(5.0, 10 * self.timeout))
         assert isinstance(reply, Items)
         return reply
 
@@ -198,6 +217,21 @@ class Client:
         """
         return self._write(Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, **self._who()), queue)
 
+    def set_secret(self, key: str, value: Any, *, expect: int | None = None) -> Committed:
+        """Make ``key`` a secret holding ``value``: encrypted at rest, shown everywhere as the placeholder.
+
+        Never queued: the inbox is plaintext.
+        """
+        reply = self._write(Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, secret="value", **self._who()))
+        assert isinstance(reply, Committed)
+        return reply
+
+    def rotate_secrets_key(self) -> Rotated:
+        """Re-encrypt every secret under a new key (the hub must be up)."""
+        reply = self._connection.request(RotateKey(v=PROTOCOL_VERSION), timeout=max(30.0, 10 * self.timeout))
+        assert isinstance(reply, Rotated)
+        return reply
+
     def unset(self, key: str, *, expect: int | None = None, queue: bool = False) -> Committed | Queued:
         return self._write(Unset(v=PROTOCOL_VERSION, key=key, expect=expect, **self._who()), queue)
 
@@ -205,7 +239,7 @@ class Client:
         """Apply all ``ops`` atomically under one revision, or none of them."""
         return self._write(Txn(v=PROTOCOL_VERSION, ops=list(ops), **self._who()), queue)
 
-    def _who(self) -> dict[str, str]:
+    def _who(self) -> _Who:
         return {"request_id": uuid.uuid4().hex, "source": self.source, "user": self.user}
 
     def _write(self, write: Set | Unset | Txn, queue: bool = False) -> Committed | Queued:
@@ -228,6 +262,10 @@ class Client:
         """Queue ``write`` for the hub, conditioned on the revisions in the mirror."""
         from hub import inbox
 
+        if self._remote is not None:
+            raise HubUnavailable(f"{down.message}; writes to a remote hub cannot be queued here (the inbox is the local hub's)")
+        if any(op.secret for op in write_ops(write)):
+            raise HubUnavailable(f"{down.message}; secrets are never queued (the inbox is plaintext): retry when the hub is up")
         try:
             mirror = self.read_mirror()
         except MirrorError as exc:
@@ -257,7 +295,12 @@ class Client:
 
         def make() -> Subscription:
             return Subscription(
-                self.data_dir, prefix=prefix, rpc=self._rpc, events=self._events, timeout=self.timeout
+                self.data_dir,
+                prefix=prefix,
+                rpc=self._rpc,
+                events=self._events,
+                timeout=self.timeout,
+                remote=self._remote,
             )
 
         if callback is None:
@@ -266,16 +309,27 @@ class Client:
         thread.start()
         return thread
 
-    def explain(self, key: str) -> Explanation:
+    def explain(self, key: str, *, reveal: bool = False) -> Explanation:
         """Which layer of the waterfall (environment > stored > defaults) gives ``key``."""
-        return explain(self, key)
+        return explain(self, key, reveal=reveal)
 
-    def resolve(self, key: str) -> Any:
-        """The value of ``key`` after the waterfall; raises NotFound when no layer has it."""
-        found = self.explain(key)
+    def resolve(self, key: str, *, reveal: bool = False) -> Any:
+        """The value of ``key`` after the waterfall; raises NotFound when no layer has it.
+
+        A secret resolves to its placeholder unless ``reveal`` (for the program that needs it).
+        """
+        found = self.explain(key, reveal=reveal)
         if found.layer is None:
             raise NotFound(f"no key {key!r} in the environment, the store or the defaults")
         return found.value
+
+
+class _Who(TypedDict):
+    """Who writes: the fields every write request carries besides its operations."""
+
+    request_id: str
+    source: str
+    user: str
 
 
 @dataclass(frozen=True)

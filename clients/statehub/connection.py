@@ -17,6 +17,7 @@ import zmq
 from hub.errors import HubUnavailable, ProtocolError, error_from_reply
 from hub.paths import Layout, read_hub_info
 from hub.protocol import Error, Reply, Request, reply_decoder
+from statehub.remote import Remote, secure
 
 SEND_TIMEOUT_MS = 200  # with IMMEDIATE, a send fails this fast when nothing is listening
 
@@ -47,10 +48,12 @@ class Connection:
         *,
         rpc: str | None = None,
         timeout: float = 0.5,
+        remote: Remote | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.timeout = timeout
-        self._explicit_rpc = rpc
+        self._remote = remote
+        self._explicit_rpc = rpc or (remote.rpc if remote is not None else None)
         self._context = context
         self._socket: zmq.Socket[bytes] | None = None
         self._endpoint = ""
@@ -95,6 +98,7 @@ class Connection:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
+        secure(sock, self._remote)
         sock.connect(rpc)
         self._socket, self._endpoint = sock, rpc
         return sock
@@ -114,10 +118,8 @@ class Connection:
             self._socket = None
 
     def _unavailable(self, timeout: float) -> HubUnavailable:
-        return HubUnavailable(
-            f"no reply from the hub at {self.endpoint} within {timeout:g} s; "
-            "start it with `statehub serve`"
-        )
+        hint = self._remote.silence_hint() if self._remote is not None else "start it with `statehub serve`"
+        return HubUnavailable(f"no reply from the hub at {self.endpoint} within {timeout:g} s; {hint}")
 
     def close(self) -> None:
         self._reset()

@@ -21,12 +21,13 @@ from typing import Any
 import msgspec
 import zmq
 
-from hub.errors import HubUnavailable
+from hub.errors import HubUnavailable, NotFound
 from hub.mirror import MirrorError, MirrorState, read_mirror
 from hub.paths import Layout
 from hub.protocol import (
     PROTOCOL_VERSION,
     Changed,
+    Get,
     Heartbeat,
     Item,
     Items,
@@ -35,6 +36,7 @@ from hub.protocol import (
     published_decoder,
 )
 from statehub.connection import Connection, find_endpoints
+from statehub.remote import Remote, secure
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class Subscription:
         rpc: str | None = None,
         events: str | None = None,
         timeout: float = 0.5,
+        remote: Remote | None = None,
     ) -> None:
         self.prefix = prefix
         self.items: dict[str, Item] = {}
@@ -93,10 +96,11 @@ class Subscription:
         self.resyncs = 0
         self.is_live = False
         self._data_dir = data_dir
-        self._explicit = (rpc, events)
+        self._remote = remote  # a hub on another machine: its endpoints and CURVE keys
+        self._explicit = (rpc, events) if remote is None else (remote.rpc, remote.events)
         self._timeout = timeout
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._connection = Connection(self._context, data_dir, rpc=rpc, timeout=timeout)
+        self._connection = Connection(self._context, data_dir, rpc=rpc, timeout=timeout, remote=remote)
         self._decode = published_decoder().decode
         self._sub: zmq.Socket[bytes] | None = None
         self._sub_endpoint = ""
@@ -214,12 +218,33 @@ class Subscription:
             self._sync(f"missed revisions {self.rev + 1}..{beat.rev} (the hub is at {beat.rev})")
 
     def _apply(self, changes: list[Changed]) -> None:
-        relevant = [c for c in changes if c.key.startswith(self.prefix)]
+        relevant = [self._complete(c) for c in changes if c.key.startswith(self.prefix)]
         for change in relevant:
             apply_change(self.items, change)
         self.rev = changes[0].rev
         if relevant:
             self._events.append(Update(self.rev, self.epoch, relevant))
+
+    def _complete(self, change: Changed) -> Changed:
+        """A change whose large value was left out of the stream, with the value fetched.
+
+        The fetched item may be newer than the change (the key moved on since);
+        its own later change will then agree with it.  A key already deleted
+        again keeps ``value_omitted``: its unset follows.
+        """
+        if not change.value_omitted:
+            return change
+        try:
+            reply = self._connection.request(Get(v=PROTOCOL_VERSION, key=change.key))
+        except NotFound:
+            return change
+        except HubUnavailable:
+            self._go_down(f"could not fetch the large value of {change.key!r}")
+            return change
+        assert isinstance(reply, Item)
+        return msgspec.structs.replace(
+            change, value=reply.value, value_omitted=False, rev=reply.rev, time=reply.time, source=reply.source, user=reply.user
+        )
 
     def _sync(self, reason: str) -> None:
         try:
@@ -279,6 +304,7 @@ class Subscription:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
+        secure(sub, self._remote)
         sub.connect(endpoint)
         self._sub, self._sub_endpoint = sub, endpoint
         self._since = time.monotonic()
@@ -292,7 +318,9 @@ class Subscription:
 
 def apply_change(items: dict[str, Item], change: Changed) -> None:
     """Apply one published change to a replica of items (keeps a key's created revision)."""
-    if change.op == "unset":
+    if change.op == "unset" or change.value_omitted:
+        # An omitted value that could not be fetched: the key is gone again, or
+        # the hub is, and a resync follows.  Never hold a made-up value.
         items.pop(change.key, None)
         return
     previous = items.get(change.key)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from hub.errors import HubUnavailable, NotFound
+from hub.protocol import SECRET_PLACEHOLDER
 
 if TYPE_CHECKING:
     from statehub.client import Client, Reading
@@ -97,11 +98,18 @@ def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def explain(client: Client, key: str) -> Explanation:
+def explain(client: Client, key: str, *, reveal: bool = False) -> Explanation:
+    """Every layer's value for ``key`` and which one wins.
+
+    For a secret, the environment's value is masked too unless ``reveal`` (which
+    also fetches the stored secret's plaintext from the hub).
+    """
     variable = env_name(key)
     raw = os.environ.get(variable)
     env_value = MISSING if raw is None else parse_text_value(raw)
-    stored, note = _stored(client, key)
+    stored, note = _stored(client, key, reveal)
+    if stored is not None and stored.item.secret and not reveal and env_value is not MISSING:
+        env_value = SECRET_PLACEHOLDER
     path = defaults_file(client.defaults_path)
     default = load_defaults(path).get(key, MISSING)
     layers: list[tuple[Layer, Any]] = [
@@ -123,9 +131,9 @@ def explain(client: Client, key: str) -> Explanation:
     )
 
 
-def _stored(client: Client, key: str) -> tuple[Reading | None, str]:
+def _stored(client: Client, key: str, reveal: bool) -> tuple[Reading | None, str]:
     try:
-        reading = client.get(key)
+        reading = client.get(key, reveal=reveal)
     except NotFound:
         return None, "not stored"
     except HubUnavailable as exc:

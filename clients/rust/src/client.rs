@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::discovery::{resolve_data_dir, Layout};
+use crate::discovery::{resolve_data_dir, Endpoints, Layout};
 use crate::error::{Error, Result};
 use crate::mirror::{read_mirror, MirrorState};
 use crate::protocol::{
     decode, encode, Committed, HubStatus, Item, Items, Op, Reply, Request, Version, WriteMeta,
     PROTOCOL_VERSION,
 };
+use crate::remote::{self, Remote, RemoteOptions};
 use crate::util::{current_user, iso_time, new_request_id};
 
 /// The hub-down timeout of the CLIs: how long to wait for a reply.
@@ -81,6 +82,7 @@ pub struct ClientBuilder {
     source: String,
     user: String,
     context: Option<zmq::Context>,
+    remote: RemoteOptions,
 }
 
 impl Default for ClientBuilder {
@@ -93,6 +95,7 @@ impl Default for ClientBuilder {
             source: "rust".into(),
             user: current_user(),
             context: None,
+            remote: RemoteOptions::default(),
         }
     }
 }
@@ -142,14 +145,36 @@ impl ClientBuilder {
         self
     }
 
+    /// A hub on another machine, `tcp://HOST:PORT` (else `$STATEHUB_HUB`, else
+    /// `client.toml`; see [`crate::remote`]). Reached over CURVE.
+    pub fn hub(mut self, endpoint: impl Into<String>) -> Self {
+        self.remote.hub = Some(endpoint.into());
+        self
+    }
+
+    /// The remote hub's change stream (default: its request port + 1).
+    pub fn hub_events(mut self, endpoint: impl Into<String>) -> Self {
+        self.remote.events = Some(endpoint.into());
+        self
+    }
+
+    /// The remote hub's public key (Z85), or a file holding it.
+    pub fn server_key(mut self, key: impl Into<String>) -> Self {
+        self.remote.server_key = Some(key.into());
+        self
+    }
+
     pub fn build(self) -> Result<Client> {
         let data_dir = resolve_data_dir(self.data_dir.as_deref())?;
+        let remote = remote::resolve(&self.remote)?;
         Ok(Client {
             context: self.context.unwrap_or_default(),
             layout: Layout::new(data_dir),
             timeout: self.timeout,
             write_retries: self.write_retries,
-            mirror_fallback: self.mirror_fallback,
+            // The local mirror belongs to a local hub: never pass it off as a remote hub's state.
+            mirror_fallback: self.mirror_fallback && remote.is_none(),
+            remote,
             source: self.source,
             user: self.user,
             socket: None,
@@ -170,6 +195,8 @@ pub struct Client {
     /// The REQ socket; None after a timeout, because a REQ that missed its reply
     /// cannot send again (Lazy Pirate: close it and open a new one).
     socket: Option<zmq::Socket>,
+    /// A hub on another machine (its endpoints and CURVE keys), else None.
+    remote: Option<Remote>,
 }
 
 impl Client {
@@ -194,13 +221,45 @@ impl Client {
         self.timeout
     }
 
+    /// The remote hub this client talks to, if any.
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_ref()
+    }
+
+    /// Where the hub listens: the remote hub's endpoints, else the data dir's
+    /// `hub.json` (read afresh each time).
+    pub fn endpoints(&self) -> Endpoints {
+        match &self.remote {
+            Some(remote) => Endpoints {
+                rpc: remote.rpc.clone(),
+                events: remote.events.clone(),
+                announced: true,
+            },
+            None => self.layout.endpoints(),
+        }
+    }
+
     // --- reads ------------------------------------------------------------------
 
     /// The key's item; from the mirror when the hub is down (see [`Fetched::mirror`]).
+    /// The key's current item from the hub itself, never from the mirror.
+    pub fn get_from_hub(&mut self, key: &str) -> Result<Item> {
+        let request = Request::Get {
+            v: PROTOCOL_VERSION,
+            key: key.into(),
+            reveal: false,
+        };
+        match self.request(&request)? {
+            Reply::Item(item) => Ok(item),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     pub fn get(&mut self, key: &str) -> Result<Fetched<Item>> {
         let request = Request::Get {
             v: PROTOCOL_VERSION,
             key: key.into(),
+            reveal: false,
         };
         match self.request(&request) {
             Ok(Reply::Item(item)) => Ok(Fetched {
@@ -266,6 +325,7 @@ impl Client {
             v: PROTOCOL_VERSION,
             prefix: prefix.into(),
             at_rev: None,
+            sealed: false,
         };
         let timeout = (self.timeout * SNAPSHOT_TIMEOUT_FACTOR).max(MIN_SNAPSHOT_TIMEOUT);
         match self.request_with(&request, timeout, 0)? {
@@ -304,6 +364,7 @@ impl Client {
             key: key.into(),
             value: value.into(),
             expect,
+            secret: String::new(),
             meta: self.write_meta(),
         };
         self.write(&request)
@@ -372,11 +433,16 @@ impl Client {
     }
 
     fn failure_error(&self, failure: Failure, timeout: Duration) -> Error {
-        let rpc = self.layout.endpoints().rpc;
+        let rpc = self.endpoints().rpc;
+        let hint = self
+            .remote
+            .as_ref()
+            .map(|r| format!("; {}", r.silence_hint()))
+            .unwrap_or_default();
         match failure {
-            Failure::NotConnected => Error::HubUnavailable(format!("no hub is listening at {rpc}")),
+            Failure::NotConnected => Error::HubUnavailable(format!("no hub is listening at {rpc}{hint}")),
             Failure::TimedOut => Error::HubUnavailable(format!(
-                "no reply from the hub at {rpc} within {:.1} s",
+                "no reply from the hub at {rpc} within {:.1} s{hint}",
                 timeout.as_secs_f64()
             )),
             Failure::Other(err) => err,
@@ -423,7 +489,8 @@ impl Client {
         socket.set_linger(0)?; // never hang at exit on a request queued to a dead hub
         socket.set_immediate(true)?; // queue only to a completed connection
         socket.set_sndtimeo(SEND_TIMEOUT_MS)?;
-        let endpoint = self.layout.endpoints().rpc;
+        remote::secure(&socket, self.remote.as_ref())?;
+        let endpoint = self.endpoints().rpc;
         socket
             .connect(&endpoint)
             .map_err(|e| Error::HubUnavailable(format!("cannot connect to {endpoint}: {e}")))?;

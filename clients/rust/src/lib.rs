@@ -32,6 +32,7 @@ pub mod discovery;
 pub mod error;
 pub mod mirror;
 pub mod protocol;
+pub mod remote;
 pub mod rules;
 pub mod subscriber;
 pub mod sync;

@@ -152,6 +152,7 @@ fn parse_item(line: &str, number: usize) -> Result<Item> {
         time: parse_iso_time(&time).ok_or_else(|| bad(format!("bad metadata: time {time}")))?,
         source: meta.get("source").cloned().unwrap_or_default(),
         user: meta.get("user").cloned().unwrap_or_default(),
+        secret: meta.get("secret").is_some_and(|flag| flag == "yes"),
     })
 }
 

@@ -82,6 +82,9 @@ pub enum Request {
     Get {
         v: u32,
         key: String,
+        /// A secret's plaintext instead of the placeholder.
+        #[serde(default, skip_serializing_if = "is_false")]
+        reveal: bool,
     },
     List {
         v: u32,
@@ -95,6 +98,9 @@ pub enum Request {
         /// Rebuild the state as it was right after this revision (from history).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at_rev: Option<u64>,
+        /// Secrets as Fernet tokens (for exports) instead of the placeholder.
+        #[serde(default, skip_serializing_if = "is_false")]
+        sealed: bool,
     },
     History {
         v: u32,
@@ -111,6 +117,9 @@ pub enum Request {
         value: Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<u64>,
+        /// "" (plain; a secret stays one), "value" (make it a secret) or "sealed" (a token).
+        #[serde(default, skip_serializing_if = "is_empty")]
+        secret: String,
         #[serde(flatten)]
         meta: WriteMeta,
     },
@@ -127,6 +136,10 @@ pub enum Request {
         ops: Vec<Op>,
         #[serde(flatten)]
         meta: WriteMeta,
+    },
+    /// Re-encrypt every secret under a new key.
+    RotateKey {
+        v: u32,
     },
 }
 
@@ -152,6 +165,9 @@ pub struct Op {
     /// Compare-and-set: `Some(0)` = must not exist, `Some(n)` = must be at rev n.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<u64>,
+    /// How the op treats secrets: see `Request::Set`.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub secret: String,
 }
 
 impl Op {
@@ -161,6 +177,7 @@ impl Op {
             key: key.into(),
             value,
             expect: None,
+            secret: String::new(),
         }
     }
 
@@ -170,6 +187,7 @@ impl Op {
             key: key.into(),
             value: Value::Null,
             expect: None,
+            secret: String::new(),
         }
     }
 
@@ -197,6 +215,9 @@ pub struct Item {
     pub source: String,
     #[serde(default, skip_serializing_if = "is_empty")]
     pub user: String,
+    /// The value is a secret's placeholder (or its token, or revealed).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub secret: bool,
 }
 
 /// One history row of a key.
@@ -217,6 +238,9 @@ pub struct Version {
     pub source: String,
     #[serde(default, skip_serializing_if = "is_empty")]
     pub user: String,
+    /// value and prev_value of a secret show as the placeholder.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub secret: bool,
 }
 
 /// Why one compare-and-set condition failed: what the key holds now.
@@ -250,6 +274,11 @@ pub enum Reply {
     },
     HubStatus(HubStatus),
     Committed(Committed),
+    /// Secrets re-encrypted by a key rotation.
+    Rotated {
+        secrets: u64,
+        versions: u64,
+    },
     Error(ErrorReply),
     /// A reply type newer than this crate: treated as a protocol error by the client.
     #[serde(other)]
@@ -344,6 +373,12 @@ pub struct Changed {
     pub source: String,
     #[serde(default, skip_serializing_if = "is_empty")]
     pub user: String,
+    /// The value is a secret's placeholder: subscribers learn only that it changed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub secret: bool,
+    /// The value was larger than the inline limit and left out: fetch it with `get`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub value_omitted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,9 +10,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::client::Client;
-use crate::discovery::Layout;
 use crate::error::{Error, Result};
 use crate::protocol::{decode, Item, Published, DEFAULT_HEARTBEAT};
+use crate::remote::{self, Remote};
 use crate::sync::{Change, Step, SyncState};
 use crate::util::now;
 
@@ -70,7 +70,6 @@ enum Phase {
 
 pub struct Subscriber {
     client: Client,
-    layout: Layout,
     options: SubscriberOptions,
     socket: zmq::Socket,
     endpoint: String,
@@ -90,14 +89,12 @@ impl Subscriber {
     /// Subscribe through `client`'s data dir and context. The client is kept for
     /// snapshots (it waits ten times its timeout for one).
     pub fn new(client: Client, options: SubscriberOptions) -> Result<Subscriber> {
-        let layout = client.layout().clone();
-        let endpoint = layout.endpoints().events;
-        let socket = open_sub(client.context(), &endpoint)?;
+        let endpoint = client.endpoints().events;
+        let socket = open_sub(client.context(), &endpoint, client.remote())?;
         let state = SyncState::new(options.prefix.clone());
         let interval = Duration::from_secs_f64(DEFAULT_HEARTBEAT);
         let mut subscriber = Subscriber {
             client,
-            layout,
             options,
             socket,
             endpoint,
@@ -238,9 +235,39 @@ impl Subscriber {
         }
         match self.state.on_message(message) {
             Step::Nothing => {}
-            Step::Applied(changes) => self.events.extend(changes.into_iter().map(Event::Change)),
+            Step::Applied(changes) => {
+                let changes: Vec<Change> = changes.into_iter().map(|c| self.complete(c)).collect();
+                self.events.extend(changes.into_iter().map(Event::Change));
+            }
             Step::Resync(reason) => self.phase = Phase::Snapshot { reason },
         }
+    }
+
+    /// Fetch a value the stream left out for its size. The fetched item may be
+    /// newer than the change (the key moved on; its own change follows); a key
+    /// already gone again keeps `value_omitted` (its unset follows).
+    fn complete(&mut self, mut change: Change) -> Change {
+        if !change.value_omitted {
+            return change;
+        }
+        match self.client.get_from_hub(&change.key) {
+            Ok(item) => {
+                change.value = item.value.clone();
+                change.rev = item.rev;
+                change.time = item.time;
+                change.source = item.source.clone();
+                change.user = item.user.clone();
+                change.value_omitted = false;
+                self.state.fill(item);
+            }
+            Err(Error::HubUnavailable(why)) => {
+                self.phase = Phase::Snapshot {
+                    reason: format!("could not fetch a large value: {why}"),
+                };
+            }
+            Err(_) => {}
+        }
+        change
     }
 
     /// Step 6: report the hub down once, and look for it again later.
@@ -258,9 +285,9 @@ impl Subscriber {
     /// on new tcp ports), subscribe there; else keep waiting on this socket,
     /// which ZeroMQ reconnects by itself.
     fn look_for_hub(&mut self) -> Result<()> {
-        let endpoint = self.layout.endpoints().events;
+        let endpoint = self.client.endpoints().events;
         if endpoint != self.endpoint {
-            self.socket = open_sub(self.client.context(), &endpoint)?;
+            self.socket = open_sub(self.client.context(), &endpoint, self.client.remote())?;
             self.endpoint = endpoint;
             self.phase = self.await_welcome();
         } else {
@@ -310,12 +337,13 @@ impl Subscriber {
     }
 }
 
-fn open_sub(context: &zmq::Context, endpoint: &str) -> Result<zmq::Socket> {
+fn open_sub(context: &zmq::Context, endpoint: &str, remote: Option<&Remote>) -> Result<zmq::Socket> {
     let socket = context.socket(zmq::SUB)?;
     socket.set_linger(0)?;
     socket.set_rcvhwm(RECEIVE_HWM)?;
     // Everything: a filtered subscription could not see gaps in the global sequence.
     socket.set_subscribe(b"")?;
+    remote::secure(&socket, remote)?;
     socket
         .connect(endpoint)
         .map_err(|e| Error::HubUnavailable(format!("cannot connect to {endpoint}: {e}")))?;

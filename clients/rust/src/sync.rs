@@ -27,6 +27,9 @@ pub struct Change {
     /// True for a change made up by a resync: the key moved while the subscriber
     /// was not looking, and this is its current state (intermediate values are lost).
     pub resync: bool,
+    /// The hub left the (large) value out of the stream and it could not be
+    /// fetched yet; `value` is null.
+    pub value_omitted: bool,
 }
 
 impl Change {
@@ -42,6 +45,7 @@ impl Change {
             index: changed.index,
             count: changed.count,
             resync: false,
+            value_omitted: changed.value_omitted,
         }
     }
 
@@ -57,6 +61,7 @@ impl Change {
             index: 0,
             count: 1,
             resync: true,
+            value_omitted: false,
         }
     }
 
@@ -74,6 +79,7 @@ impl Change {
             index: 0,
             count: 1,
             resync: true,
+            value_omitted: false,
         }
     }
 }
@@ -257,9 +263,20 @@ impl SyncState {
         changes
     }
 
+    /// Put an item fetched for a change whose value the stream left out.
+    pub fn fill(&mut self, item: Item) {
+        if item.key.starts_with(&self.prefix) {
+            self.items.insert(item.key.clone(), item);
+        }
+    }
+
     fn apply_one(&mut self, changed: &Changed) {
         match changed.op {
+            // An omitted value is never guessed: the key waits for `fill`.
             OpKind::Unset => {
+                self.items.remove(&changed.key);
+            }
+            OpKind::Set if changed.value_omitted => {
                 self.items.remove(&changed.key);
             }
             OpKind::Set => {
@@ -275,6 +292,7 @@ impl SyncState {
                     time: changed.time,
                     source: changed.source.clone(),
                     user: changed.user.clone(),
+                    secret: changed.secret,
                 };
                 self.items.insert(changed.key.clone(), item);
             }
@@ -299,6 +317,7 @@ mod tests {
             time: 1.0,
             source: "cli".into(),
             user: "ana".into(),
+            secret: false,
         }
     }
 
@@ -326,6 +345,8 @@ mod tests {
             value,
             source: "gui".into(),
             user: "bob".into(),
+            secret: false,
+            value_omitted: false,
         })
     }
 

@@ -158,6 +158,8 @@ fn commit(
             value,
             source: "fake".into(),
             user: String::new(),
+            secret: false,
+            value_omitted: false,
         });
         publish(xpub, key.as_bytes(), &changed);
     }
@@ -177,6 +179,7 @@ fn item(key: &str, value: Value, rev: u64) -> Item {
         time: 1.0,
         source: "fake".into(),
         user: String::new(),
+        secret: false,
     }
 }
 

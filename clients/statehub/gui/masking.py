@@ -1,8 +1,8 @@
 """Which values the GUI must never show, and what it shows instead.
 
-Secrets as a feature arrive in a later issue (an item will be able to say it
-is secret).  Until then a key counts as secret when its last segment names a
-secret (``db.password``, ``api.token``).  Every place the GUI turns a value
+The hub marks secrets (``Item.secret``, ``Version.secret``) and never sends
+their values; the GUI masks those, and as a precaution also any key whose last
+segment names a secret (``db.password``, ``api.token``) even if stored plain.  Every place the GUI turns a value
 into text goes through ``shown_value``, so the table, the history and the
 conflict dialog can never leak one.
 """

@@ -15,13 +15,14 @@ from enum import Enum
 from typing import Any, Literal
 
 from hub.mirror import MirrorState
-from hub.protocol import Changed, ConflictDetail, Item, Version
+from hub.protocol import SECRET_PLACEHOLDER, Changed, ConflictDetail, Item, Op, Version
 from hub.rules import check_key, check_value
 from statehub.gui.masking import is_secret, shown_value
 from statehub.subscription import apply_change
 from statehub.waterfall import parse_text_value
 
 VALUE_WIDTH = 120  # characters of a value shown in the table; the edit dialog shows it whole
+DIFF_WIDTH = 200  # characters of each value in the restore dialog's old -> new lines
 NOTICE_SECONDS = 6.0  # how long a resync notice stays
 HIGHLIGHT_SECONDS = 2.0  # how long a changed row stays highlighted
 HEADINGS = ["key", "value", "type", "rev", "set by", "changed"]
@@ -170,7 +171,7 @@ def visible_rows(view: View, filter_text: str = "", prefix_only: bool = False) -
 def row_for(item: Item) -> Row:
     return Row(
         key=item.key,
-        value=shown_value(item.key, format_value(item.value)),
+        value=shown_value(item.key, format_value(item.value), item.secret),
         type=type_name(item.value),
         rev=str(item.rev),
         who=who_text(item.source, item.user),
@@ -247,7 +248,7 @@ def type_preview(text: str, as_string: bool = False) -> str:
 
 def edit_text(item: Item) -> str:
     """The text to start editing from: a secret starts empty (never shown), a string as is."""
-    if is_secret(item.key):
+    if is_secret(item.key, item.secret):
         return ""
     return item.value if isinstance(item.value, str) else json.dumps(item.value, ensure_ascii=False)
 
@@ -290,7 +291,7 @@ def conflict_message(write: Write, detail: ConflictDetail) -> str:
     if not detail.exists:
         now = "it has been deleted since"
     else:
-        value = shown_value(detail.key, format_value(detail.value, 400))
+        value = shown_value(detail.key, format_value(detail.value, 400), detail.value == SECRET_PLACEHOLDER)
         now = (
             f"it is now at revision {detail.rev}: {value}  ({type_name(detail.value)}), "
             f"set by {who_text(detail.source, detail.user)} at {when_text(detail.time)}"
@@ -322,8 +323,8 @@ def history_rows(key: str, versions: list[Version]) -> list[list[str]]:
     """Rows for the history pane, newest first: revision, when, who, old → new (secrets masked)."""
     rows = []
     for version in versions:
-        old = "(new)" if not version.prev_rev else shown_value(key, format_value(version.prev_value, 60))
-        new = "(deleted)" if version.op == "unset" else shown_value(key, format_value(version.value, 60))
+        old = "(new)" if not version.prev_rev else shown_value(key, format_value(version.prev_value, 60), version.secret)
+        new = "(deleted)" if version.op == "unset" else shown_value(key, format_value(version.value, 60), version.secret)
         rows.append(
             [
                 str(version.rev),
@@ -333,3 +334,28 @@ def history_rows(key: str, versions: list[Version]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+# --- restoring a snapshot ---------------------------------------------------------------------
+
+
+def snapshot_label(name: str, rev: int, keys: int, created: float) -> str:
+    """One line of the snapshot picker: its name, revision, size and when it was taken."""
+    taken = f", taken {when_text(created)}" if created else ""
+    return f"{name}  (revision {rev}, {keys} keys{taken})"
+
+
+def restore_lines(ops: list[Op], current: list[Item]) -> list[str]:
+    """The restore dialog's changes, one a key, old -> new: JSON as ``rollback --dry-run`` prints
+    it, but secrets masked (both sides) and long values cut."""
+    now = {item.key: item.value for item in current}
+    lines = []
+    for op in ops:
+        before = _diff_value(op.key, now[op.key]) if op.key in now else "(absent)"
+        after = _diff_value(op.key, op.value) if op.op == "set" else "(unset)"
+        lines.append(f"{op.key}: {before} -> {after}")
+    return lines
+
+
+def _diff_value(key: str, value: Any) -> str:
+    return shown_value(key, format_value(json.dumps(value, ensure_ascii=False), DIFF_WIDTH))

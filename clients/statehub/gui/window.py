@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import FreeSimpleGUI as sg  # type: ignore[import-untyped]  # it ships no type hints
 
@@ -26,6 +26,9 @@ from statehub.gui import model
 from statehub.gui.masking import is_secret
 from statehub.gui.model import Choice, Phase, View, Write
 from statehub.subscription import Event, HubDown, Subscription, SubscriptionThread, Synced, Update
+
+if TYPE_CHECKING:
+    from hub.state_files import StateFile  # imported when a restore starts
 
 HUB_EVENT = "-HUB-"
 TICK_MS = 250  # the status line's age counter and row highlights are refreshed this often
@@ -56,8 +59,8 @@ def run(
         return Subscription(client.data_dir, timeout=timeout)
 
     thread = SubscriptionThread(make, app.forward)
+    app.thread = thread  # before start: forward() reads the items of the first Synced through it
     thread.start()
-    app.thread = thread
     try:
         app.loop()
     finally:
@@ -136,6 +139,7 @@ class App:
         self.last_draw = 0.0
         self.owed = False  # a redraw was put off (coalescing a burst): wake up soon for it
         self.shown: dict[str, Any] = {}
+        self.dialog: dict[str, Any] | None = None  # the restore dialog open now, for --dump-state
 
     # --- the subscription thread's side ------------------------------------------
 
@@ -299,6 +303,7 @@ class App:
             "rows": [row.cells() for row in self.rows],
             "history_title": self.history_title,
             "history": self.history,
+            "dialog": self.dialog,
         }
         data = json.dumps(state, ensure_ascii=False, indent=1).encode()
         if self.shown.get("-DUMP-") != data:
@@ -326,42 +331,32 @@ class App:
             self.send(model.delete_write(item))
 
     def restore_snapshot(self) -> None:
-        """Pick a snapshot, show every change it would make (a dry run), apply it only on OK."""
-        from hub.state_files import changes_to, describe, list_snapshots
+        """Pick a snapshot, show every change it would make (a dry run), apply it only on Restore.
+
+        The restore is one txn with source ``rollback``, each op conditioned on the
+        revision shown: a key changed meanwhile makes the hub refuse it whole.
+        """
+        from hub.state_files import changes_to, list_snapshots
 
         snapshots = list_snapshots(self.client.data_dir)
         if not snapshots:
             sg.popup_ok("There are no snapshots yet.\nMake one with: statehub snapshot create", title="Restore snapshot")
             return
-        labels = {f"{name}  (revision {state.rev}, {len(state.values)} keys)": state for name, state in reversed(snapshots)}
-        dialog = sg.Window(
-            "Restore snapshot",
-            [[sg.Text("Go back to:")], [sg.Listbox(list(labels), size=(70, 8), key="-PICK-")], [sg.Button("Show changes…"), sg.Button("Cancel")]],
-            modal=True,
-            finalize=True,
-        )
-        event, values = dialog.read()
-        dialog.close()
-        if event != "Show changes…" or not values["-PICK-"]:
+        picked = self.pick_snapshot(snapshots)
+        if picked is None:
             return
-        label = values["-PICK-"][0]
+        name, state = picked
         try:
             current = self.client.snapshot().items
-            ops = changes_to(current, labels[label].values, replace=True)
+            ops = changes_to(current, state.values, replace=True)
         except StatehubError as exc:
             sg.popup_error(f"{exc.message}\n\nNothing was changed.", title="Restore snapshot")
             return
         if not ops:
-            self.message = f"nothing to restore: the state already matches {label.split()[0]}"
+            self.message = f"nothing to restore: the state already matches snapshot {name}"
             return
-        lines = describe(ops, current)
-        answer = sg.popup_scrolled(
-            f"{len(ops)} keys would change (old -> new):\n\n" + "\n".join(lines),
-            title="Restore snapshot: dry run",
-            yes_no=True,
-            size=(90, 20),
-        )
-        if answer != "Yes":
+        if not self.confirm_restore(name, state.rev, model.restore_lines(ops, current)):
+            self.message = f"restore of snapshot {name} cancelled: nothing was changed"
             return
         with Client(self.client.data_dir, timeout=self.client.timeout, source="rollback") as rollback:
             try:
@@ -369,7 +364,42 @@ class App:
             except StatehubError as exc:
                 sg.popup_error(f"{exc.message}\n\nNothing was changed.", title="Restore snapshot")
                 return
-        self.message = f"restored {label.split()[0]}: {len(ops)} keys changed at revision {getattr(committed, 'rev', '?')}"
+        rev = getattr(committed, "rev", "?")
+        self.message = f"restored snapshot {name}: {len(ops)} keys changed at revision {rev}"
+
+    def pick_snapshot(self, snapshots: list[tuple[str, StateFile]]) -> tuple[str, StateFile] | None:
+        """The snapshot the operator picked (the newest is preselected); None when cancelled."""
+        labels = {
+            model.snapshot_label(name, state.rev, len(state.values), state.created): (name, state)
+            for name, state in reversed(snapshots)
+        }
+        heading = "Go back to which snapshot? (newest first)"
+        dialog = sg.Window("Restore snapshot", picker_layout(heading, list(labels)), modal=True, finalize=True)
+        self.dialog = {"title": "Restore snapshot", "heading": heading, "lines": list(labels)}
+        try:
+            for _ in range(100_000):  # one turn per operator action or tick: a guard, not a limit
+                event, values = self.read_dialog(dialog)
+                if event in (sg.WIN_CLOSED, "-CANCEL-"):
+                    return None
+                if event == "-SHOW-" and values["-PICK-"]:
+                    return labels[values["-PICK-"][0]]
+            return None
+        finally:
+            self.dialog = None
+            dialog.close()
+
+    def confirm_restore(self, name: str, rev: int, lines: list[str]) -> bool:
+        """Show the dry run, old -> new; True when the operator chose Restore."""
+        title = f"Restore snapshot {name}: the changes"
+        heading = f"Going back to snapshot {name} (revision {rev}) changes {len(lines)} keys, old -> new:"
+        dialog = sg.Window(title, restore_layout(heading, lines), modal=True, finalize=True)
+        self.dialog = {"title": title, "heading": heading, "lines": lines}
+        try:
+            event, _values = self.read_dialog(dialog)
+        finally:
+            self.dialog = None
+            dialog.close()
+        return bool(event == "-APPLY-")
 
     def send(self, write: Write) -> bool:
         """Send ``write``, walking the operator through conflicts.  False: reopen the edit dialog."""
@@ -459,7 +489,7 @@ def edit_layout(item: Item | None, key: str, text: str) -> list[list[Any]]:
         if item is None
         else (f"based on revision {item.rev}: saved only if nobody changed it since")
     )
-    secret = item is not None and is_secret(item.key)
+    secret = item is not None and is_secret(item.key, item.secret)
     return [
         [sg.Text("Key", size=(6, 1)), sg.Input(key, key="-KEY-", size=(50, 1), disabled=item is not None)],
         [sg.Text("Value" + (" (secret: type a new one)" if secret else ""))],
@@ -479,4 +509,35 @@ def conflict_layout(message: str) -> list[list[Any]]:
             sg.Button("Take theirs", key=Choice.TAKE_THEIRS),
             sg.Button("Cancel", key=Choice.CANCEL),
         ],
+    ]
+
+
+def picker_layout(heading: str, labels: list[str]) -> list[list[Any]]:
+    width = min(max(60, *(len(label) + 2 for label in labels)), 110)
+    return [
+        [sg.Text(heading)],
+        [sg.Listbox(labels, default_values=labels[:1], size=(width, min(max(len(labels), 4), 12)), key="-PICK-")],
+        [sg.Button("Show changes…", key="-SHOW-"), sg.Button("Cancel", key="-CANCEL-")],
+    ]
+
+
+def restore_layout(heading: str, lines: list[str]) -> list[list[Any]]:
+    width = min(max(60, *(len(line) + 2 for line in lines)), 120)
+    note = (
+        "Applied as one change (source rollback), and only if none of these keys changes meanwhile; "
+        "history keeps every revision."
+    )
+    return [
+        [sg.Text(heading)],
+        [
+            sg.Multiline(
+                "\n".join(lines),
+                size=(width, min(max(len(lines) + 1, 4), 20)),
+                disabled=True,
+                expand_x=True,
+                key="-CHANGES-",
+            )
+        ],
+        [sg.Text(note, text_color="#555555")],
+        [sg.Button("Restore", key="-APPLY-"), sg.Button("Cancel", key="-CANCEL-")],
     ]

@@ -262,7 +262,7 @@ class FileSync:
         if subscription.rev < self.wait_rev or not self.watcher.is_quiet():
             return  # our writes are not in the replica yet, or the person is saving: next turn
         header = Header(rev=subscription.rev, epoch=subscription.epoch, prefix=self.options.prefix)
-        values = {key: item.value for key, item in subscription.items.items()}
+        values = {key: item.value for key, item in subscription.items.items() if not item.secret}
         data = render(self.options.fmt, header, values, self.note_name)
         if self.watcher.shows(data):
             self.dirty = False

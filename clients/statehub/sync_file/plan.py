@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from hub.protocol import ConflictDetail, Item, Op
+from hub.protocol import SECRET_PLACEHOLDER, ConflictDetail, Item, Op
 
 
 class _Marker:
@@ -100,6 +100,8 @@ def plan_save(
     for key in sorted(saved.keys() | current.keys()):
         yours = saved.get(key, ABSENT)
         now = current.get(key)
+        if now is not None and now.secret and (yours is ABSENT or yours == SECRET_PLACEHOLDER):
+            continue  # secrets are never in the file: their absence is not a deletion
         if same_value(yours, now.value if now is not None else ABSENT):
             continue
         before = UNKNOWN if base is None else base.get(key, ABSENT)

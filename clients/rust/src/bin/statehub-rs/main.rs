@@ -42,6 +42,16 @@ struct Cli {
     /// Print results as JSON
     #[arg(long, global = true)]
     json: bool,
+    /// A hub on another machine, tcp://HOST:PORT, reached over CURVE (else
+    /// $STATEHUB_HUB, else [hub] rpc in client.toml)
+    #[arg(long, global = true, value_name = "ENDPOINT")]
+    hub: Option<String>,
+    /// Its change stream (else $STATEHUB_HUB_EVENTS; default: the --hub port + 1)
+    #[arg(long, global = true, value_name = "ENDPOINT")]
+    hub_events: Option<String>,
+    /// The remote hub's public key, or a file holding it (else $STATEHUB_SERVER_KEY)
+    #[arg(long, global = true, value_name = "KEY")]
+    server_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -134,6 +144,15 @@ fn run(cli: Cli) -> Result<(), Error> {
     let mut builder = Client::builder().timeout(cli.timeout);
     if let Some(dir) = &cli.data_dir {
         builder = builder.data_dir(dir);
+    }
+    if let Some(hub) = &cli.hub {
+        builder = builder.hub(hub);
+    }
+    if let Some(events) = &cli.hub_events {
+        builder = builder.hub_events(events);
+    }
+    if let Some(key) = &cli.server_key {
+        builder = builder.server_key(key);
     }
     let mut client = builder.build()?;
     let json = cli.json;
