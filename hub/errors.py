@@ -8,7 +8,8 @@
     ├── StorageError           "storage": the hub could not make the write durable; retry later
     └── HubUnavailable         (client side) no reply from the hub in time
 
-Any other code a newer hub sends arrives as a plain StatehubError.
+Any other code a newer hub sends arrives as a plain StatehubError.  MirrorError (a
+ValueError, not on the wire) is here too, so that every reader can catch it cheaply.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ class StorageError(StatehubError):
 
 class HubUnavailable(StatehubError):
     code = "unavailable"
+
+
+class MirrorError(ValueError):
+    """The mirror file is missing, half-written or not in the expected format (not a wire error)."""
 
 
 _BY_CODE: dict[str, type[StatehubError]] = {

@@ -33,6 +33,7 @@ from typing import Any
 import msgspec
 
 from hub.atomic_file import write_atomically
+from hub.errors import MirrorError as MirrorError  # it lives there so readers need not import this module
 from hub.protocol import SECRET_PLACEHOLDER, Item
 from hub.secret_box import is_sealed
 
@@ -42,10 +43,6 @@ MIRROR_FORMAT = 1
 _HEADER = re.compile(r"#\s*([a-z]+):\s*(.*?)\s*$")
 _META = re.compile(r'([a-z_]+)=("(?:[^"\\]|\\.)*"|\S+)')
 _BARE = re.compile(r"[^\s\"=#]+")
-
-
-class MirrorError(ValueError):
-    """The mirror file is missing, half-written or not in the expected format."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ old key, so a crash at any point leaves every value decryptable.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +43,8 @@ def is_sealed(stored: bytes | None) -> bool:
 
 def fingerprint(key: bytes) -> str:
     """A short name for a key, safe to store and log: it reveals nothing of the key."""
+    import hashlib
+
     return hashlib.sha256(key).hexdigest()[:16]
 
 

@@ -93,3 +93,27 @@ def test_explain_names_the_winning_layer(hub: HubProcess, tmp_path: Path) -> Non
 def test_every_command_has_help(command: str, tmp_path: Path) -> None:
     result = run_cli(tmp_path, command, "--help")
     assert result.returncode == 0 and "usage" in result.stdout.lower()
+
+
+def test_the_fast_get_path_answers_like_typer_without_loading_pydantic(hub: HubProcess) -> None:
+    """`statehub get` skips typer's parser (and its pydantic import) but prints, errs and exits the same."""
+    import subprocess
+    import sys
+
+    run_cli(hub.data_dir, "set", "fast.k", '{"a": [1, 2]}')
+    probe = (
+        "import sys; from statehub import cli; "
+        "code = cli._fast_get(sys.argv[1:]); print(code, 'pydantic' in sys.modules, file=sys.stderr)"
+    )
+    fast = subprocess.run(
+        [sys.executable, "-c", probe, "--data-dir", str(hub.data_dir), "get", "fast.k", "--json"],
+        capture_output=True, text=True, timeout=30, env=cli_env(),
+    )  # fmt: skip
+    assert fast.stderr.strip().splitlines()[-1] == "0 False", fast.stderr
+    # `--timeout 2` is still the fast path; `--debug` goes through typer: both print the same thing
+    through_typer = run_cli(hub.data_dir, "--debug", "get", "fast.k", "--json")
+    assert json.loads(fast.stdout) == json.loads(through_typer.stdout)
+    missing_fast = run_cli(hub.data_dir, "--timeout", "2", "get", "nope")
+    missing_typer = run_cli(hub.data_dir, "get", "nope", "--no-such-option")
+    assert (missing_fast.returncode, missing_fast.stderr) == (3, "error: no key 'nope'\n")
+    assert missing_typer.returncode == 2, "an unknown option must still reach typer's error"

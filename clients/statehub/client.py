@@ -13,12 +13,11 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import zmq
 
-from hub.errors import HubUnavailable, NotFound
-from hub.mirror import MirrorError, MirrorState, read_mirror
+from hub.errors import HubUnavailable, MirrorError, NotFound
 from hub.paths import Layout, resolve_data_dir
 from hub.protocol import (
     PROTOCOL_VERSION,
@@ -43,7 +42,10 @@ from hub.protocol import (
 )
 from hub.rules import check_key, check_prefix, check_write
 from statehub.connection import Connection
-from statehub.waterfall import Explanation, explain
+
+if TYPE_CHECKING:
+    from hub.mirror import MirrorState
+    from statehub.waterfall import Explanation
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +200,10 @@ class Client:
 
     def read_mirror(self) -> MirrorState:
         """The mirror file as it is now (raises MirrorError when it is missing or damaged)."""
+        # Imported here: the mirror is read only when the hub is down, and a
+        # `statehub get` against a running hub should not pay for its parser.
+        from hub.mirror import read_mirror
+
         return read_mirror(self.layout.mirror)
 
     def _mirror_or_raise(self, down: HubUnavailable) -> MirrorState:
@@ -311,6 +317,8 @@ class Client:
 
     def explain(self, key: str, *, reveal: bool = False) -> Explanation:
         """Which layer of the waterfall (environment > stored > defaults) gives ``key``."""
+        from statehub.waterfall import explain
+
         return explain(self, key, reveal=reveal)
 
     def resolve(self, key: str, *, reveal: bool = False) -> Any:
