@@ -284,7 +284,7 @@ class Hub:
     def _drain(self, router: zmq.Socket[bytes], pending: list[_Pending]) -> None:
         for _ in range(MAX_BATCH):
             # Asking is cheaper than the zmq.Again exception that ends every turn otherwise.
-            if not router.get(zmq.EVENTS) & zmq.POLLIN:
+            if not int(router.get(zmq.EVENTS)) & zmq.POLLIN:
                 break
             try:
                 frames = router.recv_multipart(zmq.NOBLOCK)
