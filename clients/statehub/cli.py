@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from statehub.cli_options import JsonOption
+from statehub.cli_options import settings_of as _settings
+
 if TYPE_CHECKING:
     from hub.protocol import Changed, Item
     from statehub.client import Client, Origin
@@ -69,7 +72,6 @@ DataDirOption = Annotated[
     str | None,
     typer.Option("--data-dir", envvar="STATEHUB_DATA_DIR", help="The hub's data dir (default: the platform's)."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 QueueOption = Annotated[
     bool,
     typer.Option(
@@ -150,10 +152,6 @@ def _reported(settings: Settings) -> Iterator[None]:
         code, hint = next((c, h) for cls, c, h in codes if isinstance(exc, cls))
         _fail(getattr(exc, "message", str(exc)), code, hint)
 
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings: Settings = ctx.obj
-    return settings
 
 
 # --- output helpers -----------------------------------------------------------------

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from statehub.cli import Settings
+from statehub.cli_options import JsonOption
+from statehub.cli_options import settings_of as _settings
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+if TYPE_CHECKING:
+    pass
+
 
 secret_app = typer.Typer(
     help="Secrets: encrypted at rest, shown everywhere else as <secret>, revealed only on request.",
@@ -27,10 +29,6 @@ secret_app = typer.Typer(
 def register(app: typer.Typer) -> None:
     app.add_typer(secret_app, name="secret")
 
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings: Settings = ctx.find_root().obj
-    return settings
 
 
 def read_secret_value(key: str, *, stdin_is_tty: bool) -> str:

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from statehub.cli_options import JsonOption
+from statehub.cli_options import settings_of as _settings
+
 if TYPE_CHECKING:
     from hub.protocol import Op
-    from statehub.cli import Settings
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the changes (old -> new) and apply nothing.")]
 PrefixOption = Annotated[str, typer.Option("--prefix", help="Only keys starting with this.")]
 
@@ -32,10 +33,6 @@ def register(app: typer.Typer) -> None:
     app.command()(queue)
     app.command()(restore)
 
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings: Settings = ctx.find_root().obj
-    return settings
 
 
 @snapshot_app.command("create")

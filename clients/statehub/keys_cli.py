@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from statehub.cli_options import JsonOption
+from statehub.cli_options import settings_of as _settings
+
 if TYPE_CHECKING:
     from statehub.cli import Settings
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 keys_app = typer.Typer(
     help="CURVE keys for remote clients: the hub's key, its allow-list, and this client's key pair.",
@@ -30,10 +32,6 @@ keys_app = typer.Typer(
 def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
 
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings: Settings = ctx.find_root().obj
-    return settings
 
 
 @contextlib.contextmanager
