@@ -1,29 +1,135 @@
-"""statehub benchmarks: write-ack latency, throughput with N writers, change-notification latency.
+"""Benchmark drivers shared by scripts/bench_suite.py: ack latency, notification latency, throughput.
 
-    python scripts/bench.py                 # all, against a fresh hub in a temp dir
-    python scripts/bench.py --json out.json # also write the results as JSON
+Run them with ``scripts/bench`` (see docs/performance.md).  Each driver measures one *target*
+(statehub here; Redis and etcd in bench_peers.py) the same way:
 
-Everything runs on this machine (ipc:// endpoints in a temp data dir).  Values are ~64 bytes.
-Latency figures are percentiles of individual operations after a warm-up; notification latency
-uses CLOCK_MONOTONIC, which is system-wide, across separate writer and subscriber processes.
+- ``write_ack``: one client in this process, sequential durable writes, each timed;
+- ``notify_latency``: subscriber processes, this process writing values that carry
+  CLOCK_MONOTONIC (system-wide on Linux), each arrival timestamped by the subscriber;
+- ``throughput``: writer processes, each one connection writing sequentially, for a fixed time.
+
+A target is a small picklable object: worker processes rebuild their own connections from it.
+Every driver runs all repetitions in one go (the processes stay up between them), so the
+figures of repetition r come from the same processes as those of repetition r + 1.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import contextlib
 import multiprocessing as mp
+import queue
 import sys
-import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
 from pathlib import Path
+from typing import Any, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.testing import HubProcess  # noqa: E402
-from statehub.client import Client  # noqa: E402
+PAYLOAD = "x" * 48  # {"i": n, "p": PAYLOAD}: about 64 bytes as MessagePack or JSON
+NOTIFY_PAD = "x" * 40  # {"r": rep, "t": ns, "p": NOTIFY_PAD}: about 64 bytes
+NOTIFY_PREFIX = "lat."
+ACK_WARMUP = 200
+NOTIFY_WARMUP = 50  # changes before each repetition's measured ones, tagged r = -1
+THROUGHPUT_WARMUP = 20
+THROUGHPUT_GAP = 1.0  # seconds between two repetitions of a throughput run
+READY_TIMEOUT = 180.0  # worker processes connected and live; 100 of them on 2 cores take a while
+QUIET_AFTER_DONE = 1.0  # a subscriber stops this long after the writer finished and nothing came
 
-PAYLOAD = "x" * 48  # with the timestamp field, about 64 bytes of MessagePack
+
+class Writer(Protocol):
+    def write(self, key: str, value: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Listener(Protocol):
+    def wait_live(self, timeout: float) -> bool: ...
+
+    def receive(self, timeout: float) -> list[tuple[int, float]]:
+        """(repetition, latency in seconds) of the changes that arrived within ``timeout``."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Target(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def writer(self) -> Writer: ...
+
+    def listener(self, prefix: str) -> Listener: ...
+
+    def change(self, rep: int, index: int, t_ns: int) -> tuple[str, dict[str, Any]]:
+        """The key and value of notification change ``index`` of repetition ``rep``, written at ``t_ns``."""
+        ...
+
+
+# --- statehub as a target -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatehubTarget:
+    """A running hub, reached through the real client library (statehub.client, statehub.subscription)."""
+
+    data_dir: str
+    name: str = "statehub"
+
+    def writer(self) -> Writer:
+        return _StatehubWriter(Path(self.data_dir))
+
+    def listener(self, prefix: str) -> Listener:
+        return _StatehubListener(Path(self.data_dir), prefix)
+
+    def change(self, rep: int, index: int, t_ns: int) -> tuple[str, dict[str, Any]]:
+        return f"{NOTIFY_PREFIX}k{index % 10}", {"r": rep, "t": t_ns, "p": NOTIFY_PAD}
+
+
+class _StatehubWriter:
+    def __init__(self, data_dir: Path) -> None:
+        from statehub.client import Client
+
+        self._client = Client(data_dir, timeout=10)
+
+    def write(self, key: str, value: dict[str, Any]) -> None:
+        self._client.set(key, value)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _StatehubListener:
+    def __init__(self, data_dir: Path, prefix: str) -> None:
+        from statehub.subscription import Subscription, Update
+
+        self._update = Update
+        self._subscription = Subscription(data_dir, prefix=prefix, timeout=10)
+
+    def wait_live(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._subscription.is_live and time.monotonic() < deadline:
+            self._subscription.next_event(0.1)
+        return self._subscription.is_live
+
+    def receive(self, timeout: float) -> list[tuple[int, float]]:
+        event = self._subscription.next_event(timeout)
+        if not isinstance(event, self._update):
+            return []
+        now = time.monotonic_ns()
+        return [
+            (c.value["r"], (now - c.value["t"]) / 1e9)
+            for c in event.changes
+            if isinstance(c.value, dict) and "t" in c.value
+        ]
+
+    def close(self) -> None:
+        self._subscription.close()
+
+
+# --- figures --------------------------------------------------------------------------
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -31,123 +137,302 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-def write_latency(data_dir: Path, count: int) -> dict[str, float]:
-    with Client(data_dir, timeout=5) as client:
-        for i in range(200):
-            client.set("bench.warm", {"i": i, "p": PAYLOAD})
-        samples = []
-        for i in range(count):
-            start = time.perf_counter()
-            client.set(f"bench.k{i % 100}", {"i": i, "p": PAYLOAD})
-            samples.append(time.perf_counter() - start)
-    return {"p50_us": percentile(samples, 50) * 1e6, "p99_us": percentile(samples, 99) * 1e6, "count": count}
-
-
-def _writer(data_dir: str, index: int, seconds: float, start_at: float, out: mp.Queue) -> None:
-    with Client(data_dir, timeout=10) as client:
-        client.set(f"bench.w{index}.warm", 0)
-        while time.time() < start_at:
-            time.sleep(0.001)
-        done, end = 0, time.monotonic() + seconds
-        while time.monotonic() < end:
-            client.set(f"bench.w{index}.k{done % 50}", {"i": done, "p": PAYLOAD})
-            done += 1
-    out.put(done)
-
-
-def throughput(data_dir: Path, writers: int, seconds: float) -> dict[str, float]:
-    ctx = mp.get_context("spawn")
-    out: mp.Queue = ctx.Queue()
-    start_at = time.time() + 2.0  # let every process start before the clock runs
-    procs = [ctx.Process(target=_writer, args=(str(data_dir), n, seconds, start_at, out)) for n in range(writers)]
-    for p in procs:
-        p.start()
-    total = sum(out.get(timeout=seconds + 60) for _ in procs)
-    for p in procs:
-        p.join(30)
-    return {"writers": writers, "writes_per_s": total / seconds}
-
-
-def _subscriber(data_dir: str, count: int, ready: mp.Event, out: mp.Queue) -> None:
-    from statehub.subscription import Subscription, Update
-
-    latencies: list[float] = []
-    with Subscription(Path(data_dir), prefix="lat.", timeout=5) as subscription:
-        deadline = time.monotonic() + 120
-        while not subscription.is_live and time.monotonic() < deadline:
-            subscription.next_event(0.1)
-        ready.set()
-        while len(latencies) < count and time.monotonic() < deadline:
-            event = subscription.next_event(0.5)
-            if isinstance(event, Update):
-                now = time.monotonic_ns()
-                latencies.extend((now - c.value["t"]) / 1e9 for c in event.changes)
-    out.put(latencies)
-
-
-def notify_latency(data_dir: Path, subscribers: int, count: int, rate: float) -> dict[str, float]:
-    ctx = mp.get_context("spawn")
-    out: mp.Queue = ctx.Queue()
-    readies = [ctx.Event() for _ in range(subscribers)]
-    procs = [ctx.Process(target=_subscriber, args=(str(data_dir), count, r, out)) for r in readies]
-    for p in procs:
-        p.start()
-    for r in readies:
-        r.wait(120)
-    with Client(data_dir, timeout=5) as client:
-        interval = 1.0 / rate
-        next_at = time.monotonic()
-        for i in range(count + 50):
-            client.set(f"lat.k{i % 10}", {"t": time.monotonic_ns(), "p": PAYLOAD[:40]})
-            next_at += interval
-            time.sleep(max(0.0, next_at - time.monotonic()))
-    samples = [s for _ in procs for s in out.get(timeout=120)]
-    for p in procs:
-        p.join(30)
+def _latency_summary(samples: list[float]) -> dict[str, float]:
     return {
-        "subscribers": subscribers,
-        "rate_per_s": rate,
         "p50_us": percentile(samples, 50) * 1e6,
         "p99_us": percentile(samples, 99) * 1e6,
-        "samples": len(samples),
+        "count": len(samples),
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, object]:
-    results: dict[str, object] = {}
-    with tempfile.TemporaryDirectory(prefix="statehub-bench-") as tmp, HubProcess(Path(tmp) / "data", heartbeat=1.0) as hub:
-        data_dir = hub.data_dir
-        results["write_ack"] = write_latency(data_dir, args.writes)
-        print(f"write ack, 1 client: p50 {results['write_ack']['p50_us']:.0f} us, p99 {results['write_ack']['p99_us']:.0f} us")
-        for writers in args.writers:
-            key = f"throughput_{writers}"
-            results[key] = throughput(data_dir, writers, args.seconds)
-            print(f"throughput, {writers} writers: {results[key]['writes_per_s']:.0f} durable writes/s")
-        for subscribers in args.subscribers:
-            key = f"notify_{subscribers}"
-            results[key] = notify_latency(data_dir, subscribers, args.notifications, args.rate)
-            r = results[key]
-            print(f"notify, {subscribers} subscribers at {args.rate:.0f}/s: p50 {r['p50_us']:.0f} us, p99 {r['p99_us']:.0f} us")
-        with Client(data_dir) as client:
-            status = client.status()
-            results["hub"] = {"writes": status.writes, "commits": status.commits}
+# --- 1. write-ack latency --------------------------------------------------------------
+
+
+def write_ack(target: Target, count: int, reps: int) -> list[dict[str, float]]:
+    """Sequential durable writes from one client; per repetition the p50 and p99 of ``count`` acks."""
+    writer = target.writer()
+    try:
+        for i in range(ACK_WARMUP):
+            writer.write("bench.warm", {"i": i, "p": PAYLOAD})
+        runs = []
+        for _ in range(reps):
+            samples = []
+            for i in range(count):
+                start = time.perf_counter()
+                writer.write(f"bench.k{i % 100}", {"i": i, "p": PAYLOAD})
+                samples.append(time.perf_counter() - start)
+            runs.append(_latency_summary(samples))
+        return runs
+    finally:
+        writer.close()
+
+
+# --- worker processes -------------------------------------------------------------------
+
+
+def context() -> BaseContext:
+    """Worker processes fork from a server that has this module loaded: 100 of them start in seconds."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["bench", "bench_peers"])
+    return ctx
+
+
+@contextlib.contextmanager
+def processes(procs: list[Any]) -> Iterator[list[Any]]:
+    """Start ``procs``; on the way out (also on error or Ctrl-C) end any still running."""
+    try:
+        for p in procs:
+            p.start()
+        yield procs
+    finally:
+        for p in procs:
+            p.join(timeout=5 if p.exitcode is None else 0)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+
+
+def _collect(out: Any, expected: int, timeout: float, what: str, procs: list[Any]) -> list[Any]:
+    """``expected`` results from worker queue ``out``, raising on a worker's error, death or on timeout."""
+    results: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(results) < expected:
+        try:
+            kind, payload = out.get(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"{what}: {len(dead)} worker(s) died (exit codes {dead[:5]})") from None
+            if time.monotonic() < deadline:
+                continue
+            raise TimeoutError(
+                f"{what}: {len(results)} of {expected} workers answered within {timeout:.0f} s"
+            ) from None
+        if kind == "error":
+            raise RuntimeError(f"{what}: a worker failed: {payload}")
+        results.append(payload)
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--writes", type=int, default=3000, help="sequential writes for the ack latency")
-    parser.add_argument("--writers", type=int, nargs="*", default=[1, 8], help="writer process counts")
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
-    parser.add_argument("--subscribers", type=int, nargs="*", default=[1], help="subscriber process counts")
-    parser.add_argument("--notifications", type=int, default=2000, help="changes per notification run")
-    parser.add_argument("--rate", type=float, default=1000.0, help="changes per second in notification runs")
-    parser.add_argument("--json", type=Path, help="write results here")
-    args = parser.parse_args()
-    results = run(args)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+# --- 2. change-notification latency -------------------------------------------------------
 
 
-if __name__ == "__main__":
-    main()
+def _listen(target: Target, expected: int, seconds: float, ready: Any, done: Any, out: Any) -> None:
+    try:
+        listener = target.listener(NOTIFY_PREFIX)
+    except Exception as exc:
+        out.put(("error", repr(exc)))
+        return
+    try:
+        if not listener.wait_live(READY_TIMEOUT):
+            out.put(("error", f"{target.name} subscription not live within {READY_TIMEOUT:.0f} s"))
+            return
+        ready.put(("ready", None))
+        samples: dict[int, list[float]] = {}
+        got, quiet_since = 0, None
+        deadline = time.monotonic() + seconds
+        while got < expected and time.monotonic() < deadline:
+            batch = listener.receive(0.1)
+            for rep, latency in batch:
+                if rep >= 0:
+                    samples.setdefault(rep, []).append(latency)
+                    got += 1
+            if batch or not done.is_set():
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > QUIET_AFTER_DONE:
+                break
+        out.put(("samples", samples))
+    except Exception as exc:
+        out.put(("error", repr(exc)))
+    finally:
+        listener.close()
+
+
+def notify_latency(
+    target: Target, subscribers: int, count: int, rate: float, reps: int, ctx: BaseContext
+) -> list[dict[str, float]]:
+    """Writer (this process) -> server -> ``subscribers`` processes, ``count`` changes a repetition at ``rate``/s.
+
+    Per repetition, the p50 and p99 over every delivery to every subscriber, and how many
+    deliveries arrived of those expected.
+    """
+    ready, out, done = ctx.Queue(), ctx.Queue(), ctx.Event()
+    per_change = 1.0 / rate
+    seconds = READY_TIMEOUT + reps * (NOTIFY_WARMUP + count) * per_change * 4 + 60
+    procs = [
+        ctx.Process(target=_listen, args=(target, reps * count, seconds, ready, done, out), daemon=True)  # type: ignore[attr-defined]
+        for _ in range(subscribers)
+    ]
+    with processes(procs):
+        _collect(
+            _ReadyOrError(ready, out),
+            subscribers,
+            READY_TIMEOUT,
+            f"{target.name}: {subscribers} subscribers",
+            procs,
+        )
+        writer = target.writer()
+        try:
+            for rep in range(reps):
+                next_at = time.monotonic()
+                for i in range(NOTIFY_WARMUP + count):
+                    key, value = target.change(rep if i >= NOTIFY_WARMUP else -1, i, time.monotonic_ns())
+                    writer.write(key, value)
+                    next_at += per_change
+                    time.sleep(max(0.0, next_at - time.monotonic()))
+        finally:
+            writer.close()
+            done.set()
+        results = _collect(
+            out, subscribers, seconds, f"{target.name}: {subscribers} subscribers' samples", procs
+        )
+    runs = []
+    for rep in range(reps):
+        pooled = [s for samples in results for s in samples.get(rep, [])]
+        if not pooled:
+            raise RuntimeError(f"{target.name}: no change of repetition {rep + 1} reached any subscriber")
+        summary = _latency_summary(pooled)
+        summary["delivered"] = len(pooled) / (count * subscribers)
+        runs.append(summary)
+    return runs
+
+
+class _ReadyOrError:
+    """Read readiness from one queue, but surface a worker's error posted on the other."""
+
+    def __init__(self, ready: Any, out: Any) -> None:
+        self._ready, self._out = ready, out
+
+    def get(self, timeout: float) -> tuple[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                item: tuple[str, Any] = self._ready.get(timeout=0.1)
+                return item
+            except queue.Empty:
+                pass
+            with contextlib.suppress(queue.Empty):
+                failure: tuple[str, Any] = self._out.get_nowait()
+                return failure
+            if time.monotonic() >= deadline:
+                raise queue.Empty
+
+
+# --- 3. sustained durable write throughput ----------------------------------------------------
+
+
+def _write_for(
+    target: Target,
+    index: int,
+    reps: int,
+    seconds: float,
+    gap: float,
+    ready: Any,
+    go: Any,
+    start_at: Any,
+    out: Any,
+) -> None:
+    try:
+        writer = target.writer()
+    except Exception as exc:
+        out.put(("error", repr(exc)))
+        return
+    try:
+        for i in range(THROUGHPUT_WARMUP):
+            writer.write(f"bench.w{index}.warm", {"i": i, "p": PAYLOAD})
+        ready.put(("ready", index))
+        if not go.wait(READY_TIMEOUT):
+            out.put(("error", f"writer {index}: no start signal within {READY_TIMEOUT:.0f} s"))
+            return
+        counts = []
+        for rep in range(reps):
+            begin = start_at.value + rep * (seconds + gap)
+            time.sleep(max(0.0, begin - time.monotonic()))
+            done, end = 0, begin + seconds
+            while time.monotonic() < end:
+                writer.write(f"bench.w{index}.k{done % 50}", {"i": done, "p": PAYLOAD})
+                done += 1
+            counts.append(done)
+        out.put(("counts", counts))
+    except Exception as exc:
+        out.put(("error", repr(exc)))
+    finally:
+        writer.close()
+
+
+@dataclass
+class ThroughputRun:
+    """Writer processes started and connected; ``start`` begins the timed repetitions."""
+
+    target: Target
+    writers: int
+    seconds: float
+    reps: int
+    ctx: BaseContext
+    gap: float = THROUGHPUT_GAP  # seconds between repetitions
+
+    def __post_init__(self) -> None:
+        self._ready, self._out = self.ctx.Queue(), self.ctx.Queue()
+        self._go = self.ctx.Event()
+        self._start_at = self.ctx.Value("d", 0.0)
+        self.procs = [
+            self.ctx.Process(  # type: ignore[attr-defined]
+                target=_write_for,
+                args=(
+                    self.target,
+                    n,
+                    self.reps,
+                    self.seconds,
+                    self.gap,
+                    self._ready,
+                    self._go,
+                    self._start_at,
+                    self._out,
+                ),
+                daemon=True,
+            )
+            for n in range(self.writers)
+        ]
+
+    def wait_ready(self) -> None:
+        _collect(
+            _ReadyOrError(self._ready, self._out),
+            self.writers,
+            READY_TIMEOUT,
+            f"{self.target.name}: {self.writers} writers",
+            self.procs,
+        )
+
+    def start(self, delay: float = 0.3) -> float:
+        """Let the writers go ``delay`` s from now; return when repetition 0 begins (CLOCK_MONOTONIC)."""
+        self._start_at.value = time.monotonic() + delay
+        self._go.set()
+        return float(self._start_at.value)
+
+    def rep_window(self, begin: float, rep: int) -> tuple[float, float]:
+        start = begin + rep * (self.seconds + self.gap)
+        return start, start + self.seconds
+
+    def results(self) -> list[float]:
+        """Writes per second of each repetition, summed over the writers."""
+        timeout = self.reps * (self.seconds + self.gap) + 120
+        counts = _collect(
+            self._out,
+            self.writers,
+            timeout,
+            f"{self.target.name}: {self.writers} writers' counts",
+            self.procs,
+        )
+        return [sum(c[rep] for c in counts) / self.seconds for rep in range(self.reps)]
+
+
+def throughput(target: Target, writers: int, seconds: float, reps: int, ctx: BaseContext) -> list[float]:
+    """Durable writes per second with ``writers`` processes writing as fast as acks come back."""
+    run = ThroughputRun(target, writers, seconds, reps, ctx)
+    with processes(run.procs):
+        run.wait_ready()
+        run.start()
+        return run.results()

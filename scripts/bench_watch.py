@@ -70,12 +70,23 @@ def report(name: str, samples: list[float]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=500.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, HubProcess(Path(tmp) / "data", heartbeat=1.0) as hub:
-        python_watch = [sys.executable, "-m", "statehub.cli", "--data-dir", str(hub.data_dir), "watch", "lat.", "--json"]
+        python_watch = [
+            sys.executable,
+            "-m",
+            "statehub.cli",
+            "--data-dir",
+            str(hub.data_dir),
+            "watch",
+            "lat.",
+            "--json",
+        ]
         report("python statehub watch", measure(python_watch, hub.data_dir, args.count, args.rate))
         if RUST.exists():
             rust_watch = [str(RUST), "--data-dir", str(hub.data_dir), "watch", "lat."]

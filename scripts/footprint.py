@@ -3,6 +3,8 @@
     python scripts/footprint.py                 # a fresh hub in a temp dir
     python scripts/footprint.py --keys 50000 --json out.json
 
+scripts/bench (bench_suite.py) imports the pieces below for its footprint section.
+
 RSS is VmRSS from /proc (Linux), read after the hub has been idle for a moment
 (its mirror rewritten).  Keys hold EDS-like records of about 300 bytes, written
 1000 per transaction.  Start-up time is from launching `python -m hub` to its
@@ -20,10 +22,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from hub.mirror import write_mirror  # noqa: E402
 from hub.protocol import Op  # noqa: E402
 from hub.testing import HubProcess  # noqa: E402
 
@@ -56,15 +61,26 @@ def record(i: int) -> dict[str, object]:
     }
 
 
-def fill(hub: HubProcess, keys: int) -> None:
+def fill(
+    hub: HubProcess, keys: int, value: Callable[[int], Any] = record, prefix: str = "eds.Footprint.P"
+) -> None:
+    """Write keys ``prefix00000``... holding ``value(i)``, 1000 per transaction."""
     with hub.client(timeout=30.0) as client:
         for start in range(0, keys, 1000):
             client.txn(
                 [
-                    Op(op="set", key=f"eds.Footprint.P{i:05d}", value=record(i))
+                    Op(op="set", key=f"{prefix}{i:05d}", value=value(i))
                     for i in range(start, min(keys, start + 1000))
                 ]
             )
+
+
+def mirror_rewrite(data_dir: Path, into: Path) -> float:
+    """Seconds for one mirror rewrite of the store in ``data_dir`` (the mirror thread's own function),
+    written to ``into`` rather than over the hub's mirror."""
+    started = time.perf_counter()
+    write_mirror(data_dir / "state.db", into)
+    return time.perf_counter() - started
 
 
 def timed_start(hub: HubProcess) -> float:
