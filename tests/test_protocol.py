@@ -69,3 +69,19 @@ def test_any_value_round_trips_through_a_set_request(value: object) -> None:
     """Values of every allowed type survive encode and decode unchanged."""
     message = Set(v=1, key="a.b", value=value)
     assert request_decoder().decode(msgspec.msgpack.encode(message)) == message
+
+
+def test_request_ids_are_uuid7_unique_and_time_ordered() -> None:
+    """Python's request ids are UUIDv7, like Rust's: the hub's request index then grows at its end."""
+    import time
+    import uuid
+
+    from statehub.client import new_request_id
+
+    first = new_request_id()
+    ids = {new_request_id() for _ in range(1000)}
+    time.sleep(0.002)
+    later = new_request_id()
+    assert uuid.UUID(first).version == 7 and len(first) == 36
+    assert len(ids) == 1000 and first not in ids
+    assert later[:13] > first[:13]
