@@ -256,17 +256,11 @@ impl Client {
     }
 
     pub fn get(&mut self, key: &str) -> Result<Fetched<Item>> {
-        let request = Request::Get {
-            v: PROTOCOL_VERSION,
-            key: key.into(),
-            reveal: false,
-        };
-        match self.request(&request) {
-            Ok(Reply::Item(item)) => Ok(Fetched {
+        match self.get_from_hub(key) {
+            Ok(item) => Ok(Fetched {
                 data: item,
                 mirror: None,
             }),
-            Ok(other) => Err(unexpected(&other)),
             Err(err @ Error::HubUnavailable(_)) if self.mirror_fallback => {
                 let state = self.read_mirror_after(err)?;
                 let mirror = MirrorInfo::of(&state);
