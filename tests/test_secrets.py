@@ -267,6 +267,9 @@ def test_secrets_are_never_queued_and_cannot_be_revealed_from_the_mirror(tmp_pat
         assert hub.terminate() == 0  # a clean stop writes the last mirror
     down = run_cli(data, "secret", "set", "db.password", input=NEWER)
     assert down.returncode == 5 and NEWER not in down.stderr
+    # a plain queued set of a key the mirror marks secret is refused too: it would sit in plaintext
+    queued = run_cli(data, "set", "db.password", "typed-in-plain", "--queue")
+    assert queued.returncode == 5 and "never queued" in queued.stderr, queued.stderr
     assert not (data / "inbox").exists() or not any((data / "inbox").iterdir())
     masked = run_cli(data, "get", "db.password")
     assert masked.returncode == 0 and masked.stdout.strip() == SECRET_PLACEHOLDER

@@ -272,8 +272,6 @@ class Client:
 
         if self._remote is not None:
             raise HubUnavailable(f"{down.message}; writes to a remote hub cannot be queued here (the inbox is the local hub's)")
-        if any(op.secret for op in write_ops(write)):
-            raise HubUnavailable(f"{down.message}; secrets are never queued (the inbox is plaintext): retry when the hub is up")
         try:
             mirror = self.read_mirror()
         except MirrorError as exc:
@@ -281,6 +279,12 @@ class Client:
                 f"{down.message}; cannot queue the write: without the mirror ({exc}) there is no "
                 "revision to check it against"
             ) from down
+        secret = next((op.key for op in write_ops(write) if op.secret or _is_secret(mirror, op.key)), None)
+        if secret is not None:
+            raise HubUnavailable(
+                f"{down.message}; {secret!r} is a secret and secrets are never queued (the inbox is plaintext): "
+                "retry when the hub is up"
+            )
         ops = [
             Op(op=op.op, key=op.key, value=op.value, expect=_seen(op.expect, mirror, op.key))
             for op in write_ops(write)
@@ -364,6 +368,11 @@ class Queued:
 
     path: Path
     mirror_rev: int
+
+
+def _is_secret(mirror: MirrorState, key: str) -> bool:
+    item = mirror.items.get(key)
+    return item is not None and item.secret
 
 
 def _seen(expect: int | None, mirror: MirrorState, key: str) -> int:
