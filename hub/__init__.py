@@ -1,8 +1,9 @@
 """statehub's hub: the one process that owns the store.
 
-Run it with ``statehub serve`` or ``python -m hub``.  Library users want the
-client in ``statehub`` instead; this package's public modules are
-``hub.protocol`` (the wire messages) and ``hub.testing`` (a hub for tests).
+Installed as ``statehub.hub`` (the repository keeps it in ``hub/``).  Run it with
+``statehub serve`` or ``python -m statehub.hub``.  Library users want the client
+in ``statehub`` instead; this package's public module is ``statehub.hub.protocol``
+(the wire messages).  No module here imports the client.
 """
 
 __version__ = "0.1.0"

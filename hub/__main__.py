@@ -1,5 +1,5 @@
 import sys
 
-from hub.command import main
+from statehub.hub.command import main
 
 sys.exit(main())

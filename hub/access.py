@@ -22,9 +22,9 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 from zmq.utils.z85 import encode as z85_encode
 
-from hub.curve import AllowList, allow_list_dir, curve_dir, require_curve, server_keypair
-from hub.errors import InvalidRequest
-from hub.paths import Layout, check_tcp_endpoint, events_endpoint_for
+from statehub.hub.curve import AllowList, allow_list_dir, curve_dir, require_curve, server_keypair
+from statehub.hub.errors import InvalidRequest
+from statehub.hub.paths import Layout, check_tcp_endpoint, events_endpoint_for
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The hub's command line: ``python -m hub`` and ``statehub serve`` both land here."""
+"""The hub's command line: ``python -m statehub.hub`` and ``statehub serve`` both land here."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from hub import __version__
-from hub.errors import StatehubError
-from hub.paths import ENV_DATA_DIR, resolve_data_dir
+from statehub.hub import __version__
+from statehub.hub.errors import StatehubError
+from statehub.hub.paths import ENV_DATA_DIR, resolve_data_dir
 
 
 def parser() -> argparse.ArgumentParser:
@@ -107,7 +107,7 @@ def configure_logging(level: str, as_json: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_level, args.log_json)
-    from hub.server import HubConfig, serve
+    from statehub.hub.server import HubConfig, serve
 
     if args.heartbeat <= 0 or args.mirror_interval < 0 or args.history_keep < 1:
         print("error: --heartbeat must be > 0, --mirror-interval >= 0, --history-keep >= 1", file=sys.stderr)

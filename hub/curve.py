@@ -17,9 +17,9 @@ from pathlib import Path
 
 import zmq
 
-from hub.atomic_file import write_atomically
-from hub.errors import InvalidRequest
-from hub.paths import Layout
+from statehub.hub.atomic_file import write_atomically
+from statehub.hub.errors import InvalidRequest
+from statehub.hub.paths import Layout
 
 KEY_LENGTH = 40  # Z85 text of a 32-byte Curve25519 key
 PUBLIC_SUFFIX = ".key"

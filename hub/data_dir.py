@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from hub.errors import StatehubError
-from hub.paths import Layout, read_hub_info
+from statehub.hub.errors import StatehubError
+from statehub.hub.paths import Layout, read_hub_info
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ ValueError, not on the wire) is here too, so that every reader can catch it chea
 
 from __future__ import annotations
 
-from hub.protocol import ConflictDetail, Error
+from statehub.hub.protocol import ConflictDetail, Error
 
 
 class StatehubError(Exception):

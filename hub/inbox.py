@@ -16,8 +16,8 @@ from pathlib import Path
 
 import msgspec
 
-from hub.atomic_file import write_atomically
-from hub.protocol import WriteRequest
+from statehub.hub.atomic_file import write_atomically
+from statehub.hub.protocol import WriteRequest
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,12 @@ from typing import Any
 
 import msgspec
 
-from hub.atomic_file import write_atomically
-from hub.errors import MirrorError as MirrorError  # it lives there so readers need not import this module
-from hub.protocol import SECRET_PLACEHOLDER, Item
-from hub.secret_box import is_sealed
+from statehub.hub.atomic_file import write_atomically
+from statehub.hub.errors import (
+    MirrorError as MirrorError,  # it lives there so readers need not import this module
+)
+from statehub.hub.protocol import SECRET_PLACEHOLDER, Item
+from statehub.hub.secret_box import is_sealed
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +169,7 @@ def read_mirror(path: Path) -> MirrorState:
 
 def write_mirror(store_path: Path, mirror_path: Path, mode: int = 0o600) -> int:
     """Write the mirror (file mode ``mode``) from one consistent read of the store; return its revision."""
-    from hub.store import connect  # here, so that clients reading a mirror never load the store
+    from statehub.hub.store import connect  # here, so that clients reading a mirror never load the store
 
     if not store_path.exists():
         # Opening a missing path would create an empty database there.

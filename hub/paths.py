@@ -110,7 +110,7 @@ def is_loopback(endpoint: str) -> bool:
 def check_tcp_endpoint(endpoint: str, what: str) -> str:
     """``endpoint`` if it is tcp://HOST:PORT (PORT a number, or * to bind a free one), else a clear error."""
     # Imported here: hub.errors loads the protocol module, which most users of paths do not need.
-    from hub.errors import InvalidRequest
+    from statehub.hub.errors import InvalidRequest
 
     parts = urlsplit(endpoint)
     host, colon, port = parts.netloc.rpartition(":")

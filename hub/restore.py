@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.data_dir import acquire_lock, prepare_data_dir
-from hub.mirror import MirrorError, read_mirror, write_mirror
-from hub.paths import Layout
-from hub.protocol import PROTOCOL_VERSION, Committed, Op, Txn
-from hub.state_files import StateFile, list_snapshots, snapshot_dir
-from hub.store import Store
+from statehub.hub.data_dir import acquire_lock, prepare_data_dir
+from statehub.hub.mirror import MirrorError, read_mirror, write_mirror
+from statehub.hub.paths import Layout
+from statehub.hub.protocol import PROTOCOL_VERSION, Committed, Op, Txn
+from statehub.hub.state_files import StateFile, list_snapshots, snapshot_dir
+from statehub.hub.store import Store
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import math
 import re
 from typing import Any
 
-from hub.protocol import (
+from statehub.hub.protocol import (
     MAX_KEY_LENGTH,
     MAX_NAME_LENGTH,
     MAX_TXN_OPS,

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from hub.atomic_file import write_atomically
-from hub.errors import StorageError
+from statehub.hub.atomic_file import write_atomically
+from statehub.hub.errors import StorageError
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet

@@ -24,14 +24,14 @@ from typing import Any
 import msgspec
 import zmq
 
-from hub import __version__, inbox
-from hub.access import RemoteListeners, open_listeners
-from hub.atomic_file import write_atomically
-from hub.data_dir import acquire_lock, prepare_data_dir
-from hub.errors import InvalidRequest, StatehubError, StorageError, reply_from_error
-from hub.mirror import MirrorWriter
-from hub.paths import HubInfo, Layout, default_endpoints, is_loopback, read_hub_info
-from hub.protocol import (
+from statehub.hub import __version__, inbox
+from statehub.hub.access import RemoteListeners, open_listeners
+from statehub.hub.atomic_file import write_atomically
+from statehub.hub.data_dir import acquire_lock, prepare_data_dir
+from statehub.hub.errors import InvalidRequest, StatehubError, StorageError, reply_from_error
+from statehub.hub.mirror import MirrorWriter
+from statehub.hub.paths import HubInfo, Layout, default_endpoints, is_loopback, read_hub_info
+from statehub.hub.protocol import (
     HEARTBEAT_TOPIC,
     MAX_HISTORY_LIMIT,
     MAX_MESSAGE_BYTES,
@@ -56,9 +56,9 @@ from hub.protocol import (
     WriteRequest,
     request_decoder,
 )
-from hub.rules import InvalidInput, check_key, check_prefix, check_write
-from hub.secret_box import SecretBox
-from hub.store import Outcome, Store
+from statehub.hub.rules import InvalidInput, check_key, check_prefix, check_write
+from statehub.hub.secret_box import SecretBox
+from statehub.hub.store import Outcome, Store
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class Hub:
                     f"the store {layout.store} is not writable by this user ({exc}); "
                     "fix its permissions (the hub needs read and write), then start again"
                 ) from exc
-            from hub.restore import newest_snapshot_hint
+            from statehub.hub.restore import newest_snapshot_hint
 
             raise StorageError(
                 f"the store {layout.store} is damaged ({exc}); the hub will not serve it. "

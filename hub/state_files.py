@@ -30,11 +30,11 @@ from typing import Any, Literal
 
 import msgspec
 
-from hub.atomic_file import write_atomically
-from hub.errors import InvalidRequest
-from hub.mirror import iso_time, parse_iso_time
-from hub.protocol import MAX_TXN_OPS, SECRET_PLACEHOLDER, Item, Op
-from hub.rules import InvalidInput, check_key, check_value
+from statehub.hub.atomic_file import write_atomically
+from statehub.hub.errors import InvalidRequest
+from statehub.hub.mirror import iso_time, parse_iso_time
+from statehub.hub.protocol import MAX_TXN_OPS, SECRET_PLACEHOLDER, Item, Op
+from statehub.hub.rules import InvalidInput, check_key, check_value
 
 FORMAT = 1
 SNAPSHOT_KEEP = 20  # unnamed snapshots kept; named ones are kept until deleted by hand

@@ -21,8 +21,8 @@ from typing import Any
 
 import msgspec
 
-from hub.errors import InvalidRequest, NotFound, StorageError
-from hub.protocol import (
+from statehub.hub.errors import InvalidRequest, NotFound, StorageError
+from statehub.hub.protocol import (
     MAX_INLINE_VALUE_BYTES,
     SECRET_PLACEHOLDER,
     Changed,
@@ -37,8 +37,8 @@ from hub.protocol import (
     WriteRequest,
     write_ops,
 )
-from hub.rules import InvalidInput
-from hub.secret_box import SecretBox, SecretKeyError, is_sealed, token_of
+from statehub.hub.rules import InvalidInput
+from statehub.hub.secret_box import SecretBox, SecretKeyError, is_sealed, token_of
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.testing import HubProcess  # noqa: E402
+from statehub.testing import HubProcess  # noqa: E402
 
 POINTS = ["M100FI.UNIT0@NET0", "FI8001.UNIT0@NET0", "FI-405/415.UNIT1@NET1"]
 CHICAGO = ZoneInfo("America/Chicago")

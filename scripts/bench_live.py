@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.testing import HubProcess, wait_until  # noqa: E402
 from statehub.client import Client  # noqa: E402
+from statehub.testing import HubProcess, wait_until  # noqa: E402
 
 COMMAND = "import typer; from statehub.gui_cli import register; app = typer.Typer(); register(app); app()"
 POLL = 0.002  # how often the bench itself looks (adds at most this to a sample)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench  # noqa: E402
 
-from hub.testing import HubProcess  # noqa: E402
+from statehub.testing import HubProcess  # noqa: E402
 
 # Steps of the write path, by the function (and file) py-spy names in a frame.
 STEPS = (

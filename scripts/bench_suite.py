@@ -40,7 +40,7 @@ import bench  # noqa: E402
 import footprint  # noqa: E402
 from bench import PAYLOAD, StatehubTarget, Target, ThroughputRun  # noqa: E402
 
-from hub.testing import HubProcess  # noqa: E402
+from statehub.testing import HubProcess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("ack", "notify", "throughput", "cli", "footprint")

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.testing import HubProcess  # noqa: E402
 from statehub.client import Client  # noqa: E402
+from statehub.testing import HubProcess  # noqa: E402
 
 RUST = Path(__file__).resolve().parent.parent / "clients" / "rust" / "target" / "release" / "statehub-rs"
 

@@ -7,7 +7,7 @@ scripts/bench (bench_suite.py) imports the pieces below for its footprint sectio
 
 RSS is VmRSS from /proc (Linux), read after the hub has been idle for a moment
 (its mirror rewritten).  Keys hold EDS-like records of about 300 bytes, written
-1000 per transaction.  Start-up time is from launching `python -m hub` to its
+1000 per transaction.  Start-up time is from launching `python -m statehub.hub` to its
 "ready: serving" log line (interpreter start, imports, opening the store,
 writing the mirror and hub.json), the median of several restarts.
 """
@@ -28,9 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.mirror import write_mirror  # noqa: E402
-from hub.protocol import Op  # noqa: E402
-from hub.testing import HubProcess  # noqa: E402
+from statehub.hub.mirror import write_mirror  # noqa: E402
+from statehub.hub.protocol import Op  # noqa: E402
+from statehub.testing import HubProcess  # noqa: E402
 
 SETTLE = 1.5  # seconds of idleness before reading RSS: lets the mirror thread finish its rewrite
 

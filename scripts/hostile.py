@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import msgspec  # noqa: E402
 import zmq  # noqa: E402
 
-from hub.paths import Layout, read_hub_info  # noqa: E402
-from hub.protocol import (  # noqa: E402
+from statehub.hub.paths import Layout, read_hub_info  # noqa: E402
+from statehub.hub.protocol import (  # noqa: E402
     MAX_HISTORY_LIMIT,
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
@@ -60,8 +60,8 @@ from hub.protocol import (  # noqa: E402
     reply_decoder,
     request_decoder,
 )
-from hub.rules import InvalidInput, check_key, check_prefix, check_write  # noqa: E402
-from hub.testing import HubProcess  # noqa: E402
+from statehub.hub.rules import InvalidInput, check_key, check_prefix, check_write  # noqa: E402
+from statehub.testing import HubProcess  # noqa: E402
 
 MAX_HUB_FRAMES = 8  # the hub drops a message of more frames (identity included) unanswered
 

@@ -31,3 +31,18 @@ missing_debian_packages() {
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || echo "$pkg"
     done
 }
+
+# mypy strict over the package as it installs: statehub from clients/statehub, statehub.hub from
+# hub/. mypy cannot follow setuptools' package-dir mapping, so a tree of links lays it out.
+typecheck() {
+    local root tree entry
+    root="$(repo_root)"
+    tree="$root/.venv/typecheck/statehub"
+    rm -rf "$root/.venv/typecheck"
+    mkdir -p "$tree"
+    for entry in "$root"/clients/statehub/*; do
+        ln -s "$entry" "$tree/$(basename "$entry")"
+    done
+    ln -s "$root/hub" "$tree/hub"
+    (cd "$root" && mypy)
+}

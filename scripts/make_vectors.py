@@ -18,7 +18,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.protocol import (  # noqa: E402
+from statehub.hub.protocol import (  # noqa: E402
     Changed,
     Committed,
     ConflictDetail,
@@ -211,7 +211,7 @@ def main() -> None:
 
 def write_mirror_vector(folder: Path) -> None:
     """A mirror file and what it means, for clients that read the mirror."""
-    from hub.mirror import parse, render
+    from statehub.hub.mirror import parse, render
 
     encode = msgspec.msgpack.encode
     rows = [

@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import msgspec  # noqa: E402
 
-from hub.protocol import Item, Op  # noqa: E402
-from hub.testing import HubProcess  # noqa: E402
 from statehub.client import Client  # noqa: E402
+from statehub.hub.protocol import Item, Op  # noqa: E402
 from statehub.subscription import Subscription, Synced  # noqa: E402
+from statehub.testing import HubProcess  # noqa: E402
 
 REPORT_EVERY = 0.2  # seconds between a subscriber process's status lines
 

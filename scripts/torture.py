@@ -45,12 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import msgspec  # noqa: E402
 import zmq  # noqa: E402
 
-from hub.errors import ConflictError, HubUnavailable, NotFound, StorageError  # noqa: E402
-from hub.mirror import MirrorError, MirrorState, read_mirror  # noqa: E402
-from hub.paths import Layout  # noqa: E402
-from hub.protocol import PROTOCOL_VERSION, Committed, Get, Item, Set  # noqa: E402
-from hub.testing import HubProcess  # noqa: E402
 from statehub.connection import Connection  # noqa: E402
+from statehub.hub.errors import ConflictError, HubUnavailable, NotFound, StorageError  # noqa: E402
+from statehub.hub.mirror import MirrorError, MirrorState, read_mirror  # noqa: E402
+from statehub.hub.paths import Layout  # noqa: E402
+from statehub.hub.protocol import PROTOCOL_VERSION, Committed, Get, Item, Set  # noqa: E402
+from statehub.testing import HubProcess  # noqa: E402
 
 RESOLVE_SECONDS = 120.0  # a pending write must get a definite answer within this (request ids live 600 s)
 

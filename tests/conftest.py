@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from hub.testing import HubProcess
+from statehub.testing import HubProcess
 
 VECTORS = Path(__file__).parent / "vectors"
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"

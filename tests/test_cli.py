@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.testing import HubProcess
+from statehub.testing import HubProcess
 
 from .conftest import cli_env, run_cli
 

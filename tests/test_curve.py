@@ -18,12 +18,12 @@ import msgspec
 import pytest
 import zmq
 
-from hub.errors import HubUnavailable
-from hub.paths import Layout
-from hub.testing import HubProcess, wait_until
 from statehub.client import Client
+from statehub.hub.errors import HubUnavailable
+from statehub.hub.paths import Layout
 from statehub.remote import Remote, resolve_remote
 from statehub.subscription import Subscription, Update
+from statehub.testing import HubProcess, wait_until
 from tests.conftest import cli_env, run_cli
 
 # A refused handshake looks like silence: wait this long for a reply that never comes.
@@ -137,7 +137,7 @@ def test_strangers_are_refused_and_logged_while_the_allowed_client_is_served(
     log = remote_hub.hub.log
     assert f"refused a remote client with key {stranger[0].decode()} from 127.0.0.1" in log
     assert "does not use CURVE" in log
-    assert "WARNING hub.access: refused a remote client on tcp://127.0.0.1:" in log
+    assert "WARNING statehub.hub.access: refused a remote client on tcp://127.0.0.1:" in log
     assert stranger[1].decode() not in log  # never a secret key
 
 
@@ -179,7 +179,7 @@ def test_show_server_prints_the_key_the_hub_announces(remote_hub: RemoteHub) -> 
 def test_listen_needs_a_tcp_endpoint(tmp_path: Path) -> None:
     """`serve --listen` with something other than tcp://HOST:PORT is refused with the expected form."""
     result = subprocess.run(
-        [sys.executable, "-m", "hub", "--data-dir", str(tmp_path / "d"), "--listen", "ipc:///tmp/x"],
+        [sys.executable, "-m", "statehub.hub", "--data-dir", str(tmp_path / "d"), "--listen", "ipc:///tmp/x"],
         capture_output=True,
         text=True,
         timeout=30,

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from hub.testing import HubProcess, wait_until
+from statehub.testing import HubProcess, wait_until
 
 from .conftest import cli_env
 from .eds_support import ENTRY, LONG_SAMPLE

@@ -12,13 +12,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from hub.errors import ConflictError
-from hub.testing import HubProcess
 from statehub.client import Client
 from statehub.eds.ingest import Options, ingest, parse_all
 from statehub.eds.resolve import utc_text
 from statehub.eds_cli import register
+from statehub.hub.errors import ConflictError
 from statehub.subscription import Subscription, Synced, Update
+from statehub.testing import HubProcess
 
 from .conftest import cli_env
 from .eds_support import (

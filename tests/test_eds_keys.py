@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.rules import check_key
 from statehub.eds.keys import escape_segment, point_key, split_point_key, unescape_segment
+from statehub.hub.rules import check_key
 
 
 def test_an_iess_name_maps_to_the_documented_segment() -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from hub.testing import HubProcess, wait_until
 from statehub.client import Client
 from statehub.eds.ingest import Options, Summary, ingest, parse_all
 from statehub.eds.point_map import read_point_map
 from statehub.eds.watch import STATE_FILE, Outcome, Watcher, WatchLocked
+from statehub.testing import HubProcess, wait_until
 
 from .conftest import cli_env
 from .eds_support import CHICAGO, ENTRY, LONG_SAMPLE, POINT_MAP, long_csv, write

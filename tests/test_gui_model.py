@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from hub.mirror import MirrorState
-from hub.protocol import Changed, ConflictDetail, Item, Version
 from statehub.gui import model
 from statehub.gui.masking import MASK, is_secret
 from statehub.gui.model import Choice, Phase, View, Write
+from statehub.hub.mirror import MirrorState
+from statehub.hub.protocol import Changed, ConflictDetail, Item, Version
 
 NOW = 1_795_000_000.0
 

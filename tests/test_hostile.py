@@ -23,8 +23,8 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.paths import Layout, read_hub_info
-from hub.protocol import (
+from statehub.hub.paths import Layout, read_hub_info
+from statehub.hub.protocol import (
     MAX_MESSAGE_BYTES,
     Error,
     Get,
@@ -39,7 +39,7 @@ from hub.protocol import (
     Unset,
     reply_decoder,
 )
-from hub.testing import HubProcess
+from statehub.testing import HubProcess
 from tests.conftest import SCRIPTS, load_script
 
 hostile = load_script("hostile")

@@ -12,13 +12,13 @@ import msgspec
 import pytest
 import zmq
 
-from hub.errors import ConflictError, HubUnavailable, NotFound
-from hub.mirror import read_mirror
-from hub.paths import Layout, read_hub_info
-from hub.protocol import Get, Op, Set, Status, reply_decoder
-from hub.testing import HubProcess, wait_until
 from statehub.client import Client
+from statehub.hub.errors import ConflictError, HubUnavailable, NotFound
+from statehub.hub.mirror import read_mirror
+from statehub.hub.paths import Layout, read_hub_info
+from statehub.hub.protocol import Get, Op, Set, Status, reply_decoder
 from statehub.subscription import Event, HubDown, Subscription, Synced, Update
+from statehub.testing import HubProcess, wait_until
 
 from .conftest import run_cli
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.mirror import MirrorError, parse, read_mirror, render, write_mirror
-from hub.protocol import Set
-from hub.store import Store
+from statehub.hub.mirror import MirrorError, parse, read_mirror, render, write_mirror
+from statehub.hub.protocol import Set
+from statehub.hub.store import Store
 
 from .conftest import VECTORS
 from .test_protocol import json_values

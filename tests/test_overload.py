@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.testing import HubProcess, wait_until
+from statehub.testing import HubProcess, wait_until
 from tests.conftest import SCRIPTS, load_script
 
 overload = load_script("overload")

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.protocol import Published, Reply, Request, Set, published_decoder, reply_decoder, request_decoder
+from statehub.hub.protocol import (
+    Published,
+    Reply,
+    Request,
+    Set,
+    published_decoder,
+    reply_decoder,
+    request_decoder,
+)
 
 from .conftest import VECTORS
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub.protocol import MAX_KEY_LENGTH, MAX_TXN_OPS, Op, Set, Txn
-from hub.rules import InvalidInput, check_key, check_prefix, check_value, check_write
+from statehub.hub.protocol import MAX_KEY_LENGTH, MAX_TXN_OPS, Op, Set, Txn
+from statehub.hub.rules import InvalidInput, check_key, check_prefix, check_value, check_write
 
 
 @pytest.mark.parametrize("key", ["a", "plant.rate", "pump_1.speed-max", "A.B.C", "0.1"])

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hub.mirror import read_mirror
-from hub.paths import Layout
-from hub.protocol import Op
-from hub.testing import HubProcess, wait_until
+from statehub.hub.mirror import read_mirror
+from statehub.hub.paths import Layout
+from statehub.hub.protocol import Op
+from statehub.testing import HubProcess, wait_until
 
 CRATE = Path(__file__).resolve().parent.parent / "clients" / "rust"
 BINARY = CRATE / "target" / "release" / "statehub-rs"

@@ -22,10 +22,10 @@ import msgspec
 import pytest
 import zmq
 
-from hub.paths import Layout, read_hub_info
-from hub.protocol import SECRET_PLACEHOLDER, Op
-from hub.secret_box import is_sealed
-from hub.testing import HubProcess, wait_until
+from statehub.hub.paths import Layout, read_hub_info
+from statehub.hub.protocol import SECRET_PLACEHOLDER, Op
+from statehub.hub.secret_box import is_sealed
+from statehub.testing import HubProcess, wait_until
 from tests.conftest import cli_env, run_cli
 
 PASSWORD = "hunter2-Plant-Pw-7f3a9"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from hub.mirror import read_mirror
-from hub.paths import Layout
-from hub.testing import HubProcess
+from statehub.hub.mirror import read_mirror
+from statehub.hub.paths import Layout
 from statehub.subscription import Subscription, Synced, Update
+from statehub.testing import HubProcess
 
 from .conftest import run_cli
 from .test_hub import collect

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from hub.errors import StorageError
-from hub.mirror import MirrorError, read_mirror
-from hub.paths import Layout, read_hub_info
-from hub.testing import HubProcess, wait_until
 from statehub.client import Client
+from statehub.hub.errors import StorageError
+from statehub.hub.mirror import MirrorError, read_mirror
+from statehub.hub.paths import Layout, read_hub_info
+from statehub.testing import HubProcess, wait_until
 
 from .conftest import run_cli
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.errors import InvalidRequest, NotFound, StorageError
-from hub.protocol import Committed, Error, Op, Set, Txn, Unset
-from hub.store import Store
+from statehub.hub.errors import InvalidRequest, NotFound, StorageError
+from statehub.hub.protocol import Committed, Error, Op, Set, Txn, Unset
+from statehub.hub.store import Store
 
 
 def value_of(item: object) -> object:

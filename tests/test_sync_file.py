@@ -17,13 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.protocol import Item
-from hub.testing import HubProcess, wait_until
+from statehub.hub.protocol import Item
 from statehub.sync_file.adapter import FileSync, Options
 from statehub.sync_file.document import END_LINE, FileError, Header, format_for, parse, render
 from statehub.sync_file.note import render_section
 from statehub.sync_file.plan import ABSENT, plan_save, same_value
 from statehub.sync_file.toml_values import from_toml, toml_value
+from statehub.testing import HubProcess, wait_until
 
 from .conftest import cli_env
 

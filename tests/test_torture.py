@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.paths import Layout
-from hub.testing import HubProcess, wait_until
+from statehub.hub.paths import Layout
+from statehub.testing import HubProcess, wait_until
 
 TORTURE = Path(__file__).resolve().parent.parent / "scripts" / "torture.py"
 

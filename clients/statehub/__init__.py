@@ -30,19 +30,19 @@ _WHERE = {
     "Explanation": "statehub.waterfall",
     "MISSING": "statehub.waterfall",
     "env_name": "statehub.waterfall",
-    "Op": "hub.protocol",
-    "Item": "hub.protocol",
-    "Changed": "hub.protocol",
-    "Committed": "hub.protocol",
-    "Version": "hub.protocol",
-    "HubStatus": "hub.protocol",
-    "StatehubError": "hub.errors",
-    "InvalidRequest": "hub.errors",
-    "NotFound": "hub.errors",
-    "ConflictError": "hub.errors",
-    "ProtocolError": "hub.errors",
-    "StorageError": "hub.errors",
-    "HubUnavailable": "hub.errors",
+    "Op": "statehub.hub.protocol",
+    "Item": "statehub.hub.protocol",
+    "Changed": "statehub.hub.protocol",
+    "Committed": "statehub.hub.protocol",
+    "Version": "statehub.hub.protocol",
+    "HubStatus": "statehub.hub.protocol",
+    "StatehubError": "statehub.hub.errors",
+    "InvalidRequest": "statehub.hub.errors",
+    "NotFound": "statehub.hub.errors",
+    "ConflictError": "statehub.hub.errors",
+    "ProtocolError": "statehub.hub.errors",
+    "StorageError": "statehub.hub.errors",
+    "HubUnavailable": "statehub.hub.errors",
 }
 
 __all__ = ["__version__", *_WHERE]
@@ -56,7 +56,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from hub.errors import (
+    from statehub.client import Client, Listing, Origin, Reading
+    from statehub.hub.errors import (
         ConflictError,
         HubUnavailable,
         InvalidRequest,
@@ -65,7 +66,6 @@ if TYPE_CHECKING:
         StatehubError,
         StorageError,
     )
-    from hub.protocol import Changed, Committed, HubStatus, Item, Op, Version
-    from statehub.client import Client, Listing, Origin, Reading
+    from statehub.hub.protocol import Changed, Committed, HubStatus, Item, Op, Version
     from statehub.subscription import HubDown, Subscription, SubscriptionThread, Synced, Update
     from statehub.waterfall import MISSING, Explanation, env_name

@@ -20,8 +20,8 @@ from statehub.cli_options import JsonOption
 from statehub.cli_options import settings_of as _settings
 
 if TYPE_CHECKING:
-    from hub.protocol import Changed, Item
     from statehub.client import Client, Origin
+    from statehub.hub.protocol import Changed, Item
     from statehub.remote import Remote
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_HUB_DOWN, EXIT_STORAGE = range(7)
@@ -130,9 +130,9 @@ def _fail(message: str, code: int, hint: str = "") -> NoReturn:
 @contextlib.contextmanager
 def _reported(settings: Settings) -> Iterator[None]:
     """Turn statehub's exceptions into one error line and a documented exit code."""
-    from hub import errors
-    from hub.errors import MirrorError
-    from hub.rules import InvalidInput
+    from statehub.hub import errors
+    from statehub.hub.errors import MirrorError
+    from statehub.hub.rules import InvalidInput
 
     codes: list[tuple[type[Exception], int, str]] = [
         (InvalidInput, EXIT_BAD_INPUT, ""),
@@ -193,7 +193,7 @@ def _warn_if_mirror(origin: Origin) -> None:
 
 
 def _when(seconds: float) -> str:
-    from hub.mirror import iso_time
+    from statehub.hub.mirror import iso_time
 
     return iso_time(seconds)[:19].replace("T", " ") + "Z"
 
@@ -207,7 +207,7 @@ def _when(seconds: float) -> str:
 )
 def serve(ctx: typer.Context) -> None:
     """Run the hub (all options: statehub serve --help)."""
-    from hub.command import main as serve_main
+    from statehub.hub.command import main as serve_main
 
     args = list(ctx.args)
     settings = _settings(ctx)
@@ -305,7 +305,7 @@ def _queued(result: Any, as_json: bool) -> bool:
 
 def _write_or_explain(write: Any) -> Any:
     """Run a write; on a hub-down error, say the write did not happen and what to do."""
-    from hub.errors import ConflictError, HubUnavailable
+    from statehub.hub.errors import ConflictError, HubUnavailable
 
     try:
         return write()
@@ -347,8 +347,8 @@ def watch(
     count: Annotated[int | None, typer.Option(help="Exit after this many changes.", min=1)] = None,
 ) -> None:
     """Print every change as it happens; resyncs and hub outages are shown too. Ctrl-C stops."""
-    from hub.paths import resolve_data_dir
-    from hub.rules import check_prefix
+    from statehub.hub.paths import resolve_data_dir
+    from statehub.hub.rules import check_prefix
     from statehub.subscription import HubDown, Subscription, Synced
 
     settings = _settings(ctx)
@@ -457,7 +457,7 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
 
     settings = _settings(ctx)
     with _reported(settings), settings.client() as client:
-        from hub.rules import check_key
+        from statehub.hub.rules import check_key
 
         check_key(key)
         found = client.explain(key)

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
 def read_secret_value(key: str, *, stdin_is_tty: bool) -> str:
     """The value typed at a prompt (twice, unechoed) or piped on stdin (one trailing newline dropped)."""
-    from hub.rules import InvalidInput
+    from statehub.hub.rules import InvalidInput
 
     if stdin_is_tty:
         import getpass
@@ -63,8 +63,8 @@ def secret_set(
 
     Never queued while the hub is down: the inbox is plaintext.
     """
-    from hub.rules import check_key
     from statehub.cli import _reported
+    from statehub.hub.rules import check_key
 
     settings = _settings(ctx)
     with _reported(settings):

@@ -17,7 +17,7 @@ from statehub.cli_options import JsonOption
 from statehub.cli_options import settings_of as _settings
 
 if TYPE_CHECKING:
-    from hub.protocol import Op
+    from statehub.hub.protocol import Op
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the changes (old -> new) and apply nothing.")]
 PrefixOption = Annotated[str, typer.Option("--prefix", help="Only keys starting with this.")]
@@ -43,8 +43,8 @@ def snapshot_create(
     as_json: JsonOption = False,
 ) -> None:
     """Save the hub's current state as a snapshot."""
-    from hub.state_files import check_snapshot_name, save_snapshot, state_from_items
     from statehub.cli import _reported
+    from statehub.hub.state_files import check_snapshot_name, save_snapshot, state_from_items
 
     settings = _settings(ctx)
     with _reported(settings), settings.client() as client:
@@ -61,9 +61,9 @@ def snapshot_create(
 @snapshot_app.command("list")
 def snapshot_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List snapshots, oldest first."""
-    from hub.mirror import iso_time
-    from hub.paths import resolve_data_dir
-    from hub.state_files import list_snapshots
+    from statehub.hub.mirror import iso_time
+    from statehub.hub.paths import resolve_data_dir
+    from statehub.hub.state_files import list_snapshots
 
     snapshots = list_snapshots(resolve_data_dir(_settings(ctx).data_dir))
     if as_json:
@@ -79,9 +79,9 @@ def snapshot_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @snapshot_app.command("show")
 def snapshot_show(ctx: typer.Context, name: str) -> None:
     """Print a snapshot file."""
-    from hub.paths import resolve_data_dir
-    from hub.state_files import find_snapshot
     from statehub.cli import _reported
+    from statehub.hub.paths import resolve_data_dir
+    from statehub.hub.state_files import find_snapshot
 
     settings = _settings(ctx)
     with _reported(settings):
@@ -101,9 +101,9 @@ def rollback(
     History is never rewritten: the rollback is a txn with source 'rollback', and
     each key is changed only if it still holds what you saw (else nothing is applied).
     """
-    from hub.paths import resolve_data_dir
-    from hub.state_files import find_snapshot, read
     from statehub.cli import EXIT_BAD_INPUT, _fail, _reported
+    from statehub.hub.paths import resolve_data_dir
+    from statehub.hub.state_files import find_snapshot, read
 
     settings = _settings(ctx)
     if (name is None) == (to_rev is None):
@@ -131,7 +131,7 @@ def _apply_state(
     as_json: bool,
     sealed: dict[str, str] | None = None,
 ) -> None:
-    from hub.state_files import changes_to, describe, placeholders_skipped
+    from statehub.hub.state_files import changes_to, describe, placeholders_skipped
 
     current = client.snapshot(prefix).items
     sealed = {k: v for k, v in (sealed or {}).items() if k.startswith(prefix)}
@@ -182,9 +182,9 @@ def export_(
 
     Secrets show as <secret> unless --include-secrets (encrypted, never in plaintext).
     """
-    from hub.atomic_file import write_atomically
-    from hub.state_files import format_of, render, state_from_items
     from statehub.cli import _reported
+    from statehub.hub.atomic_file import write_atomically
+    from statehub.hub.state_files import format_of, render, state_from_items
 
     settings = _settings(ctx)
     with _reported(settings), settings.client() as client:
@@ -208,8 +208,8 @@ def import_(
     as_json: JsonOption = False,
 ) -> None:
     """Apply a plaintext file: validated first, then all of it as one txn, or nothing."""
-    from hub.state_files import read
     from statehub.cli import _reported
+    from statehub.hub.state_files import read
 
     settings = _settings(ctx)
     with _reported(settings):
@@ -230,9 +230,9 @@ def import_(
 
 def queue(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List writes queued while the hub was down (pending) and those it refused (rejected)."""
-    from hub import inbox
-    from hub.paths import resolve_data_dir
-    from hub.protocol import write_ops
+    from statehub.hub import inbox
+    from statehub.hub.paths import resolve_data_dir
+    from statehub.hub.protocol import write_ops
 
     data_dir = resolve_data_dir(_settings(ctx).data_dir)
 
@@ -264,10 +264,10 @@ def restore(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Replace the store with a snapshot (the hub must be stopped). The old store is kept aside."""
-    from hub.paths import resolve_data_dir
-    from hub.restore import restore as restore_store
-    from hub.state_files import find_snapshot, read
     from statehub.cli import _reported
+    from statehub.hub.paths import resolve_data_dir
+    from statehub.hub.restore import restore as restore_store
+    from statehub.hub.state_files import find_snapshot, read
 
     settings = _settings(ctx)
     with _reported(settings):

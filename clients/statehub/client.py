@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import zmq
 
-from hub.errors import HubUnavailable, MirrorError, NotFound
-from hub.paths import Layout, resolve_data_dir
-from hub.protocol import (
+from statehub.connection import Connection
+from statehub.hub.errors import HubUnavailable, MirrorError, NotFound
+from statehub.hub.paths import Layout, resolve_data_dir
+from statehub.hub.protocol import (
     PROTOCOL_VERSION,
     Committed,
     Get,
@@ -42,11 +43,10 @@ from hub.protocol import (
     Versions,
     write_ops,
 )
-from hub.rules import check_key, check_prefix, check_write
-from statehub.connection import Connection
+from statehub.hub.rules import check_key, check_prefix, check_write
 
 if TYPE_CHECKING:
-    from hub.mirror import MirrorState
+    from statehub.hub.mirror import MirrorState
     from statehub.waterfall import Explanation
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ class Client:
         """The mirror file as it is now (raises MirrorError when it is missing or damaged)."""
         # Imported here: the mirror is read only when the hub is down, and a
         # `statehub get` against a running hub should not pay for its parser.
-        from hub.mirror import read_mirror
+        from statehub.hub.mirror import read_mirror
 
         return read_mirror(self.layout.mirror)
 
@@ -268,7 +268,7 @@ class Client:
 
     def _enqueue(self, write: Set | Unset | Txn, down: HubUnavailable) -> Queued:
         """Queue ``write`` for the hub, conditioned on the revisions in the mirror."""
-        from hub import inbox
+        from statehub.hub import inbox
 
         if self._remote is not None:
             raise HubUnavailable(f"{down.message}; writes to a remote hub cannot be queued here (the inbox is the local hub's)")

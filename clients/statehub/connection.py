@@ -14,9 +14,9 @@ from pathlib import Path
 import msgspec
 import zmq
 
-from hub.errors import HubUnavailable, ProtocolError, error_from_reply
-from hub.paths import Layout, read_hub_info
-from hub.protocol import Error, Reply, Request, reply_decoder
+from statehub.hub.errors import HubUnavailable, ProtocolError, error_from_reply
+from statehub.hub.paths import Layout, read_hub_info
+from statehub.hub.protocol import Error, Reply, Request, reply_decoder
 from statehub.remote import Remote, secure
 
 SEND_TIMEOUT_MS = 200  # with IMMEDIATE, a send fails this fast when nothing is listening

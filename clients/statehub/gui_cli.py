@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Keep PATH equal to the hub's state; apply a person's saves with compare-and-set. Ctrl-C stops."""
         directory, seconds = _common(ctx, data_dir, timeout)
-        from hub.rules import InvalidInput, check_prefix
+        from statehub.hub.rules import InvalidInput, check_prefix
         from statehub.sync_file.document import format_for
 
         try:

@@ -37,8 +37,8 @@ def register(app: typer.Typer) -> None:
 @contextlib.contextmanager
 def _files(settings: Settings) -> Iterator[None]:
     """Report statehub errors as the CLI does, and a file we may not touch as an error, not a traceback."""
-    from hub.errors import StatehubError
     from statehub.cli import _reported
+    from statehub.hub.errors import StatehubError
 
     with _reported(settings):
         try:
@@ -50,7 +50,7 @@ def _files(settings: Settings) -> Iterator[None]:
 
 
 def _data_dir(ctx: typer.Context) -> Path:
-    from hub.paths import resolve_data_dir
+    from statehub.hub.paths import resolve_data_dir
 
     return resolve_data_dir(_settings(ctx).data_dir)
 
@@ -58,7 +58,7 @@ def _data_dir(ctx: typer.Context) -> Path:
 @keys_app.command("init")
 def init(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Make this client's key pair (once) and print its public key, for the hub's allow-list."""
-    from hub.curve import load_or_create_keypair
+    from statehub.hub.curve import load_or_create_keypair
     from statehub.remote import CLIENT_KEY_STEM, client_key_dir
 
     with _files(_settings(ctx)):
@@ -79,8 +79,8 @@ def init(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @keys_app.command("show-server")
 def show_server(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Print the hub's public key (made on first use), for clients' --server-key."""
-    from hub.curve import curve_dir, server_keypair
-    from hub.paths import Layout
+    from statehub.hub.curve import curve_dir, server_keypair
+    from statehub.hub.paths import Layout
 
     layout = Layout(_data_dir(ctx))
     with _files(_settings(ctx)):
@@ -103,9 +103,9 @@ def add(
     key: Annotated[str, typer.Argument(help="Its public key (quote it: 'KEY'), or a file holding it.")],
 ) -> None:
     """Allow a client's public key; it takes effect on its next connection."""
-    from hub.curve import AllowList, allow_list_dir, check_public_key, read_public_key
-    from hub.errors import InvalidRequest
-    from hub.paths import Layout
+    from statehub.hub.curve import AllowList, allow_list_dir, check_public_key, read_public_key
+    from statehub.hub.errors import InvalidRequest
+    from statehub.hub.paths import Layout
 
     allow = AllowList(allow_list_dir(Layout(_data_dir(ctx))))
     with _files(_settings(ctx)):
@@ -122,8 +122,8 @@ def add(
 @keys_app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the allowed client keys."""
-    from hub.curve import AllowList, allow_list_dir
-    from hub.paths import Layout
+    from statehub.hub.curve import AllowList, allow_list_dir
+    from statehub.hub.paths import Layout
 
     allow = AllowList(allow_list_dir(Layout(_data_dir(ctx))))
     entries = allow.entries()
@@ -143,9 +143,9 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @keys_app.command("remove")
 def remove(ctx: typer.Context, name: str) -> None:
     """Stop allowing a client: its next connection is refused (open ones last until they close)."""
-    from hub.curve import AllowList, allow_list_dir
-    from hub.paths import Layout
     from statehub.cli import EXIT_NOT_FOUND, _fail
+    from statehub.hub.curve import AllowList, allow_list_dir
+    from statehub.hub.paths import Layout
 
     allow = AllowList(allow_list_dir(Layout(_data_dir(ctx))))
     with _files(_settings(ctx)):

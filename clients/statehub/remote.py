@@ -29,9 +29,9 @@ from typing import Any
 
 import zmq
 
-from hub.curve import KeyPair, check_public_key, load_keypair, require_curve
-from hub.errors import InvalidRequest
-from hub.paths import APP_NAME, check_tcp_endpoint, events_endpoint_for, is_loopback
+from statehub.hub.curve import KeyPair, check_public_key, load_keypair, require_curve
+from statehub.hub.errors import InvalidRequest
+from statehub.hub.paths import APP_NAME, check_tcp_endpoint, events_endpoint_for, is_loopback
 
 ENV_HUB = "STATEHUB_HUB"
 ENV_HUB_EVENTS = "STATEHUB_HUB_EVENTS"

@@ -21,10 +21,11 @@ from typing import Any
 import msgspec
 import zmq
 
-from hub.errors import HubUnavailable, NotFound
-from hub.mirror import MirrorError, MirrorState, read_mirror
-from hub.paths import Layout
-from hub.protocol import (
+from statehub.connection import Connection, find_endpoints
+from statehub.hub.errors import HubUnavailable, NotFound
+from statehub.hub.mirror import MirrorError, MirrorState, read_mirror
+from statehub.hub.paths import Layout
+from statehub.hub.protocol import (
     PROTOCOL_VERSION,
     Changed,
     Get,
@@ -35,7 +36,6 @@ from hub.protocol import (
     Welcome,
     published_decoder,
 )
-from statehub.connection import Connection, find_endpoints
 from statehub.remote import Remote, secure
 
 log = logging.getLogger(__name__)

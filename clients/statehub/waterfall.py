@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from hub.errors import HubUnavailable, NotFound
-from hub.protocol import SECRET_PLACEHOLDER
+from statehub.hub.errors import HubUnavailable, NotFound
+from statehub.hub.protocol import SECRET_PLACEHOLDER
 
 if TYPE_CHECKING:
     from statehub.client import Client, Reading

@@ -21,8 +21,6 @@ from typing import Any, NoReturn
 
 import typer
 
-from hub import errors
-from hub.rules import InvalidInput
 from statehub.client import Client
 from statehub.eds.ingest import BadRowsRefused, Options, Summary, ingest, parse_all
 from statehub.eds.plan import Mode
@@ -30,6 +28,8 @@ from statehub.eds.point_map import read_point_map
 from statehub.eds.records import BadRow, EdsInputError, ParseResult
 from statehub.eds.timezones import plant_zone
 from statehub.eds.watch import Outcome, Watcher
+from statehub.hub import errors
+from statehub.hub.rules import InvalidInput
 
 EXIT_ERROR, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_HUB_DOWN, EXIT_STORAGE = 1, 2, 4, 5, 6
 PROGRESS_MIN_WRITES = 2000  # smaller ingests finish before a bar is worth drawing

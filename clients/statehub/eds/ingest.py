@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from hub.errors import ConflictError, HubUnavailable
-from hub.protocol import Committed, Op
 from statehub.eds.formats import parse_file
 from statehub.eds.plan import Mode, Plan, Stored, make_plan
 from statehub.eds.point_map import PointMap
 from statehub.eds.records import BadRow, ParseResult
 from statehub.eds.resolve import Entry, Naming, resolve
+from statehub.hub.errors import ConflictError, HubUnavailable
+from statehub.hub.protocol import Committed, Op
 
 if TYPE_CHECKING:
     from statehub.client import Client

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 
-from hub.protocol import MAX_KEY_LENGTH
-from hub.rules import InvalidInput, check_key
+from statehub.hub.protocol import MAX_KEY_LENGTH
+from statehub.hub.rules import InvalidInput, check_key
 
 ROOT = "eds"
 

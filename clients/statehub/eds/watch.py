@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from hub.atomic_file import write_atomically
-from hub.errors import ConflictError, HubUnavailable, StatehubError, StorageError
 from statehub.eds.ingest import BadRowsRefused, Summary
 from statehub.eds.records import EdsInputError
+from statehub.hub.atomic_file import write_atomically
+from statehub.hub.errors import ConflictError, HubUnavailable, StatehubError, StorageError
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
-from hub.mirror import MirrorState
-from hub.protocol import SECRET_PLACEHOLDER, Changed, ConflictDetail, Item, Op, Version
-from hub.rules import check_key, check_value
 from statehub.gui.masking import is_secret, shown_value
+from statehub.hub.mirror import MirrorState
+from statehub.hub.protocol import SECRET_PLACEHOLDER, Changed, ConflictDetail, Item, Op, Version
+from statehub.hub.rules import check_key, check_value
 from statehub.subscription import apply_change
 from statehub.waterfall import parse_text_value
 

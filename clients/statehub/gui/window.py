@@ -16,19 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 import FreeSimpleGUI as sg  # type: ignore[import-untyped]  # it ships no type hints
 
-from hub.atomic_file import write_atomically
-from hub.errors import ConflictError, StatehubError
-from hub.paths import Layout, read_hub_info
-from hub.protocol import Committed, ConflictDetail, Item
-from hub.rules import InvalidInput
 from statehub.client import Client
 from statehub.gui import model
 from statehub.gui.masking import is_secret
 from statehub.gui.model import Choice, Phase, View, Write
+from statehub.hub.atomic_file import write_atomically
+from statehub.hub.errors import ConflictError, StatehubError
+from statehub.hub.paths import Layout, read_hub_info
+from statehub.hub.protocol import Committed, ConflictDetail, Item
+from statehub.hub.rules import InvalidInput
 from statehub.subscription import Event, HubDown, Subscription, SubscriptionThread, Synced, Update
 
 if TYPE_CHECKING:
-    from hub.state_files import StateFile  # imported when a restore starts
+    from statehub.hub.state_files import StateFile  # imported when a restore starts
 
 HUB_EVENT = "-HUB-"
 TICK_MS = 250  # the status line's age counter and row highlights are refreshed this often
@@ -336,7 +336,7 @@ class App:
         The restore is one txn with source ``rollback``, each op conditioned on the
         revision shown: a key changed meanwhile makes the hub refuse it whole.
         """
-        from hub.state_files import changes_to, list_snapshots
+        from statehub.hub.state_files import changes_to, list_snapshots
 
         snapshots = list_snapshots(self.client.data_dir)
         if not snapshots:

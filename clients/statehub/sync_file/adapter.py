@@ -25,12 +25,12 @@ from typing import Any
 
 import zmq
 
-from hub.atomic_file import fsync_folder
-from hub.errors import ConflictError, HubUnavailable, InvalidRequest, StatehubError, StorageError
-from hub.protocol import MAX_TXN_OPS, PROTOCOL_VERSION, Committed, Items, Snapshot
-from hub.rules import check_prefix
 from statehub.client import Client
 from statehub.connection import Connection
+from statehub.hub.atomic_file import fsync_folder
+from statehub.hub.errors import ConflictError, HubUnavailable, InvalidRequest, StatehubError, StorageError
+from statehub.hub.protocol import MAX_TXN_OPS, PROTOCOL_VERSION, Committed, Items, Snapshot
+from statehub.hub.rules import check_prefix
 from statehub.subscription import Event, HubDown, Subscription, Synced
 from statehub.sync_file.document import FileError, Format, Header, SavedFile, parse, render
 from statehub.sync_file.note import note_path, record

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from hub.rules import InvalidInput, check_key, check_value
+from statehub.hub.rules import InvalidInput, check_key, check_value
 from statehub.sync_file.toml_values import from_toml, toml_string, toml_value
 
 Format = Literal["toml", "json"]

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hub.atomic_file import write_atomically
-from hub.mirror import iso_time
+from statehub.hub.atomic_file import write_atomically
+from statehub.hub.mirror import iso_time
 from statehub.sync_file.document import Format
 from statehub.sync_file.plan import ABSENT, UNKNOWN, Refusal
 from statehub.sync_file.toml_values import toml_string, toml_value

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from hub.protocol import SECRET_PLACEHOLDER, ConflictDetail, Item, Op
+from statehub.hub.protocol import SECRET_PLACEHOLDER, ConflictDetail, Item, Op
 
 
 class _Marker:

@@ -41,7 +41,7 @@ class HubProcess:
         return [
             sys.executable,
             "-m",
-            "hub",
+            "statehub.hub",
             "--data-dir",
             str(self.data_dir),
             "--heartbeat",
