@@ -1,72 +1,122 @@
-"""The statehub error tree and the stable wire codes it maps to.
+"""The statehub error tree: one class per way a caller acts differently.
 
-    StatehubError              root; ``code`` is the wire code
-    ├── InvalidRequest         "invalid": a bad key, value, name or limit; fix the input
-    ├── NotFound               "not_found": the key does not exist
-    ├── ConflictError          "conflict": a compare-and-set failed; ``conflicts`` says why
-    ├── ProtocolError          "protocol": undecodable message or unsupported version
-    ├── StorageError           "storage": the hub could not make the write durable; retry later
-    └── HubUnavailable         (client side) no reply from the hub in time
+    StatehubError            "internal"         exit 1   root; a bug in the hub, or a code newer than us
+    ├── InvalidRequest       "invalid"          exit 2   a bad key, value, name, option or limit: fix the input
+    ├── NotFound             "not_found"        exit 3   the key (snapshot, revision, ...) does not exist
+    ├── ConflictError        "conflict"         exit 4   a compare-and-set failed; ``conflicts`` says why
+    ├── ProtocolError        "protocol"         exit 1   undecodable message or unsupported version
+    ├── StorageError         "storage"          exit 6   the hub could not make the write durable; nothing applied
+    ├── HubUnavailable       "unavailable"      exit 5   (client side) the hub is not running or not answering
+    │   └── MirrorError      "mirror"           exit 5   (client side) ... and the mirror cannot be read either
+    ├── OutcomeUnknown       "unknown_outcome"  exit 7   (client side) a write was delivered but not answered
+    │                                                    in time: it may be applied; repeating it is safe
+    └── HubAlreadyRunning    "already_running"  exit 1   (hub side) another hub serves this data dir
 
-Any other code a newer hub sends arrives as a plain StatehubError.  MirrorError (a
-ValueError, not on the wire) is here too, so that every reader can catch it cheaply.
+Each class carries its wire ``code``, the CLI's ``exit_code`` and a default ``hint``
+(what to do), which an instance may replace.  The codes and exit codes are a
+contract shared with the Rust client: ``tests/vectors/errors.json`` holds the
+table and both languages test against it.  Any other code a newer hub sends
+arrives as a plain StatehubError that keeps the code it came with.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from statehub.hub.protocol import ConflictDetail, Error
 
 
 class StatehubError(Exception):
-    code = "internal"
+    code: ClassVar[str] = "internal"
+    exit_code: ClassVar[int] = 1
+    default_hint: ClassVar[str] = ""
 
-    def __init__(self, message: str, conflicts: list[ConflictDetail] | None = None) -> None:
+    def __init__(
+        self, message: str, conflicts: list[ConflictDetail] | None = None, *, hint: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.conflicts = conflicts or []
+        self.hint = self.default_hint if hint is None else hint
+        self.wire_code = self.code  # a code this client does not know keeps its own name here
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class InvalidRequest(StatehubError):
     code = "invalid"
+    exit_code = 2
 
 
 class NotFound(StatehubError):
     code = "not_found"
+    exit_code = 3
 
 
 class ConflictError(StatehubError):
     code = "conflict"
+    exit_code = 4
+    default_hint = "read the current value, then retry with --expect-rev"
 
 
 class ProtocolError(StatehubError):
     code = "protocol"
+    exit_code = 1
 
 
 class StorageError(StatehubError):
     code = "storage"
+    exit_code = 6
+    default_hint = "check the hub's disk space and permissions, then retry"
 
 
 class HubUnavailable(StatehubError):
     code = "unavailable"
+    exit_code = 5
 
 
-class MirrorError(ValueError):
-    """The mirror file is missing, half-written or not in the expected format (not a wire error)."""
+class MirrorError(HubUnavailable):
+    """The mirror file is missing, half-written or not in the expected format."""
+
+    code = "mirror"
 
 
-_BY_CODE: dict[str, type[StatehubError]] = {
-    cls.code: cls
-    for cls in (InvalidRequest, NotFound, ConflictError, ProtocolError, StorageError, HubUnavailable)
-}
+class OutcomeUnknown(StatehubError):
+    code = "unknown_outcome"
+    exit_code = 7
+    default_hint = (
+        "the write may or may not have been applied; repeating the same command is safe "
+        "(check with `statehub get` or `statehub history`)"
+    )
+
+
+class HubAlreadyRunning(StatehubError):
+    code = "already_running"
+    exit_code = 1
+
+
+ERROR_CLASSES: tuple[type[StatehubError], ...] = (
+    StatehubError,
+    InvalidRequest,
+    NotFound,
+    ConflictError,
+    ProtocolError,
+    StorageError,
+    HubUnavailable,
+    MirrorError,
+    OutcomeUnknown,
+    HubAlreadyRunning,
+)
 
 
 def error_from_reply(reply: Error) -> StatehubError:
     """Turn a wire Error into the exception a caller catches."""
-    cls = _BY_CODE.get(reply.code, StatehubError)
+    cls = next((c for c in ERROR_CLASSES if c.code == reply.code), StatehubError)
     error = cls(reply.message, reply.conflicts)
-    error.code = reply.code
+    error.wire_code = reply.code
     return error
 
 
 def reply_from_error(error: StatehubError) -> Error:
-    return Error(code=error.code, message=error.message, conflicts=error.conflicts)
+    return Error(code=error.wire_code, message=error.message, conflicts=error.conflicts)

@@ -10,6 +10,7 @@ import math
 import re
 from typing import Any
 
+from statehub.hub.errors import InvalidRequest
 from statehub.hub.protocol import (
     MAX_KEY_LENGTH,
     MAX_NAME_LENGTH,
@@ -25,30 +26,26 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _BAD_CHAR = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-class InvalidInput(ValueError):
-    """A key, value or name breaks the rules in docs/protocol.md."""
-
-
 def check_key(key: str) -> None:
-    """Raise InvalidInput naming the first problem with ``key``."""
+    """Raise InvalidRequest naming the first problem with ``key``."""
     if not isinstance(key, str):
-        raise InvalidInput(f"invalid key {key!r}: a key is a string")
+        raise InvalidRequest(f"invalid key {key!r}: a key is a string")
     if not key:
-        raise InvalidInput("invalid key '': a key cannot be empty")
+        raise InvalidRequest("invalid key '': a key cannot be empty")
     if len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput(
+        raise InvalidRequest(
             f"invalid key '{key[:40]}...': {len(key)} characters, the limit is {MAX_KEY_LENGTH}"
         )
     bad = _BAD_CHAR.search(key)
     if bad:
-        raise InvalidInput(
+        raise InvalidRequest(
             f"invalid key {key!r}: character {bad.group()!r} at position {bad.start()}; "
             "allowed are letters, digits, '_', '-' and '.' between segments"
         )
     position = 0
     for segment in key.split("."):
         if not _SEGMENT.fullmatch(segment):
-            raise InvalidInput(f"invalid key {key!r}: empty segment at position {position}")
+            raise InvalidRequest(f"invalid key {key!r}: empty segment at position {position}")
         position += len(segment) + 1
 
 
@@ -59,18 +56,18 @@ def check_prefix(prefix: str) -> None:
 
 
 def check_value(value: Any) -> None:
-    """Raise InvalidInput unless ``value`` is plain JSON-like data within the limits."""
+    """Raise InvalidRequest unless ``value`` is plain JSON-like data within the limits."""
     _check_value(value, "$", 0)
 
 
 def _check_value(value: Any, path: str, depth: int) -> None:
     if depth > MAX_VALUE_DEPTH:
-        raise InvalidInput(f"value nested deeper than {MAX_VALUE_DEPTH} levels at {path}")
+        raise InvalidRequest(f"value nested deeper than {MAX_VALUE_DEPTH} levels at {path}")
     if value is None or isinstance(value, (bool, int, str)):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidInput(f"value {value} at {path} is not a finite number")
+            raise InvalidRequest(f"value {value} at {path} is not a finite number")
         return
     if isinstance(value, list):
         for i, element in enumerate(value):
@@ -79,10 +76,10 @@ def _check_value(value: Any, path: str, depth: int) -> None:
     if isinstance(value, dict):
         for name, element in value.items():
             if not isinstance(name, str):
-                raise InvalidInput(f"map key {name!r} at {path} is not a string")
+                raise InvalidRequest(f"map key {name!r} at {path} is not a string")
             _check_value(element, f"{path}.{name}", depth + 1)
         return
-    raise InvalidInput(
+    raise InvalidRequest(
         f"value of type {type(value).__name__} at {path} is not allowed; "
         "use a string, number, boolean, null, list or map"
     )
@@ -90,22 +87,22 @@ def _check_value(value: Any, path: str, depth: int) -> None:
 
 def check_name(kind: str, name: str) -> None:
     if not isinstance(name, str):
-        raise InvalidInput(f"{kind} name must be a string")
+        raise InvalidRequest(f"{kind} name must be a string")
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"{kind} name is {len(name)} characters, the limit is {MAX_NAME_LENGTH}")
+        raise InvalidRequest(f"{kind} name is {len(name)} characters, the limit is {MAX_NAME_LENGTH}")
 
 
 def check_write(write: Set | Unset | Txn, body_size: int = 0) -> None:
-    """Raise InvalidInput naming the first problem with a write request."""
+    """Raise InvalidRequest naming the first problem with a write request."""
     check_name("source", write.source)
     check_name("user", write.user)
     check_name("request id", write.request_id)
     if isinstance(write, Txn):
         ops = write.ops
         if not ops:
-            raise InvalidInput("a txn needs at least one operation")
+            raise InvalidRequest("a txn needs at least one operation")
         if len(ops) > MAX_TXN_OPS:
-            raise InvalidInput(f"a txn of {len(ops)} operations exceeds the limit of {MAX_TXN_OPS}")
+            raise InvalidRequest(f"a txn of {len(ops)} operations exceeds the limit of {MAX_TXN_OPS}")
         _check_unique([op.key for op in ops])
         checks = [(op.key, op.op == "set", op.value, op.expect) for op in ops]
     else:
@@ -113,7 +110,7 @@ def check_write(write: Set | Unset | Txn, body_size: int = 0) -> None:
     for key, is_set, value, expect in checks:
         check_key(key)
         if expect is not None and expect < 0:
-            raise InvalidInput(f"expected revision {expect} for {key!r} is negative; use 0 for 'must not exist'")
+            raise InvalidRequest(f"expected revision {expect} for {key!r} is negative; use 0 for 'must not exist'")
         if is_set:
             check_value(value)
             if body_size > MAX_VALUE_BYTES:
@@ -124,7 +121,7 @@ def _check_unique(keys: list[str]) -> None:
     seen: set[str] = set()
     for key in keys:
         if key in seen:
-            raise InvalidInput(f"key {key!r} appears twice in one txn; merge the operations")
+            raise InvalidRequest(f"key {key!r} appears twice in one txn; merge the operations")
         seen.add(key)
 
 
@@ -133,4 +130,4 @@ def _check_value_size(key: str, value: Any) -> None:
 
     size = len(msgspec.msgpack.encode(value))
     if size > MAX_VALUE_BYTES:
-        raise InvalidInput(f"value of {key!r} is {size} bytes; the limit is {MAX_VALUE_BYTES}")
+        raise InvalidRequest(f"value of {key!r} is {size} bytes; the limit is {MAX_VALUE_BYTES}")

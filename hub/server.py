@@ -56,7 +56,7 @@ from statehub.hub.protocol import (
     WriteRequest,
     request_decoder,
 )
-from statehub.hub.rules import InvalidInput, check_key, check_prefix, check_write
+from statehub.hub.rules import check_key, check_prefix, check_write
 from statehub.hub.secret_box import SecretBox
 from statehub.hub.store import Outcome, Store
 
@@ -324,7 +324,7 @@ class Hub:
                 check_write(request, len(body))
                 return request
             return self._read(request)
-        except InvalidInput as exc:
+        except InvalidRequest as exc:
             return Error(code="invalid", message=str(exc))
         except StatehubError as exc:
             return reply_from_error(exc)
@@ -349,7 +349,7 @@ class Hub:
         if isinstance(request, History):
             check_key(request.key)
             if not 1 <= request.limit <= MAX_HISTORY_LIMIT:
-                raise InvalidInput(f"history limit {request.limit} is outside 1..{MAX_HISTORY_LIMIT}")
+                raise InvalidRequest(f"history limit {request.limit} is outside 1..{MAX_HISTORY_LIMIT}")
             return Versions(key=request.key, versions=self.store.history(request.key, request.limit))
         assert isinstance(request, Status)
         return self._status()
@@ -404,7 +404,7 @@ class Hub:
             try:
                 check_write(queued.write)
                 outcome: Outcome = self.store.commit([queued.write])[0]
-            except InvalidInput as exc:
+            except InvalidRequest as exc:
                 inbox.reject(self.layout.data_dir, queued, f"invalid: {exc}")
                 continue
             except StorageError as exc:

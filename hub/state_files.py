@@ -34,7 +34,7 @@ from statehub.hub.atomic_file import write_atomically
 from statehub.hub.errors import InvalidRequest
 from statehub.hub.mirror import iso_time, parse_iso_time
 from statehub.hub.protocol import MAX_TXN_OPS, SECRET_PLACEHOLDER, Item, Op
-from statehub.hub.rules import InvalidInput, check_key, check_value
+from statehub.hub.rules import check_key, check_value
 
 FORMAT = 1
 SNAPSHOT_KEEP = 20  # unnamed snapshots kept; named ones are kept until deleted by hand
@@ -116,7 +116,7 @@ def parse(text: str, fmt: Format, origin: str) -> StateFile:
         try:
             check_key(key)
             check_value(value)
-        except InvalidInput as exc:
+        except InvalidRequest as exc:
             raise StateFileError(f"{origin}, line {_line_of(text, key)}: {exc}") from None
     created = data.get("created")
     return StateFile(
@@ -135,7 +135,7 @@ def _sealed_table(table: Any, text: str, origin: str) -> dict[str, str]:
     for key, token in table.items():
         try:
             check_key(key)
-        except InvalidInput as exc:
+        except InvalidRequest as exc:
             raise StateFileError(f"{origin}, line {_line_of(text, key)}: {exc}") from None
         if not isinstance(token, str):
             raise StateFileError(f"{origin}, line {_line_of(text, key)}: the sealed value of {key!r} must be a token string")

@@ -37,7 +37,6 @@ from statehub.hub.protocol import (
     WriteRequest,
     write_ops,
 )
-from statehub.hub.rules import InvalidInput
 from statehub.hub.secret_box import SecretBox, SecretKeyError, is_sealed, token_of
 
 log = logging.getLogger(__name__)
@@ -359,7 +358,7 @@ class Store:
             return Outcome(refusal, [])
         try:
             stored = [(op, self._stored_value(op, current[op.key])) for op in ops]
-        except InvalidInput as exc:
+        except InvalidRequest as exc:
             return Outcome(Error(code="invalid", message=str(exc)), [])
         except SecretKeyError as exc:
             return Outcome(Error(code="storage", message=exc.message), [])
@@ -403,12 +402,12 @@ class Store:
         was_secret = row is not None and is_sealed(row[2])
         if op.secret == "sealed":
             if not isinstance(op.value, str):
-                raise InvalidInput(f"the sealed value of {op.key!r} must be the token string from a sealed export")
+                raise InvalidRequest(f"the sealed value of {op.key!r} must be the token string from a sealed export")
             return self._seal_token(op.value, op.key)
         if op.secret == "" and op.value == SECRET_PLACEHOLDER:
             if was_secret:
                 return _UNCHANGED
-            raise InvalidInput(
+            raise InvalidRequest(
                 f"{SECRET_PLACEHOLDER!r} is what statehub shows in place of a secret, and {op.key!r} "
                 f"is not a secret; to make it one use `statehub secret set {op.key}`"
             )

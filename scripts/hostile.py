@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import msgspec  # noqa: E402
 import zmq  # noqa: E402
 
+from statehub.hub.errors import InvalidRequest
 from statehub.hub.paths import Layout, read_hub_info  # noqa: E402
 from statehub.hub.protocol import (  # noqa: E402
     MAX_HISTORY_LIMIT,
@@ -60,7 +61,7 @@ from statehub.hub.protocol import (  # noqa: E402
     reply_decoder,
     request_decoder,
 )
-from statehub.hub.rules import InvalidInput, check_key, check_prefix, check_write  # noqa: E402
+from statehub.hub.rules import check_key, check_prefix, check_write  # noqa: E402
 from statehub.testing import HubProcess  # noqa: E402
 
 MAX_HUB_FRAMES = 8  # the hub drops a message of more frames (identity included) unanswered
@@ -110,7 +111,7 @@ def expected_outcome(frames: list[bytes]) -> str:
                 return "invalid"
         elif isinstance(request, (List, Snapshot)):
             check_prefix(request.prefix)
-    except InvalidInput:
+    except InvalidRequest:
         return "invalid"
     return "accepted"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from statehub.hub.errors import InvalidRequest
 from statehub.hub.protocol import MAX_KEY_LENGTH, MAX_TXN_OPS, Op, Set, Txn
-from statehub.hub.rules import InvalidInput, check_key, check_prefix, check_value, check_write
+from statehub.hub.rules import check_key, check_prefix, check_value, check_write
 
 
 @pytest.mark.parametrize("key", ["a", "plant.rate", "pump_1.speed-max", "A.B.C", "0.1"])
@@ -26,7 +27,7 @@ def test_good_keys_pass(key: str) -> None:
     ],
 )
 def test_bad_keys_are_refused_with_the_reason(key: str, message: str) -> None:
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(InvalidRequest) as caught:
         check_key(key)
     assert message in str(caught.value)
 
@@ -34,7 +35,7 @@ def test_bad_keys_are_refused_with_the_reason(key: str, message: str) -> None:
 def test_a_prefix_may_end_with_a_dot() -> None:
     check_prefix("plant.")
     check_prefix("")
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidRequest):
         check_prefix("plant..")
 
 
@@ -48,7 +49,7 @@ def test_a_prefix_may_end_with_a_dot() -> None:
     ],
 )
 def test_bad_values_are_refused_naming_where(value: object, message: str) -> None:
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(InvalidRequest) as caught:
         check_value(value)
     assert message in str(caught.value)
 
@@ -57,27 +58,27 @@ def test_values_nested_too_deep_are_refused() -> None:
     value: object = 1
     for _ in range(40):
         value = [value]
-    with pytest.raises(InvalidInput, match="nested deeper than 32"):
+    with pytest.raises(InvalidRequest, match="nested deeper than 32"):
         check_value(value)
 
 
 def test_a_txn_with_a_key_twice_is_refused() -> None:
     txn = Txn(v=1, ops=[Op(op="set", key="a", value=1), Op(op="unset", key="a")])
-    with pytest.raises(InvalidInput, match="appears twice"):
+    with pytest.raises(InvalidRequest, match="appears twice"):
         check_write(txn)
 
 
 def test_a_txn_over_the_op_limit_names_the_limit() -> None:
     txn = Txn(v=1, ops=[Op(op="set", key=f"k{i}", value=i) for i in range(MAX_TXN_OPS + 1)])
-    with pytest.raises(InvalidInput, match=f"limit of {MAX_TXN_OPS}"):
+    with pytest.raises(InvalidRequest, match=f"limit of {MAX_TXN_OPS}"):
         check_write(txn)
 
 
 def test_a_negative_expected_revision_is_refused() -> None:
-    with pytest.raises(InvalidInput, match="negative"):
+    with pytest.raises(InvalidRequest, match="negative"):
         check_write(Set(v=1, key="a", value=1, expect=-1))
 
 
 def test_an_oversized_value_names_the_limit() -> None:
-    with pytest.raises(InvalidInput, match="the limit is 1048576"):
+    with pytest.raises(InvalidRequest, match="the limit is 1048576"):
         check_write(Set(v=1, key="a", value="x" * 1_100_000), body_size=1_100_100)

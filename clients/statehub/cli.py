@@ -129,29 +129,15 @@ def _fail(message: str, code: int, hint: str = "") -> NoReturn:
 
 @contextlib.contextmanager
 def _reported(settings: Settings) -> Iterator[None]:
-    """Turn statehub's exceptions into one error line and a documented exit code."""
-    from statehub.hub import errors
-    from statehub.hub.errors import MirrorError
-    from statehub.hub.rules import InvalidInput
+    """Turn statehub's exceptions into one error line, the class's hint and its exit code."""
+    from statehub.hub.errors import StatehubError
 
-    codes: list[tuple[type[Exception], int, str]] = [
-        (InvalidInput, EXIT_BAD_INPUT, ""),
-        (errors.InvalidRequest, EXIT_BAD_INPUT, ""),
-        (errors.NotFound, EXIT_NOT_FOUND, ""),
-        (errors.ConflictError, EXIT_CONFLICT, "read the current value, then retry with --expect-rev"),
-        (errors.HubUnavailable, EXIT_HUB_DOWN, ""),
-        (errors.StorageError, EXIT_STORAGE, "check the hub's disk space and permissions, then retry"),
-        (MirrorError, EXIT_HUB_DOWN, ""),
-        (errors.StatehubError, EXIT_ERROR, ""),
-    ]
     try:
         yield
-    except tuple(cls for cls, _code, _hint in codes) as exc:
+    except StatehubError as exc:
         if settings.debug:
             raise
-        code, hint = next((c, h) for cls, c, h in codes if isinstance(exc, cls))
-        _fail(getattr(exc, "message", str(exc)), code, hint)
-
+        _fail(exc.message, exc.exit_code, exc.hint)
 
 
 # --- output helpers -----------------------------------------------------------------

@@ -33,20 +33,20 @@ def register(app: typer.Typer) -> None:
 
 def read_secret_value(key: str, *, stdin_is_tty: bool) -> str:
     """The value typed at a prompt (twice, unechoed) or piped on stdin (one trailing newline dropped)."""
-    from statehub.hub.rules import InvalidInput
+    from statehub.hub.errors import InvalidRequest
 
     if stdin_is_tty:
         import getpass
 
         value = getpass.getpass(f"value for secret {key}: ")
         if getpass.getpass("again: ") != value:
-            raise InvalidInput("the two values typed differ; nothing was stored")
+            raise InvalidRequest("the two values typed differ; nothing was stored")
     else:
         value = sys.stdin.read()
         value = value[:-1] if value.endswith("\n") else value
         value = value[:-1] if value.endswith("\r") else value
     if not value:
-        raise InvalidInput(f"empty value for secret {key!r}; type it at the prompt or pipe it on stdin")
+        raise InvalidRequest(f"empty value for secret {key!r}; type it at the prompt or pipe it on stdin")
     return value
 
 

@@ -103,13 +103,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Keep PATH equal to the hub's state; apply a person's saves with compare-and-set. Ctrl-C stops."""
         directory, seconds = _common(ctx, data_dir, timeout)
-        from statehub.hub.rules import InvalidInput, check_prefix
+        from statehub.hub.errors import InvalidRequest
+        from statehub.hub.rules import check_prefix
         from statehub.sync_file.document import format_for
 
         try:
             check_prefix(prefix)
             chosen = format_for(path, fmt)
-        except (InvalidInput, ValueError) as exc:
+        except (InvalidRequest, ValueError) as exc:
             raise _fail(str(exc), EXIT_BAD_INPUT) from None
         folder = path.absolute().parent
         if not folder.is_dir():

@@ -1,5 +1,7 @@
 //! Errors: one variant per wire error code (docs/protocol.md, "Error codes"),
-//! plus the client-side ones (hub unavailable, local I/O and decoding).
+//! plus the client-side ones (hub unavailable, mirror, unknown outcome, local I/O).
+//! Codes and exit codes are the table in `tests/vectors/errors.json`, which the
+//! Python client is held to as well.
 
 use std::fmt;
 
@@ -24,6 +26,10 @@ pub enum Error {
     Internal { code: String, message: String },
     /// No reply from the hub in time (and no usable mirror where one was allowed).
     HubUnavailable(String),
+    /// The mirror file is missing, half-written or not in the expected format.
+    Mirror(String),
+    /// A write was delivered but not answered in time: it may be applied; repeating it is safe.
+    OutcomeUnknown(String),
     /// A local failure: reading a file, a socket error.
     Io(String),
 }
@@ -39,6 +45,8 @@ impl Error {
             Error::Storage(_) => "storage",
             Error::Internal { code, .. } => code,
             Error::HubUnavailable(_) => "unavailable",
+            Error::Mirror(_) => "mirror",
+            Error::OutcomeUnknown(_) => "unknown_outcome",
             Error::Io(_) => "io",
         }
     }
@@ -50,19 +58,39 @@ impl Error {
             | Error::Protocol(m)
             | Error::Storage(m)
             | Error::HubUnavailable(m)
+            | Error::Mirror(m)
+            | Error::OutcomeUnknown(m)
             | Error::Io(m) => m,
             Error::Conflict { message, .. } | Error::Internal { message, .. } => message,
         }
     }
 
-    /// The process exit code the CLIs use for this error.
+    /// The process exit code both CLIs use for this error (`tests/vectors/errors.json`).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Invalid(_) => 2,
             Error::NotFound(_) => 3,
             Error::Conflict { .. } => 4,
-            Error::HubUnavailable(_) => 5,
-            _ => 1,
+            Error::HubUnavailable(_) | Error::Mirror(_) => 5,
+            Error::Storage(_) => 6,
+            Error::OutcomeUnknown(_) => 7,
+            Error::Protocol(_) | Error::Internal { .. } | Error::Io(_) => 1,
+        }
+    }
+
+    /// The name of this variant, as `tests/vectors/errors.json` spells it.
+    pub fn variant(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "Invalid",
+            Error::NotFound(_) => "NotFound",
+            Error::Conflict { .. } => "Conflict",
+            Error::Protocol(_) => "Protocol",
+            Error::Storage(_) => "Storage",
+            Error::Internal { .. } => "Internal",
+            Error::HubUnavailable(_) => "HubUnavailable",
+            Error::Mirror(_) => "Mirror",
+            Error::OutcomeUnknown(_) => "OutcomeUnknown",
+            Error::Io(_) => "Io",
         }
     }
 }

@@ -38,11 +38,11 @@ impl MirrorState {
 pub fn read_mirror(path: &Path) -> Result<MirrorState> {
     match fs::read_to_string(path) {
         Ok(text) => parse(&text),
-        Err(err) if err.kind() == ErrorKind::NotFound => Err(Error::Io(format!(
+        Err(err) if err.kind() == ErrorKind::NotFound => Err(Error::Mirror(format!(
             "there is no mirror at {}: the hub has never run with this data dir",
             path.display()
         ))),
-        Err(err) => Err(Error::Io(format!(
+        Err(err) => Err(Error::Mirror(format!(
             "cannot read the mirror {}: {err}",
             path.display()
         ))),
@@ -100,7 +100,7 @@ pub fn parse(text: &str) -> Result<MirrorState> {
 }
 
 fn mirror_error(message: String) -> Error {
-    Error::Io(message)
+    Error::Mirror(message)
 }
 
 fn header_number<T: std::str::FromStr>(header: &BTreeMap<String, String>, name: &str) -> Result<T> {

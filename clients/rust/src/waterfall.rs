@@ -117,7 +117,7 @@ impl Waterfall {
         let (stored, mirror, stored_error) = match client.get(key) {
             Ok(fetched) => (Some(fetched.data.value), fetched.mirror, None),
             Err(Error::NotFound(_)) => (None, None, None),
-            Err(err @ Error::HubUnavailable(_)) => (None, None, Some(err.to_string())),
+            Err(err @ (Error::HubUnavailable(_) | Error::Mirror(_))) => (None, None, Some(err.to_string())),
             Err(err) => return Err(err),
         };
         Ok(self.combine(key, env_var, environment, stored, mirror, stored_error))

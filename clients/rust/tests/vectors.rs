@@ -140,3 +140,39 @@ fn the_mirror_vector_parses_to_its_meaning() {
     });
     assert_eq!(meaning, expected);
 }
+
+/// tests/vectors/errors.json: every code maps to the same exit code as in Python.
+#[test]
+fn every_error_code_exits_as_the_shared_table_says() {
+    use statehub::protocol::ErrorReply;
+    use statehub::Error;
+
+    let path = vectors_dir().join("errors.json");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let table: Value = serde_json::from_str(&text).expect("errors.json is JSON");
+    let rows = table["errors"].as_array().expect("an errors list");
+    assert!(rows.len() >= 9);
+    for row in rows {
+        let code = row["code"].as_str().unwrap();
+        let exit = row["exit"].as_i64().unwrap() as i32;
+        let variant = row["rust"].as_str().unwrap();
+        let error = match row["origin"].as_str().unwrap() {
+            "wire" => Error::from(ErrorReply {
+                code: code.into(),
+                message: "m".into(),
+                conflicts: vec![],
+            }),
+            _ => match code {
+                "unavailable" => Error::HubUnavailable("m".into()),
+                "mirror" => Error::Mirror("m".into()),
+                "unknown_outcome" => Error::OutcomeUnknown("m".into()),
+                other => panic!("a client-side code this crate does not know: {other}"),
+            },
+        };
+        assert_eq!(error.variant(), variant, "{code}");
+        assert_eq!(error.exit_code(), exit, "{code}");
+        if row["origin"] == "client" {
+            assert_eq!(error.code(), code);
+        }
+    }
+}

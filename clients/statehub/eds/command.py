@@ -29,7 +29,7 @@ from statehub.eds.records import BadRow, EdsInputError, ParseResult
 from statehub.eds.timezones import plant_zone
 from statehub.eds.watch import Outcome, Watcher
 from statehub.hub import errors
-from statehub.hub.rules import InvalidInput
+from statehub.hub.errors import InvalidRequest
 
 EXIT_ERROR, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_HUB_DOWN, EXIT_STORAGE = 1, 2, 4, 5, 6
 PROGRESS_MIN_WRITES = 2000  # smaller ingests finish before a bar is worth drawing
@@ -39,7 +39,7 @@ FORMAT_NAMES = ("auto", "long", "wide", "two-column", "json")
 _EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (EdsInputError, EXIT_BAD_INPUT),
     (BadRowsRefused, EXIT_BAD_INPUT),
-    (InvalidInput, EXIT_BAD_INPUT),
+    (InvalidRequest, EXIT_BAD_INPUT),
     (errors.InvalidRequest, EXIT_BAD_INPUT),
     (errors.ConflictError, EXIT_CONFLICT),
     (errors.HubUnavailable, EXIT_HUB_DOWN),

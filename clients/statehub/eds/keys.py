@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 
+from statehub.hub.errors import InvalidRequest
 from statehub.hub.protocol import MAX_KEY_LENGTH
-from statehub.hub.rules import InvalidInput, check_key
+from statehub.hub.rules import check_key
 
 ROOT = "eds"
 
@@ -81,7 +82,7 @@ def point_key(plant: str, point: str) -> str:
         )
     try:
         check_key(key)
-    except InvalidInput as exc:  # cannot happen for escaped segments; kept as a guard
+    except InvalidRequest as exc:  # cannot happen for escaped segments; kept as a guard
         raise ValueError(str(exc)) from None
     return key
 

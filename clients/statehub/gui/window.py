@@ -21,10 +21,9 @@ from statehub.gui import model
 from statehub.gui.masking import is_secret
 from statehub.gui.model import Choice, Phase, View, Write
 from statehub.hub.atomic_file import write_atomically
-from statehub.hub.errors import ConflictError, StatehubError
+from statehub.hub.errors import ConflictError, InvalidRequest, StatehubError
 from statehub.hub.paths import Layout, read_hub_info
 from statehub.hub.protocol import Committed, ConflictDetail, Item
-from statehub.hub.rules import InvalidInput
 from statehub.subscription import Event, HubDown, Subscription, SubscriptionThread, Synced, Update
 
 if TYPE_CHECKING:
@@ -471,7 +470,7 @@ class App:
                 return exc.conflicts[0]
             sg.popup_error(exc.message, title="Not saved")
             return None
-        except (StatehubError, InvalidInput) as exc:
+        except (StatehubError, InvalidRequest) as exc:
             sg.popup_error(f"{getattr(exc, 'message', exc)}\n\nNothing was written.", title="Not saved")
             return None
         assert isinstance(committed, Committed)  # not queued: the GUI writes only while the hub is up

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from statehub.hub.rules import InvalidInput, check_key, check_value
+from statehub.hub.errors import InvalidRequest
+from statehub.hub.rules import check_key, check_value
 from statehub.sync_file.toml_values import from_toml, toml_string, toml_value
 
 Format = Literal["toml", "json"]
@@ -309,9 +310,9 @@ def _check_entry(text: str, key: str, value: Any, prefix: str) -> None:
     try:
         check_key(key)
         if not key.startswith(prefix):
-            raise InvalidInput(f"key {key!r} is outside the synced prefix {prefix!r}")
+            raise InvalidRequest(f"key {key!r} is outside the synced prefix {prefix!r}")
         check_value(value)
-    except InvalidInput as exc:
+    except InvalidRequest as exc:
         line, column = _line_of(text, key)
         hint = "; write dates and times as strings" if "date" in str(exc) or "time" in str(exc) else ""
         raise FileError(f"{exc}{hint}", line, column) from None
