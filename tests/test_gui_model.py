@@ -9,6 +9,7 @@ import pytest
 from statehub.gui import model
 from statehub.gui.masking import MASK, is_secret
 from statehub.gui.model import Choice, Phase, View, Write
+from statehub.hub.errors import InvalidRequest
 from statehub.hub.mirror import MirrorState
 from statehub.hub.protocol import Changed, ConflictDetail, Item, Version
 
@@ -206,7 +207,7 @@ def test_edits_carry_the_revision_shown_and_adds_must_not_exist() -> None:
 
 
 def test_a_bad_key_or_value_is_refused_with_the_rule() -> None:
-    with pytest.raises(ValueError, match="invalid key 'plant..x': empty segment at position 6"):
+    with pytest.raises(InvalidRequest, match="invalid key 'plant..x': empty segment at position 6"):
         model.new_write("plant..x", "1")
     assert (
         model.type_preview("[" * 40 + "]" * 40)

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any, Literal
 
 from statehub.gui.masking import is_secret, shown_value
+from statehub.hub.errors import InvalidRequest
 from statehub.hub.mirror import MirrorState
 from statehub.hub.protocol import SECRET_PLACEHOLDER, Changed, ConflictDetail, Item, Op, Version
 from statehub.hub.rules import check_key, check_value
@@ -242,7 +243,7 @@ def type_preview(text: str, as_string: bool = False) -> str:
     """What the typed text will be stored as, for the edit dialog ("int", "string", ...)."""
     try:
         return f"stored as {type_name(parse_edit(text, as_string))}"
-    except ValueError as exc:
+    except InvalidRequest as exc:
         return f"cannot be stored: {exc}"
 
 
@@ -254,7 +255,7 @@ def edit_text(item: Item) -> str:
 
 
 def new_write(key: str, text: str, as_string: bool = False) -> Write:
-    """Add a key: it must not exist yet.  Raises ValueError naming the problem."""
+    """Add a key: it must not exist yet.  Raises InvalidRequest naming the problem."""
     key = key.strip()
     check_key(key)
     return Write("set", key, 0, parse_edit(text, as_string))

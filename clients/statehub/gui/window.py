@@ -434,7 +434,7 @@ class App:
                     if item is None:
                         return model.new_write(str(values["-KEY-"]), value_text, as_string), value_text
                     return model.change_write(item, value_text, as_string), value_text
-                except ValueError as exc:
+                except InvalidRequest as exc:
                     dialog["-PREVIEW-"].update(f"not saved: {exc}")
             return None
         finally:
@@ -470,7 +470,7 @@ class App:
                 return exc.conflicts[0]
             sg.popup_error(exc.message, title="Not saved")
             return None
-        except (StatehubError, InvalidRequest) as exc:
+        except StatehubError as exc:
             sg.popup_error(f"{getattr(exc, 'message', exc)}\n\nNothing was written.", title="Not saved")
             return None
         assert isinstance(committed, Committed)  # not queued: the GUI writes only while the hub is up
