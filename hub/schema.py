@@ -114,6 +114,8 @@ class Schema:
             self._patterns.setdefault(length, []).append((_getter(positions), table))
         self._policies: dict[str, Policy] = {p: v for file in self._files for p, v in file.policies.items()}
         self._description = next((f.description for f in self._files if not f.prefix), "")
+        # No rule and no refuse or warn anywhere: no op can be judged anything but fine.
+        self._allows_everything = not rules and set(self._policies.values()) <= {"allow"}
 
     # --- what the schema holds ---------------------------------------------------
 
@@ -206,11 +208,17 @@ class Schema:
         Unsetting an unknown key is always allowed: removing strays is what a schema wants.
         """
         if key.startswith(SCHEMA_KEY) and is_schema_key(key):
+            if op == "set" and secret:
+                raise InvalidRequest(
+                    f"'{key}' holds a schema, which every client reads: it cannot be a secret"
+                )
             if op == "set" and not isinstance(value, str):
                 raise InvalidRequest(
                     f"invalid value for '{key}': expected the schema's TOML text (a string), got {show_value(value)}"
                 )
             return None  # its content is judged by compiling it: with_text()
+        if self._allows_everything:
+            return None
         rule = self.rule_for(key)
         if rule is None:
             return None if op == "unset" else self._unknown(key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
@@ -78,29 +79,7 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
         With ``secret`` (or a secret rule) the value itself is never shown, only its kind.
         """
-        hide = secret or self.secret
-        kind = self.type
-        if kind == "any":
-            return None
-        if kind in ("integer", "number", "boolean", "table", "enum"):
-            if not _is_type(kind if kind != "enum" else "string", value):
-                return _got(value, hide)
-            if kind == "enum":
-                return None if value in self.values else _got(value, hide)
-            if kind in ("integer", "number") and not _within(value, self.min, self.max):
-                return _got(value, hide)
-            return None
-        if kind == "string":
-            if not isinstance(value, str):
-                return _got(value, hide)
-            return _length_problem(len(value), self.min, self.max, "character")
-        if not isinstance(value, list):
-            return _got(value, hide)
-        if self.items is not None:
-            for index, item in enumerate(value):
-                if not _is_type(self.items, item):
-                    return f"{_got(item, hide)} at [{index}]"
-        return _length_problem(len(value), self.min, self.max, "item")
+        return _PROBLEMS[self.type](self, value, secret or self.secret)
 
     def check_value(self, key: str, value: Any, secret: bool = False) -> None:
         """Raise InvalidRequest in the shape every front end shows, when ``value`` does not fit."""
@@ -115,6 +94,63 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
             raise InvalidRequest(value_message(key, self, _got(text, self.secret)))
         self.check_value(key, value)
         return value
+
+
+def _string_problem(rule: Rule, value: Any, hide: bool) -> str | None:
+    if not isinstance(value, str):
+        return _got(value, hide)
+    return _length_problem(len(value), rule.min, rule.max, "character")
+
+
+def _integer_problem(rule: Rule, value: Any, hide: bool) -> str | None:
+    if not _is_type("integer", value) or not _within(value, rule.min, rule.max):
+        return _got(value, hide)
+    return None
+
+
+def _number_problem(rule: Rule, value: Any, hide: bool) -> str | None:
+    if not _is_type("number", value) or not _within(value, rule.min, rule.max):
+        return _got(value, hide)
+    return None
+
+
+def _boolean_problem(rule: Rule, value: Any, hide: bool) -> str | None:
+    return None if isinstance(value, bool) else _got(value, hide)
+
+
+def _enum_problem(rule: Rule, value: Any, hide: bool) -> str | None:
+    return None if isinstance(value, str) and value in rule.values else _got(value, hide)
+
+
+def _list_problem(rule: Rule, value: Any, hide: bool) -> str | None:
+    if not isinstance(value, list):
+        return _got(value, hide)
+    if rule.items is not None:
+        for index, item in enumerate(value):
+            if not _is_type(rule.items, item):
+                return f"{_got(item, hide)} at [{index}]"
+    return _length_problem(len(value), rule.min, rule.max, "item")
+
+
+def _table_problem(rule: Rule, value: Any, hide: bool) -> str | None:
+    return None if isinstance(value, dict) else _got(value, hide)
+
+
+def _any_problem(rule: Rule, value: Any, hide: bool) -> str | None:
+    return None
+
+
+# One judge per type, picked by a dict lookup: check() runs on every op of every write.
+_PROBLEMS: dict[str, Callable[[Rule, Any, bool], str | None]] = {
+    "string": _string_problem,
+    "integer": _integer_problem,
+    "number": _number_problem,
+    "boolean": _boolean_problem,
+    "enum": _enum_problem,
+    "list": _list_problem,
+    "table": _table_problem,
+    "any": _any_problem,
+}
 
 
 def value_message(key: str, rule: Rule, problem: str) -> str:
@@ -172,6 +208,8 @@ def _integer(word: str) -> Any:
 
 
 def _is_type(kind: str, value: Any) -> bool:
+    if type(value) is int:  # the common case first; bool is a subclass of int, not int itself
+        return kind in ("integer", "number", "any")
     if kind == "string":
         return isinstance(value, str)
     if kind == "integer":

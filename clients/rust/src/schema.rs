@@ -195,6 +195,11 @@ impl Schema {
         secret: bool,
     ) -> Result<Option<String>> {
         if is_schema_key(key) {
+            if op == OpKind::Set && secret {
+                return Err(Error::Invalid(format!(
+                    "'{key}' holds a schema, which every client reads: it cannot be a secret"
+                )));
+            }
             if op == OpKind::Set && !value.is_string() {
                 return Err(Error::Invalid(format!(
                     "invalid value for '{key}': expected the schema's TOML text (a string), got {}",
