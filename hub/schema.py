@@ -32,13 +32,12 @@ from statehub.hub.schema_load import (
     SCHEMA_KEY,
     Policy,
     SchemaFile,
-    check_files,
-    check_ties,
     fragment_key,
     is_schema_key,
     parse_schema,
     schema_key_for,
 )
+from statehub.hub.schema_merge import check_files, check_ties
 from statehub.hub.schema_types import Rule, parse_untyped_text, show_value, value_message
 
 __all__ = [

@@ -22,6 +22,7 @@
 //! ```
 
 mod load;
+mod merge;
 mod rule;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,9 +30,10 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 pub use load::{
-    check_files, check_ties, fragment_key, is_schema_key, parse_schema, schema_key_for, Policy, SchemaFile,
-    FORMAT, FRAGMENT_KEY_PREFIX, SCHEMA_KEY,
+    fragment_key, is_schema_key, parse_schema, schema_key_for, Policy, SchemaFile, FORMAT,
+    FRAGMENT_KEY_PREFIX, SCHEMA_KEY,
 };
+pub use merge::{check_files, check_ties};
 pub use rule::{
     kind_name, parse_untyped_text, python_float, show_number, show_value, value_message, Rule, RuleType,
 };
