@@ -18,6 +18,11 @@ from statehub.hub.schema_types import Rule
 def check_files(files: Iterable[SchemaFile]) -> list[SchemaFile]:
     """Sort ``files`` main first and refuse overlapping fragments; return them in that order."""
     ordered = sorted(files, key=lambda f: f.key)
+    for first, second in zip(ordered, ordered[1:], strict=False):
+        if first.key == second.key:
+            raise InvalidRequest(
+                f"{second.origin}: a second text for {second.key}; a schema key holds one", hint=LOAD_HINT
+            )
     fragments = [f for f in ordered if f.prefix]
     for index, first in enumerate(fragments):
         for second in fragments[index + 1 :]:

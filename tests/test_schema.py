@@ -224,6 +224,13 @@ def test_with_text_replaces_one_text_and_a_bad_one_changes_nothing() -> None:
     assert pump.with_text(SCHEMA_KEY, None).rule_for("pump.speed") is not None
 
 
+def test_two_texts_for_one_schema_key_are_refused() -> None:
+    """Files read from two places for one key (a data dir file and a store text) cannot both be compiled."""
+    one = parse_schema(HEADER, origin="schema.toml")
+    with pytest.raises(InvalidRequest, match="a second text for statehub.schema"):
+        Schema([one, parse_schema(HEADER)])
+
+
 def test_a_text_names_its_own_key() -> None:
     """schema apply picks the key from the text: a declared prefix makes a fragment, else the main schema."""
     assert schema_key_for('[schema]\nformat = 1\nprefix = "plant.north."\n') == "statehub.schema.plant.north"

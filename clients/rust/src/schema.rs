@@ -370,6 +370,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn two_texts_for_one_schema_key_are_refused() {
+        let header = "[schema]\nformat = 1\n";
+        let one = parse_schema(header, SCHEMA_KEY, Some("schema.toml")).unwrap();
+        let two = parse_schema(header, SCHEMA_KEY, None).unwrap();
+        let err = Schema::from_files(vec![one, two]).unwrap_err();
+        assert!(
+            err.message().contains("a second text for statehub.schema"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
     fn edit_distances() {
         assert_eq!(edit_distance("rtae", "rate", 2), 1);
         assert_eq!(edit_distance("rate", "name", 2), 2);

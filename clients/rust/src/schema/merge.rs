@@ -11,6 +11,12 @@ use crate::error::{Error, Result};
 /// Sort `files` main first and refuse overlapping fragments.
 pub fn check_files(mut files: Vec<SchemaFile>) -> Result<Vec<SchemaFile>> {
     files.sort_by(|a, b| a.key.cmp(&b.key));
+    if let Some(pair) = files.windows(2).find(|pair| pair[0].key == pair[1].key) {
+        return Err(Error::Invalid(format!(
+            "{}: a second text for {}; a schema key holds one",
+            pair[1].origin, pair[1].key
+        )));
+    }
     let fragments: Vec<&SchemaFile> = files.iter().filter(|f| !f.prefix.is_empty()).collect();
     for (index, first) in fragments.iter().enumerate() {
         for second in &fragments[index + 1..] {
