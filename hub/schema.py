@@ -97,20 +97,11 @@ class Schema:
         self._files = tuple(check_files(files))
         rules = [rule for file in self._files for rule in file.rules]
         check_ties(rules)
-        self._exact: dict[str, Rule] = {}
+        self._exact = {rule.name: rule for rule in rules if "*" not in rule.name}
+        self._patterns = _pattern_index([rule for rule in rules if "*" in rule.name])
         self._by_length: dict[int, list[Rule]] = {}
-        masks: dict[tuple[int, tuple[int, ...]], dict[Hashable, Rule]] = {}
         for rule in rules:
-            segments = rule.name.split(".")
-            self._by_length.setdefault(len(segments), []).append(rule)
-            if "*" not in segments:
-                self._exact[rule.name] = rule
-                continue
-            positions = tuple(i for i, segment in enumerate(segments) if segment != "*")
-            masks.setdefault((len(segments), positions), {})[_getter(positions)(segments)] = rule
-        self._patterns: dict[int, list[tuple[_Getter, dict[Hashable, Rule]]]] = {}
-        for (length, positions), table in sorted(masks.items(), key=lambda m: -len(m[0][1])):
-            self._patterns.setdefault(length, []).append((_getter(positions), table))
+            self._by_length.setdefault(rule.name.count(".") + 1, []).append(rule)
         self._policies: dict[str, Policy] = {p: v for file in self._files for p, v in file.policies.items()}
         self._description = next((f.description for f in self._files if not f.prefix), "")
         # No rule and no refuse or warn anywhere: no op can be judged anything but fine.
@@ -318,6 +309,19 @@ class Schema:
             )
             found.append(Violation(key=key, severity="warning", rule=rule.name, message=message))
         return found
+
+
+def _pattern_index(patterns: list[Rule]) -> dict[int, list[tuple[_Getter, dict[Hashable, Rule]]]]:
+    """By segment count, one table per mask (the positions of the literal segments), most literal first."""
+    masks: dict[tuple[int, tuple[int, ...]], dict[Hashable, Rule]] = {}
+    for rule in patterns:
+        segments = rule.name.split(".")
+        positions = tuple(i for i, segment in enumerate(segments) if segment != "*")
+        masks.setdefault((len(segments), positions), {})[_getter(positions)(segments)] = rule
+    index: dict[int, list[tuple[_Getter, dict[Hashable, Rule]]]] = {}
+    for (length, positions), table in sorted(masks.items(), key=lambda mask: -len(mask[0][1])):
+        index.setdefault(length, []).append((_getter(positions), table))
+    return index
 
 
 def _getter(positions: tuple[int, ...]) -> _Getter:
