@@ -382,6 +382,90 @@ mod tests {
         );
     }
 
+    /// The rules that win for `key` by the written precedence, found by looking at every rule.
+    fn reference_winners<'a>(names: &'a [String], key: &'a str) -> Vec<&'a str> {
+        let segments: Vec<&str> = key.split('.').collect();
+        let matching: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|name| {
+                let parts: Vec<&str> = name.split('.').collect();
+                parts.len() == segments.len() && parts.iter().zip(&segments).all(|(p, s)| *p == "*" || p == s)
+            })
+            .collect();
+        if matching.contains(&key) {
+            return vec![key];
+        }
+        let literals = |name: &str| name.split('.').filter(|s| *s != "*").count();
+        let best = matching.iter().map(|n| literals(n)).max();
+        matching
+            .into_iter()
+            .filter(|n| Some(literals(n)) == best)
+            .collect()
+    }
+
+    #[test]
+    fn the_matcher_agrees_with_looking_at_every_rule() {
+        let mut state: u64 = 0x9e3779b97f4a7c15;
+        let mut next = |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        let keys: Vec<String> = (1..=3)
+            .flat_map(|n| {
+                (0..3u32.pow(n)).map(move |i| {
+                    (0..n)
+                        .map(|d| ["a", "b", "c"][(i / 3u32.pow(d) % 3) as usize])
+                        .collect::<Vec<_>>()
+                        .join(".")
+                })
+            })
+            .collect();
+        let (mut loaded, mut refused) = (0, 0);
+        for _ in 0..400 {
+            let mut names: Vec<String> = (0..1 + next(6))
+                .map(|_| {
+                    (0..1 + next(3))
+                        .map(|_| ["a", "b", "*"][next(3) as usize])
+                        .collect::<Vec<_>>()
+                        .join(".")
+                })
+                .collect();
+            names.sort();
+            names.dedup();
+            let body: String = names
+                .iter()
+                .map(|n| format!("[keys.\"{n}\"]\ntype = \"any\"\n"))
+                .collect();
+            let ambiguous = keys.iter().any(|k| reference_winners(&names, k).len() > 1);
+            match Schema::from_toml(&format!("[schema]\nformat = 1\n{body}")) {
+                Ok(schema) => {
+                    loaded += 1;
+                    assert!(!ambiguous, "{names:?} loaded with a tie");
+                    for key in &keys {
+                        let winner: Vec<&str> = schema
+                            .rule_for(key)
+                            .map(|r| r.name.as_str())
+                            .into_iter()
+                            .collect();
+                        assert_eq!(winner, reference_winners(&names, key), "{names:?} {key}");
+                    }
+                }
+                Err(err) => {
+                    refused += 1;
+                    assert!(
+                        ambiguous && err.message().contains("tie: both match"),
+                        "{names:?}: {}",
+                        err.message()
+                    );
+                }
+            }
+        }
+        assert!(loaded > 100 && refused > 10, "{loaded} loaded, {refused} refused");
+    }
+
     #[test]
     fn edit_distances() {
         assert_eq!(edit_distance("rtae", "rate", 2), 1);

@@ -2,7 +2,7 @@
 //! refused. The twin of `hub/schema_merge.py`, in the same order (files by key,
 //! patterns sorted), so the error reported is the same in both languages.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::load::SchemaFile;
 use super::rule::{json_string, Rule};
@@ -65,61 +65,100 @@ fn check_inside(main: &SchemaFile, fragment: &SchemaFile) -> Result<()> {
     Ok(())
 }
 
+type Shape<'a> = Vec<&'a str>;
+type Mask = Vec<usize>;
+type Tie<'a> = (Shape<'a>, Shape<'a>, Shape<'a>);
+
 /// Refuse two patterns that match one key with as many literal segments each, unless
-/// a more literal rule covers every key both match.
+/// a more literal rule covers every key both match. Only patterns of one length, as
+/// many literals and different masks can tie, and only those that agree where both
+/// are literal: found through a map, not by comparing every pair. The tie reported is
+/// the first in sorted order, as in Python.
 pub fn check_ties(rules: &[Rule]) -> Result<()> {
-    let mut by_length: BTreeMap<usize, Vec<Vec<&str>>> = BTreeMap::new();
+    let mut tables: BTreeMap<usize, BTreeMap<Mask, BTreeSet<Shape>>> = BTreeMap::new();
     let mut origins: BTreeMap<&str, &str> = BTreeMap::new();
     for rule in rules {
-        let shape: Vec<&str> = rule.name.split('.').collect();
-        by_length.entry(shape.len()).or_default().push(shape);
+        let shape: Shape = rule.name.split('.').collect();
+        tables
+            .entry(shape.len())
+            .or_default()
+            .entry(mask(&shape))
+            .or_default()
+            .insert(shape);
         origins.insert(&rule.name, &rule.origin);
     }
-    for shapes in by_length.values_mut() {
-        shapes.sort();
-        let patterns: Vec<&Vec<&str>> = shapes.iter().filter(|s| s.contains(&"*")).collect();
-        for (index, first) in patterns.iter().enumerate() {
-            for second in &patterns[index + 1..] {
-                check_pair(first, second, shapes, &origins)?;
+    for (length, masks) in &tables {
+        let keys: Vec<&Mask> = masks.keys().collect();
+        let mut ties: Vec<Tie> = Vec::new();
+        for (index, first) in keys.iter().enumerate() {
+            for second in &keys[index + 1..] {
+                if first.len() == second.len() && first.len() < *length {
+                    ties.extend(pair_ties(&masks[*first], &masks[*second], first, second, masks));
+                }
             }
+        }
+        if let Some((one, two, meet)) = ties.into_iter().min() {
+            let literals = mask(&one).len();
+            let (one, two, meet) = (one.join("."), two.join("."), meet.join("."));
+            let plural = if literals == 1 { "" } else { "s" };
+            return Err(Error::Invalid(format!(
+                "patterns '{one}' ({}) and '{two}' ({}) tie: both match '{meet}' with {literals} literal \
+                 segment{plural} each; add a rule for '{meet}', or make one of them more literal",
+                origins[one.as_str()],
+                origins[two.as_str()]
+            )));
         }
     }
     Ok(())
 }
 
-fn check_pair(
-    first: &[&str],
-    second: &[&str],
-    shapes: &[Vec<&str>],
-    origins: &BTreeMap<&str, &str>,
-) -> Result<()> {
-    let literals = literal_count(first);
-    if literal_count(second) != literals {
-        return Ok(());
+fn pair_ties<'a>(
+    shapes: &BTreeSet<Shape<'a>>,
+    others: &BTreeSet<Shape<'a>>,
+    first: &Mask,
+    second: &Mask,
+    masks: &BTreeMap<Mask, BTreeSet<Shape<'a>>>,
+) -> Vec<Tie<'a>> {
+    let common: Vec<usize> = first.iter().copied().filter(|i| second.contains(i)).collect();
+    let at_common = |shape: &Shape<'a>| -> Vec<&'a str> { common.iter().map(|i| shape[*i]).collect() };
+    let mut by_common: BTreeMap<Vec<&str>, Vec<&Shape>> = BTreeMap::new();
+    for shape in shapes {
+        by_common.entry(at_common(shape)).or_default().push(shape);
     }
-    let mut both: Vec<&str> = Vec::with_capacity(first.len());
-    for (a, b) in first.iter().zip(second) {
-        if *a != "*" && *b != "*" && a != b {
-            return Ok(()); // no key matches both
+    let mut ties = Vec::new();
+    for other in others {
+        for shape in by_common.get(&at_common(other)).into_iter().flatten() {
+            let meet: Shape = shape
+                .iter()
+                .zip(other)
+                .map(|(a, b)| if *a != "*" { *a } else { *b })
+                .collect();
+            if !covered(&meet, first.len(), masks) {
+                let (low, high) = if *shape <= other {
+                    ((*shape).clone(), other.clone())
+                } else {
+                    (other.clone(), (*shape).clone())
+                };
+                ties.push((low, high, meet));
+            }
         }
-        both.push(if *a != "*" { a } else { b });
     }
-    let covered = shapes
-        .iter()
-        .any(|s| literal_count(s) > literals && s.iter().zip(&both).all(|(s, k)| *s == "*" || s == k));
-    if covered {
-        return Ok(());
-    }
-    let (one, two, meet) = (first.join("."), second.join("."), both.join("."));
-    let plural = if literals == 1 { "" } else { "s" };
-    Err(Error::Invalid(format!(
-        "patterns '{one}' ({}) and '{two}' ({}) tie: both match '{meet}' with {literals} literal \
-         segment{plural} each; add a rule for '{meet}', or make one of them more literal",
-        origins[one.as_str()],
-        origins[two.as_str()]
-    )))
+    ties
 }
 
-fn literal_count(shape: &[&str]) -> usize {
-    shape.iter().filter(|s| **s != "*").count()
+/// Whether a rule with more than `literals` literal segments matches every key `meet` matches.
+fn covered(meet: &Shape, literals: usize, masks: &BTreeMap<Mask, BTreeSet<Shape>>) -> bool {
+    let known = mask(meet);
+    masks.iter().any(|(mask, shapes)| {
+        mask.len() > literals && mask.iter().all(|i| known.contains(i)) && {
+            let wanted: Shape = (0..meet.len())
+                .map(|i| if mask.contains(&i) { meet[i] } else { "*" })
+                .collect();
+            shapes.contains(&wanted)
+        }
+    })
+}
+
+fn mask(shape: &[&str]) -> Mask {
+    (0..shape.len()).filter(|i| shape[*i] != "*").collect()
 }
