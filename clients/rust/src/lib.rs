@@ -6,6 +6,7 @@
 //! - [`Subscriber`]: follows the change stream with the sync algorithm of the
 //!   protocol (welcome, snapshot, gap detection, resync), so no change is missed.
 //! - [`Waterfall`]: environment > stored > defaults resolution.
+//! - [`schema::Schema`]: the schema's verdicts (types, ranges, writers, unknown keys), as the hub gives them.
 //!
 //! The wire contract is `docs/protocol.md` in the statehub repository.
 //!
@@ -34,6 +35,7 @@ pub mod mirror;
 pub mod protocol;
 pub mod remote;
 pub mod rules;
+pub mod schema;
 pub mod subscriber;
 pub mod sync;
 pub mod util;
