@@ -58,13 +58,13 @@ from statehub.hub.protocol import (
 )
 from statehub.hub.rules import check_key, check_prefix, check_write
 from statehub.hub.secret_box import SecretBox
+from statehub.hub.sockets import bind, configure_router, configure_xpub
 from statehub.hub.store import Outcome, Store
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 4096  # requests drained per turn: bounds the time one turn can take
 MAX_FRAMES = 8  # a REQ request arrives as [identity, b"", body]; more is garbage
-PUBLISH_HWM = 10_000  # per subscriber; beyond it ZeroMQ drops and subscribers resync
 
 
 @dataclass
@@ -162,12 +162,13 @@ class Hub:
                     "endpoints are allowed without authentication; for remote clients use "
                     "--listen tcp://HOST:PORT (CURVE, see docs/security.md)"
                 )
-        _configure(self.router, self.xpub)
-        self.endpoints["rpc"] = _bind(self.router, rpc)
-        self.endpoints["events"] = _bind(self.xpub, events)
+        configure_router(self.router)
+        configure_xpub(self.xpub)
+        self.endpoints["rpc"] = bind(self.router, rpc)
+        self.endpoints["events"] = bind(self.xpub, events)
         if self.config.listen:
             self.remote = open_listeners(
-                self._ctx, self.layout, self.config.listen, self.config.listen_events, _configure, _bind
+                self._ctx, self.layout, self.config.listen, self.config.listen_events
             )
             self.endpoints.update(self.remote.endpoints)
 
@@ -465,27 +466,6 @@ class Hub:
                     interval=self.config.heartbeat,
                 )
                 xpub.send_multipart([topic, self._encode(welcome)])
-
-
-def _configure(router: zmq.Socket[bytes], xpub: zmq.Socket[bytes]) -> None:
-    """The options every request ROUTER and change-stream XPUB gets, local or --listen."""
-    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-    # libzmq drops a peer whose single frame exceeds this; smaller oversized
-    # messages get a clear error reply from _dispatch instead.
-    router.setsockopt(zmq.MAXMSGSIZE, 4 * MAX_MESSAGE_BYTES)
-    router.setsockopt(zmq.LINGER, 0)
-    xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
-    xpub.setsockopt(zmq.SNDHWM, PUBLISH_HWM)
-    xpub.setsockopt(zmq.MAXMSGSIZE, 4096)  # subscribers only send subscriptions
-    xpub.setsockopt(zmq.LINGER, 0)
-
-
-def _bind(sock: zmq.Socket[bytes], endpoint: str) -> str:
-    try:
-        sock.bind(endpoint)
-    except zmq.ZMQError as exc:
-        raise InvalidRequest(f"cannot bind {endpoint}: {exc}") from exc
-    return str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
 
 def _remove_stale_temp_files(data_dir: Path) -> None:
