@@ -160,7 +160,8 @@ class Store(StoreReader):
             with self._transaction():
                 results = [self._apply_or_refuse(write, now) for write in writes]
                 if self.rev != start_rev:
-                    self._set_meta("rev", self.rev)
+                    # UPDATE, not _set_meta's INSERT OR REPLACE (a delete and an insert): once per commit.
+                    self._conn.execute("UPDATE meta SET value = ? WHERE name = 'rev'", (self.rev,))
                     if self.rev // PRUNE_EVERY_REVISIONS != start_rev // PRUNE_EVERY_REVISIONS:
                         self._prune(now)
         except BaseException as exc:
@@ -200,10 +201,10 @@ class Store(StoreReader):
         if not stored:
             return Applied(rev=self.rev)
         self.rev += 1
-        changes = tuple(
+        changes = [
             self._write_op(op, blob, index, len(stored), current[op.key], write, now)
             for index, (op, blob) in enumerate(stored)
-        )
+        ]
         if write.request_id:
             self._conn.execute(
                 "INSERT INTO requests (request_id, rev, time) VALUES (?, ?, ?)",

@@ -19,6 +19,7 @@ from statehub.hub.errors import InvalidRequest, NotFound, StorageError
 from statehub.hub.records import Change, Entry
 
 _ENTRY = "SELECT key, value, rev, created_rev, time, source, user FROM kv"
+_FIND = _ENTRY + " WHERE key = ?"  # built once: it runs for every op of every write
 # A change's count is the number of history rows of its revision: one index lookup each.
 _CHANGE = (
     "SELECT rev, idx, (SELECT count(*) FROM history AS part WHERE part.rev = history.rev), "
@@ -75,7 +76,7 @@ class StoreReader:
     # --- keys -------------------------------------------------------------------------------
 
     def find(self, key: str) -> Entry | None:
-        row = self._conn.execute(_ENTRY + " WHERE key = ?", (key,)).fetchone()
+        row = self._conn.execute(_FIND, (key,)).fetchone()
         return None if row is None else Entry._make(row)
 
     def entry(self, key: str) -> Entry:
