@@ -93,7 +93,8 @@ def answer(store: Store, request: Request, status: Callable[[], HubStatus]) -> R
         return Rotated(secrets=rotation.secrets, versions=rotation.versions)
     if isinstance(request, Status):
         return status()
-    raise InvalidRequest(f"a {type(request).__name__} request is a write: it is committed, not answered here")
+    # A bug if reached: the dispatcher commits writes instead; it answers `internal` and logs this.
+    raise TypeError(f"a {type(request).__name__} request is a write: it is committed, not answered")
 
 
 def _malformed(body: bytes, exc: Exception) -> InvalidRequest | ProtocolError:
