@@ -36,12 +36,25 @@ def tcp_hub(data_dir: Path) -> Iterator[tuple[HubProcess, Client]]:
             yield hub, client
 
 
+def replace_with_a_file(data_dir: Path) -> None:
+    """rm -rf the data dir and create a file in its place (again if the hub recreated the folder in between)."""
+    for _ in range(10):  # the hub puts a deleted folder back within a heartbeat: rarely in this window
+        shutil.rmtree(data_dir, ignore_errors=True)
+        try:
+            fd = os.open(data_dir, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        os.write(fd, b"not a folder\n")
+        os.close(fd)
+        return
+    raise AssertionError(f"{data_dir} was recreated 10 times before a file could take its place")
+
+
 def test_a_data_dir_replaced_by_a_file_keeps_reads_refuses_writes_and_stops_cleanly(tmp_path: Path) -> None:
     """With its data dir replaced by a file the hub serves reads, refuses writes with `storage`, exits 0 on SIGTERM."""
     with tcp_hub(tmp_path / "data") as (hub, client):
         client.set(KEY, 1)
-        shutil.rmtree(hub.data_dir)
-        hub.data_dir.write_text("not a folder\n")
+        replace_with_a_file(hub.data_dir)
         assert wait_until(lambda: "checking the store file failed" in hub.log, timeout=10), hub.log
         assert client.get(KEY).value == 1
         with pytest.raises(StorageError) as refused:
@@ -61,8 +74,7 @@ def test_the_store_is_written_back_once_the_file_in_its_place_is_moved_away(tmp_
     """After the file that replaced the data dir is moved away, writes are accepted again and survive a restart."""
     with tcp_hub(tmp_path / "data") as (hub, client):
         client.set(KEY, 1)
-        shutil.rmtree(hub.data_dir)
-        hub.data_dir.write_text("not a folder\n")
+        replace_with_a_file(hub.data_dir)
         with pytest.raises(StorageError):
             client.set(KEY, 2)
         hub.data_dir.unlink()
