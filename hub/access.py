@@ -193,7 +193,7 @@ class Gatekeeper:
         name = self._allow_list.name_of(public)
         if name is None:
             self._refuse(
-                f"its public key is not allow-listed (to admit it: statehub keys add NAME '{public.decode()}')",
+                f"its public key is not allow-listed (to admit it: statehub keys add NAME -- '{public.decode()}')",
                 f"with key {public.decode()} from {address}",
             )
             return b"400", ""
