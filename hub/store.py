@@ -29,8 +29,8 @@ from statehub.hub.errors import ConflictError, InvalidRequest, NotFound, Statehu
 from statehub.hub.protocol import SECRET_PLACEHOLDER, ConflictDetail, Op, WriteRequest, write_ops
 from statehub.hub.records import Applied, Change, Entry, Rotation
 from statehub.hub.secret_box import SecretBox, SecretKeyError, is_sealed
+from statehub.hub.store_file import Transaction, open_for_writing, open_store_file
 from statehub.hub.store_reads import StoreReader
-from statehub.hub.store_schema import Transaction, open_for_writing, open_store_file
 
 log = logging.getLogger(__name__)
 

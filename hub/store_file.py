@@ -3,7 +3,8 @@
 ``open_store_file`` is what the hub does before it trusts a store: a quick
 integrity check (a damaged file is found at start, not halfway through
 serving), the tables created if they are missing, and a refusal of a store
-written by a newer statehub.  A migration to a new schema would start here.
+written by a newer statehub.  A migration to a new table layout would start
+here.  (The configuration schema of issue 20 is ``hub.schema``, another thing.)
 """
 
 from __future__ import annotations
