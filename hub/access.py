@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import zmq
@@ -24,15 +22,15 @@ from zmq.utils.z85 import encode as z85_encode
 
 from statehub.hub.curve import AllowList, allow_list_dir, curve_dir, require_curve, server_keypair
 from statehub.hub.errors import InvalidRequest
+from statehub.hub.log_limit import RateLimitedLog
 from statehub.hub.paths import Layout, check_tcp_endpoint, events_endpoint_for
+from statehub.hub.sockets import bind, configure_router, configure_xpub
 
 log = logging.getLogger(__name__)
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # fixed by RFC 27: libzmq asks here
 ZAP_DOMAIN = b"statehub"
 POLL_MS = 200  # how long the gatekeeper waits before looking at its stop flag
-REFUSAL_LOG_INTERVAL = 60.0  # a refused client retries every 100 ms: log each cause once a minute
-MAX_TRACKED_REFUSALS = 1000  # bounds memory when someone sprays keys at the port
 _WATCHED_EVENTS = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
 _NO_CURVE = "the client does not use CURVE (a plain ZeroMQ client, or wrong port)"
@@ -73,10 +71,8 @@ def open_listeners(
     layout: Layout,
     rpc: str,
     events: str | None,
-    configure: Callable[[zmq.Socket[bytes], zmq.Socket[bytes]], None],
-    bind: Callable[[zmq.Socket[bytes], str], str],
 ) -> RemoteListeners:
-    """Bind the CURVE ROUTER at ``rpc`` and XPUB at ``events``; ``configure`` sets the usual options."""
+    """Bind the CURVE ROUTER at ``rpc`` and XPUB at ``events``, with the options of the local pair."""
     require_curve()
     check_tcp_endpoint(rpc, "--listen")
     events = events or events_endpoint_for(rpc)
@@ -98,7 +94,8 @@ def open_listeners(
     router, xpub = context.socket(zmq.ROUTER), context.socket(zmq.XPUB)
     listeners = RemoteListeners(router, xpub, gatekeeper, keys.public.decode())
     try:
-        configure(router, xpub)
+        configure_router(router)
+        configure_xpub(xpub)
         for sock in (router, xpub):
             make_curve_server(sock, keys.secret)
         listeners.endpoints["listen_rpc"] = bind(router, rpc)
@@ -110,25 +107,6 @@ def open_listeners(
         listeners.close()
         raise
     return listeners
-
-
-class _Refusals:
-    """Rate-limits refusal lines: the first of each kind at once, then a count once a minute."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
-
-    def report(self, cause: str, who: str) -> None:
-        now = time.monotonic()
-        last, suppressed = self._seen.get((cause, who), (0.0, 0))
-        if last and now - last < REFUSAL_LOG_INTERVAL:
-            self._seen[(cause, who)] = (last, suppressed + 1)
-            return
-        if len(self._seen) >= MAX_TRACKED_REFUSALS:
-            self._seen.clear()
-        self._seen[(cause, who)] = (now, 0)
-        again = f" ({suppressed} more such refusals in the last minute)" if suppressed else ""
-        log.warning("refused a remote client %s: %s%s", who, cause, again)
 
 
 class Gatekeeper:
@@ -148,7 +126,8 @@ class Gatekeeper:
             self._zap.close()
             raise
         self._monitors: dict[zmq.Socket[bytes], str] = {}
-        self._refusals = _Refusals()
+        # A refused client retries every 100 ms: each cause is logged at once, then once a minute.
+        self._refusals = RateLimitedLog(log)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="statehub-gatekeeper", daemon=True)
 
@@ -208,15 +187,13 @@ class Gatekeeper:
             or len(credentials) != 1
             or len(credentials[0]) != 32
         ):
-            self._refusals.report(
-                f"unexpected {mechanism.decode('ascii', 'replace')} request", f"from {address}"
-            )
+            self._refuse(f"unexpected {mechanism.decode('ascii', 'replace')} request", f"from {address}")
             return b"400", ""
         public = z85_encode(credentials[0])
         name = self._allow_list.name_of(public)
         if name is None:
-            self._refusals.report(
-                f"its public key is not allow-listed (to admit it: statehub keys add NAME '{public.decode()}')",
+            self._refuse(
+                f"its public key is not allow-listed (to admit it: statehub keys add NAME -- '{public.decode()}')",
                 f"with key {public.decode()} from {address}",
             )
             return b"400", ""
@@ -233,4 +210,7 @@ class Gatekeeper:
                 "the handshake failed without detail from libzmq (typically a client that does not use CURVE)"
             )
         # libzmq's stable monitor API names only our own endpoint, not the peer's address.
-        self._refusals.report(cause, f"on {self._monitors[monitor]}")
+        self._refuse(cause, f"on {self._monitors[monitor]}")
+
+    def _refuse(self, cause: str, who: str) -> None:
+        self._refusals.report((cause, who), logging.WARNING, f"refused a remote client {who}: {cause}")

@@ -9,14 +9,10 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from statehub.hub.errors import StatehubError
+from statehub.hub.errors import HubAlreadyRunning, StatehubError
 from statehub.hub.paths import Layout, read_hub_info
 
 log = logging.getLogger(__name__)
-
-
-class HubAlreadyRunning(StatehubError):
-    code = "already_running"
 
 
 def prepare_data_dir(layout: Layout, *, mirror_mode: int = 0o600) -> None:

@@ -12,34 +12,32 @@ Format (docs/protocol.md, "The mirror file")::
     plant.rate = 30  # rev=9 created=4 time=2026-11-21T14:02:00.000000Z source=gui user=bob
     eds.password = "<secret>"  # rev=12 created=12 time=... source=cli user=ana secret=yes
 
-Each value is one line of compact JSON.  The hub writes the file from a thread of
-its own, at most once per ``interval``, so a burst of commits costs one rewrite.
+Each value is one line of compact JSON.  This module is the format and its
+reading side, which clients load when the hub is down; the hub writes the file
+with ``hub.mirror_writer``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from statehub.hub.atomic_file import write_atomically
 from statehub.hub.errors import (
     MirrorError as MirrorError,  # it lives there so readers need not import this module
 )
 from statehub.hub.protocol import SECRET_PLACEHOLDER, Item
 from statehub.hub.secret_box import is_sealed
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from statehub.hub.records import Entry
 
 MIRROR_FORMAT = 1
 _HEADER = re.compile(r"#\s*([a-z]+):\s*(.*?)\s*$")
@@ -73,13 +71,13 @@ def _meta_value(text: str) -> str:
     return text if _BARE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
 
 
-def render(epoch: str, rev: int, rows: Iterable[tuple[Any, ...]], written: float) -> bytes:
-    """The mirror text for rows of (key, msgpack value, rev, created_rev, time, source, user)."""
+def render(epoch: str, rev: int, entries: Iterable[Entry], written: float) -> bytes:
+    """The mirror text of the store's entries at revision ``rev``."""
     decode = msgspec.msgpack.Decoder().decode
     to_json = msgspec.json.Encoder().encode
     lines = []
     placeholder = json.dumps(SECRET_PLACEHOLDER)
-    for key, blob, key_rev, created_rev, when, source, user in rows:
+    for key, blob, key_rev, created_rev, when, source, user in entries:
         secret = is_sealed(blob)
         value = placeholder if secret else to_json(decode(blob)).decode()
         meta = f"rev={key_rev} created={created_rev} time={iso_time(when)}"
@@ -165,85 +163,3 @@ def read_mirror(path: Path) -> MirrorState:
     except FileNotFoundError:
         raise MirrorError(f"there is no mirror at {path}: the hub has never run with this data dir") from None
     return parse(text)
-
-
-def write_mirror(store_path: Path, mirror_path: Path, mode: int = 0o600) -> int:
-    """Write the mirror (file mode ``mode``) from one consistent read of the store; return its revision."""
-    from statehub.hub.store import connect  # here, so that clients reading a mirror never load the store
-
-    if not store_path.exists():
-        # Opening a missing path would create an empty database there.
-        raise OSError(f"the store {store_path} is gone")
-    conn = connect(store_path, readonly=True)
-    try:
-        conn.execute("BEGIN")  # one read transaction: rev and rows from the same instant
-        meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-        rows = conn.execute(
-            "SELECT key, value, rev, created_rev, time, source, user FROM kv ORDER BY key"
-        )
-        data = render(str(meta["epoch"]), int(meta["rev"]), rows, time.time())
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-    write_atomically(mirror_path, data, mode=mode)
-    return int(meta["rev"])
-
-
-class MirrorWriter:
-    """Rewrites the mirror off the hub's thread, coalescing bursts of commits.
-
-    After ``request()``, the mirror is rewritten within ``interval`` seconds plus
-    the time one rewrite takes, or, for a large store, within the pause that keeps
-    rewriting to at most 1/DUTY_SHARE of the time: rewriting 100,000 keys takes
-    about half a second of the hub's CPU (and its GIL), which back to back would
-    halve the hub's write throughput under sustained load.
-    """
-
-    DUTY_SHARE = 5
-
-    def __init__(self, store_path: Path, mirror_path: Path, interval: float, *, mode: int = 0o600) -> None:
-        self._store_path = store_path
-        self._mirror_path = mirror_path
-        self._mode = mode  # owner-only unless the operator shares the mirror (docs/security.md)
-        self._interval = interval
-        self._wanted = threading.Event()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="statehub-mirror", daemon=True)
-        self.failures = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def request(self) -> None:
-        self._wanted.set()
-
-    def stop(self) -> None:
-        """Stop the thread and write one last mirror in the caller's thread."""
-        self._stopping.set()
-        self._wanted.set()
-        self._thread.join()
-        self._write()
-
-    def _run(self) -> None:
-        while True:
-            self._wanted.wait()
-            if self._stopping.is_set():
-                return
-            self._wanted.clear()
-            started = time.monotonic()
-            self._write()
-            took = time.monotonic() - started
-            self._stopping.wait(max(self._interval, (self.DUTY_SHARE - 1) * took))
-
-    def _write(self) -> None:
-        try:
-            rev = write_mirror(self._store_path, self._mirror_path, self._mode)
-            if self.failures:
-                log.warning("mirror %s written again at revision %d", self._mirror_path, rev)
-            self.failures = 0
-        except (OSError, sqlite3.Error) as exc:
-            # The store is the authority; a mirror fault must not stop the hub.  Try again later.
-            self.failures += 1
-            if self.failures == 1:
-                log.error("cannot write the mirror %s: %s; will retry", self._mirror_path, exc)
-            self._wanted.set()

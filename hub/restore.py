@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from statehub.hub.data_dir import acquire_lock, prepare_data_dir
-from statehub.hub.mirror import MirrorError, read_mirror, write_mirror
+from statehub.hub.errors import StorageError
+from statehub.hub.mirror import MirrorError, read_mirror
+from statehub.hub.mirror_writer import write_mirror
 from statehub.hub.paths import Layout
-from statehub.hub.protocol import PROTOCOL_VERSION, Committed, Op, Txn
-from statehub.hub.state_files import StateFile, list_snapshots, snapshot_dir
+from statehub.hub.protocol import PROTOCOL_VERSION, Op, Txn
+from statehub.hub.state_files import StateFile, list_snapshots
 from statehub.hub.store import Store
+from statehub.hub.store_reads import StoreReader
 
 
 @dataclass(frozen=True)
@@ -29,14 +32,6 @@ class Restored:
     epoch: str
     keys: int
     moved_aside: list[Path]
-
-
-def newest_snapshot_hint(data_dir: Path) -> str:
-    """The command that restores the newest snapshot, for error messages."""
-    snapshots = sorted(snapshot_dir(data_dir).glob("*.json"), key=lambda p: p.stat().st_mtime)
-    if not snapshots:
-        return "there is no snapshot in this data dir: move the damaged store aside to start empty"
-    return f"restore the newest snapshot with: statehub restore {snapshots[-1].stem} --data-dir {data_dir}"
 
 
 def restore(data_dir: Path, state: StateFile) -> Restored:
@@ -53,9 +48,7 @@ def restore(data_dir: Path, state: StateFile) -> Restored:
             rev = store.rev
             if ops:
                 txn = Txn(v=PROTOCOL_VERSION, ops=ops, source="restore", user=state.name or "snapshot")
-                reply = store.commit([txn])[0].reply
-                assert isinstance(reply, Committed), reply
-                rev = reply.rev
+                rev = store.commit_one(txn).rev
             epoch = store.epoch
         finally:
             store.close()
@@ -77,14 +70,17 @@ def _move_aside(store: Path) -> list[Path]:
 
 
 def _readable_rev(store: Path) -> int:
+    """The revision the old store reached, if it can still be read (it may be the damaged one)."""
     try:
-        conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-        try:
-            return int(conn.execute("SELECT value FROM meta WHERE name = 'rev'").fetchone()[0])
-        finally:
-            conn.close()
+        reader = StoreReader.open(store)
+    except (StorageError, sqlite3.Error):
+        return 0
+    try:
+        return int(reader.meta("rev"))
     except (sqlite3.Error, TypeError, ValueError):
         return 0
+    finally:
+        reader.close()
 
 
 def _mirror_rev(layout: Layout) -> int:

@@ -146,10 +146,17 @@ class SecretBox:
 
     def _save(self, keys: list[bytes]) -> None:
         folder = self.key_file.parent
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if os.name == "posix":
-            os.chmod(folder, 0o700)
-        write_atomically(self.key_file, b"".join(key + b"\n" for key in keys), mode=0o600)
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if os.name == "posix":
+                os.chmod(folder, 0o700)
+            write_atomically(self.key_file, b"".join(key + b"\n" for key in keys), mode=0o600)
+        except OSError as exc:
+            # A write that needs a key it cannot save must be refused, not end the hub's loop.
+            raise SecretKeyError(
+                f"cannot write the secrets key file {self.key_file}: {exc.strerror or exc}; "
+                f"make {folder} a folder this user can write"
+            ) from exc
         self._keys = keys
 
 

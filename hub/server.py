@@ -1,10 +1,15 @@
 """The hub's socket loop: requests in, durable commits, changes out.
 
-One thread owns every socket and the Store.  Each turn of the loop drains all
-waiting requests, answers the reads, commits the writes together in one SQLite
-transaction (group commit), acknowledges each writer once that transaction is
-durable, then publishes the resulting changes in revision order.  The mirror is
-rewritten by a thread of its own (hub.mirror.MirrorWriter).
+A Hub is the process's life: lock the data dir, open the store, bind the
+sockets, announce itself (hub.json, the first mirror), run the loop, and close
+everything again without letting a failing step hide why it stopped.
+
+One thread owns every socket and the Store.  Each turn of the loop welcomes
+new subscribers (``hub.publisher``) and serves the waiting requests
+(``hub.dispatch``: reads answered, writes group-committed, acknowledged, then
+published).  Once a heartbeat interval it does its chores
+(``hub.housekeeping``), each guarded so that none can end the loop.  The
+mirror is rewritten by a thread of its own (``hub.mirror_writer``).
 """
 
 from __future__ import annotations
@@ -17,58 +22,37 @@ import socket
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 import zmq
 
-from statehub.hub import __version__, inbox
+from statehub.hub import __version__
 from statehub.hub.access import RemoteListeners, open_listeners
 from statehub.hub.atomic_file import write_atomically
 from statehub.hub.data_dir import acquire_lock, prepare_data_dir
-from statehub.hub.errors import InvalidRequest, StatehubError, StorageError, reply_from_error
-from statehub.hub.mirror import MirrorWriter
+from statehub.hub.dispatch import Dispatcher
+from statehub.hub.errors import InvalidRequest, StorageError
+from statehub.hub.housekeeping import Chores, apply_inbox
+from statehub.hub.mirror_writer import MirrorWriter
 from statehub.hub.paths import HubInfo, Layout, default_endpoints, is_loopback, read_hub_info
-from statehub.hub.protocol import (
-    HEARTBEAT_TOPIC,
-    MAX_HISTORY_LIMIT,
-    MAX_MESSAGE_BYTES,
-    PROTOCOL_VERSION,
-    Changed,
-    Error,
-    Get,
-    Heartbeat,
-    History,
-    HubStatus,
-    List,
-    Reply,
-    Request,
-    RotateKey,
-    Set,
-    Snapshot,
-    Status,
-    Txn,
-    Unset,
-    Versions,
-    Welcome,
-    WriteRequest,
-    request_decoder,
-)
-from statehub.hub.rules import check_key, check_prefix, check_write
+from statehub.hub.protocol import PROTOCOL_VERSION, HubStatus
+from statehub.hub.publisher import Publisher
+from statehub.hub.records import Applied
 from statehub.hub.secret_box import SecretBox
-from statehub.hub.store import Outcome, Store
+from statehub.hub.sockets import bind, configure_router, configure_xpub
+from statehub.hub.store import Store
 
 log = logging.getLogger(__name__)
-
-MAX_BATCH = 4096  # requests drained per turn: bounds the time one turn can take
-MAX_FRAMES = 8  # a REQ request arrives as [identity, b"", body]; more is garbage
-PUBLISH_HWM = 10_000  # per subscriber; beyond it ZeroMQ drops and subscribers resync
 
 
 @dataclass
 class HubConfig:
+    """What ``statehub serve`` was asked for (hub.command maps the options onto this)."""
+
     data_dir: Path
     rpc: str | None = None
     events: str | None = None
@@ -82,42 +66,30 @@ class HubConfig:
     mirror_mode: int = 0o600  # 0o640 shares the mirror with the data dir's group
 
 
-@dataclass(frozen=True)
-class _Envelope:
-    """A request's routing frames and the ROUTER it came in on, where its reply must go."""
-
-    router: zmq.Socket[bytes]
-    frames: list[bytes]
-
-
-@dataclass
-class _Pending:
-    envelope: _Envelope
-    write: WriteRequest
-    received: float = field(default_factory=time.perf_counter)
-
-
 class Hub:
-    """A bound, running hub.  Create with ``Hub.open(config)``, then ``run()``."""
+    """A bound, running hub.  Create with ``Hub.open(config)``, then ``announce()`` and ``run()``."""
 
-    def __init__(self, config: HubConfig, layout: Layout, store: Store, lock: Any) -> None:
+    def __init__(self, config: HubConfig, layout: Layout, store: Store, lock: IO[bytes]) -> None:
         self.config = config
         self.layout = layout
         self.store = store
         self._lock = lock
         self._started = time.time()
-        self._published_rev = store.rev
+        self._announced = False
         self._stopping = False
-        self._writes = 0
-        self._commits = 0
-        self._encode = msgspec.msgpack.Encoder().encode
-        self._decode = request_decoder().decode
         self._ctx = zmq.Context()
         self.router = self._ctx.socket(zmq.ROUTER)
         self.xpub = self._ctx.socket(zmq.XPUB)
         self.endpoints: dict[str, str] = {}
         self.remote: RemoteListeners | None = None
-        self.mirror = MirrorWriter(layout.store, layout.mirror, config.mirror_interval, mode=config.mirror_mode)
+        self.publisher = Publisher([self.xpub], epoch=store.epoch, rev=store.rev, heartbeat=config.heartbeat)
+        self.mirror = MirrorWriter(
+            layout.store, layout.mirror, config.mirror_interval, mode=config.mirror_mode
+        )
+        self.dispatcher = Dispatcher(
+            store, self.publisher, status=self._status, on_commit=self.mirror.request
+        )
+        self._chores = Chores()
         self._wakeup_r, self._wakeup_w = socket.socketpair()
 
     @classmethod
@@ -126,24 +98,12 @@ class Hub:
         layout = Layout(config.data_dir)
         prepare_data_dir(layout, mirror_mode=config.mirror_mode)
         lock = acquire_lock(layout)
-        _remove_stale_temp_files(layout.data_dir)
         try:
-            secrets = SecretBox(config.secrets_key or layout.secrets_key)
-            store = Store(layout.store, history_keep=config.history_keep, secrets=secrets)
-        except sqlite3.DatabaseError as exc:
+            _remove_stale_temp_files(layout.data_dir)
+            store = _open_store(config, layout)
+        except BaseException:
             lock.close()
-            if layout.store.exists() and not os.access(layout.store, os.W_OK):
-                raise StorageError(
-                    f"the store {layout.store} is not writable by this user ({exc}); "
-                    "fix its permissions (the hub needs read and write), then start again"
-                ) from exc
-            from statehub.hub.restore import newest_snapshot_hint
-
-            raise StorageError(
-                f"the store {layout.store} is damaged ({exc}); the hub will not serve it. "
-                f"To recover, {newest_snapshot_hint(layout.data_dir)} "
-                "(the damaged file is kept aside; see docs/operations.md)"
-            ) from exc
+            raise
         hub = cls(config, layout, store, lock)
         try:
             hub._bind()
@@ -162,25 +122,25 @@ class Hub:
                     "endpoints are allowed without authentication; for remote clients use "
                     "--listen tcp://HOST:PORT (CURVE, see docs/security.md)"
                 )
-        _configure(self.router, self.xpub)
-        self.endpoints["rpc"] = _bind(self.router, rpc)
-        self.endpoints["events"] = _bind(self.xpub, events)
+        configure_router(self.router)
+        configure_xpub(self.xpub)
+        self.endpoints["rpc"] = bind(self.router, rpc)
+        self.endpoints["events"] = bind(self.xpub, events)
         if self.config.listen:
             self.remote = open_listeners(
-                self._ctx, self.layout, self.config.listen, self.config.listen_events, _configure, _bind
+                self._ctx, self.layout, self.config.listen, self.config.listen_events
             )
             self.endpoints.update(self.remote.endpoints)
+            self.publisher.add(self.remote.xpub)
 
     def _routers(self) -> list[zmq.Socket[bytes]]:
         return [self.router] if self.remote is None else [self.router, self.remote.router]
 
-    def _xpubs(self) -> list[zmq.Socket[bytes]]:
-        return [self.xpub] if self.remote is None else [self.xpub, self.remote.xpub]
-
     def announce(self) -> None:
         """Apply queued writes, write hub.json (clients find the hub by it) and the first mirror."""
-        self._apply_inbox()
+        self._chores.run("applying queued writes", self._apply_inbox)
         self.mirror.start()
+        self._announced = True
         self.mirror.request()
         self._write_hub_file()
         log.info(
@@ -231,128 +191,83 @@ class Hub:
 
     def run(self) -> None:
         poller = zmq.Poller()
-        for sock in (*self._routers(), *self._xpubs()):
+        for sock in (*self._routers(), *self.publisher.xpubs):
             poller.register(sock, zmq.POLLIN)
         poller.register(self._wakeup_r, zmq.POLLIN)
         next_beat = time.monotonic() + self.config.heartbeat
         while not self._stopping:
             timeout = max(0.0, next_beat - time.monotonic())
             ready = dict(poller.poll(int(timeout * 1000)))
-            for xpub in self._xpubs():
+            for xpub in self.publisher.xpubs:
                 if xpub in ready:
-                    self._welcome_subscribers(xpub)
+                    self.publisher.welcome(xpub)
             routers = [router for router in self._routers() if router in ready]
             if routers:
-                self._serve_requests(routers)
+                self.dispatcher.serve(routers)
             if time.monotonic() >= next_beat:
-                self._check_files()
-                self._apply_inbox()
-                self._heartbeat()
+                self._housekeeping()
                 next_beat = time.monotonic() + self.config.heartbeat
         log.info("statehub stopping at revision %d", self.store.rev)
 
+    def _housekeeping(self) -> None:
+        """The chores of each heartbeat interval; a failing one is logged and the loop goes on."""
+        self._chores.run("checking the store file", self.store.ensure_file)
+        self._chores.run("checking hub.json", self._ensure_hub_file)
+        self._chores.run("applying queued writes", self._apply_inbox)
+        self._chores.run("publishing the heartbeat", self.publisher.heartbeat)
+
+    def _ensure_hub_file(self) -> None:
+        """Someone may delete the data dir under a running hub: put back the file clients find it by."""
+        if self.layout.data_dir.is_dir() and not self.layout.hub_file.exists():
+            self._write_hub_file()
+
+    def _apply_inbox(self) -> None:
+        apply_inbox(self.layout.data_dir, self.store, self._publish_one)
+
+    def _publish_one(self, applied: Applied) -> None:
+        self.publisher.publish([applied])
+        self.mirror.request()
+
     def close(self) -> None:
-        """Write the last mirror, close the sockets without lingering, release the lock."""
-        if self.endpoints:
-            self.mirror.stop()
-            info = read_hub_info(self.layout)
-            if info is not None and info.pid == os.getpid():
-                self.layout.hub_file.unlink(missing_ok=True)
+        """Write the last mirror, close the sockets without lingering, release the lock.
+
+        Never raises: it also runs after a failed start-up, whose error is the one
+        to report, and one failing step (the data dir gone) must not skip the rest.
+        """
+        steps: list[tuple[str, Callable[[], object]]] = []
+        if self._announced:
+            steps.append(("writing the last mirror", self.mirror.stop))
+        steps.append(("removing hub.json", self._remove_hub_file))
         if self.remote is not None:
-            self.remote.close()
+            steps.append(("closing the --listen sockets", self.remote.close))
+        steps += [
+            ("closing the sockets", self._close_sockets),
+            ("removing the ipc socket files", self._remove_ipc_files),
+            ("closing the store", self.store.close),
+            ("releasing the data dir lock", self._lock.close),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except Exception as exc:
+                log.error("while stopping, %s failed: %s", name, exc, exc_info=not isinstance(exc, OSError))
+
+    def _remove_hub_file(self) -> None:
+        info = read_hub_info(self.layout)
+        if info is not None and info.pid == os.getpid():
+            self.layout.hub_file.unlink(missing_ok=True)
+
+    def _close_sockets(self) -> None:
         self.router.close(linger=0)
         self.xpub.close(linger=0)
-        self._ctx.term()
+        self._wakeup_r.close()
+        self._wakeup_w.close()
+        self._ctx.destroy(linger=0)  # and any socket a failed step left open: term() would wait for it
+
+    def _remove_ipc_files(self) -> None:
         for endpoint in self.endpoints.values():
             if endpoint.startswith("ipc://"):
                 Path(endpoint[len("ipc://") :]).unlink(missing_ok=True)
-        self._wakeup_r.close()
-        self._wakeup_w.close()
-        self.store.close()
-        self._lock.close()
-
-    # --- requests ---------------------------------------------------------------
-
-    def _serve_requests(self, routers: list[zmq.Socket[bytes]]) -> None:
-        """Drain every ready ROUTER into one batch, so local and remote writes share a commit."""
-        pending: list[_Pending] = []
-        for router in routers:
-            self._drain(router, pending)
-        if pending:
-            self._commit(pending)
-
-    def _drain(self, router: zmq.Socket[bytes], pending: list[_Pending]) -> None:
-        for _ in range(MAX_BATCH):
-            # Asking is cheaper than the zmq.Again exception that ends every turn otherwise.
-            if not int(router.get(zmq.EVENTS)) & zmq.POLLIN:
-                break
-            try:
-                frames = router.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            if len(frames) > MAX_FRAMES or len(frames) < 3 or frames[-2] != b"":
-                log.warning("dropped a message of %d frames that is not a request", len(frames))
-                continue
-            envelope, body = _Envelope(router, frames[:-1]), frames[-1]
-            try:
-                answer = self._dispatch(body)
-            except Exception:  # one request must never end the loop that serves everyone
-                log.exception("internal error on a request of %d bytes", len(body))
-                answer = Error(code="internal", message="internal error in the hub; it has been logged")
-            if isinstance(answer, (Set, Unset, Txn)):
-                pending.append(_Pending(envelope, answer))
-            else:
-                self._reply(envelope, answer)
-
-    def _dispatch(self, body: bytes) -> Reply | WriteRequest:
-        """Decode and validate one request; answer it unless it is a write to commit."""
-        if len(body) > MAX_MESSAGE_BYTES:
-            return Error(
-                code="invalid",
-                message=f"request of {len(body)} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes",
-            )
-        try:
-            request = self._decode(body)
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            # msgspec raises UnicodeDecodeError for invalid UTF-8 and RecursionError for
-            # absurd nesting, outside its own exception tree.
-            return _malformed(body, exc)
-        if request.v != PROTOCOL_VERSION:
-            return _wrong_version(request.v)
-        try:
-            if isinstance(request, (Set, Unset, Txn)):
-                check_write(request, len(body))
-                return request
-            return self._read(request)
-        except InvalidRequest as exc:
-            return Error(code="invalid", message=str(exc))
-        except StatehubError as exc:
-            return reply_from_error(exc)
-        except sqlite3.Error as exc:
-            return Error(code="storage", message=f"the hub could not read its store: {exc}")
-
-    def _read(self, request: Request) -> Reply:
-        if isinstance(request, Get):
-            check_key(request.key)
-            return self.store.get(request.key, reveal=request.reveal)
-        if isinstance(request, Snapshot) and request.at_rev is not None:
-            check_prefix(request.prefix)
-            return self.store.state_at(request.at_rev, request.prefix, sealed=request.sealed)
-        if isinstance(request, Snapshot):
-            check_prefix(request.prefix)
-            return self.store.list(request.prefix, sealed=request.sealed)
-        if isinstance(request, List):
-            check_prefix(request.prefix)
-            return self.store.list(request.prefix)
-        if isinstance(request, RotateKey):
-            return self.store.rotate_secrets()
-        if isinstance(request, History):
-            check_key(request.key)
-            if not 1 <= request.limit <= MAX_HISTORY_LIMIT:
-                raise InvalidRequest(f"history limit {request.limit} is outside 1..{MAX_HISTORY_LIMIT}")
-            return Versions(key=request.key, versions=self.store.history(request.key, request.limit))
-        assert isinstance(request, Status)
-        return self._status()
 
     def _status(self) -> HubStatus:
         return HubStatus(
@@ -367,169 +282,35 @@ class Hub:
             store=str(self.layout.store),
             mirror=str(self.layout.mirror),
             endpoints=dict(self.endpoints),
-            writes=self._writes,
-            commits=self._commits,
+            writes=self.dispatcher.writes,
+            commits=self.dispatcher.commits,
         )
 
-    def _commit(self, pending: list[_Pending]) -> None:
-        try:
-            outcomes = self.store.commit([p.write for p in pending])
-        except StorageError as exc:
-            log.error("%s; %d writes refused", exc.message, len(pending))
-            for p in pending:
-                self._reply(p.envelope, reply_from_error(exc))
-            return
-        self._commits += 1
-        self._writes += len(pending)
-        # The commit is durable: acknowledge first, since a writer waits on its reply
-        # while subscribers are not waiting for anything in particular.
-        for p, outcome in zip(pending, outcomes, strict=True):
-            self._reply(p.envelope, outcome.reply)
-            if log.isEnabledFor(logging.DEBUG):
-                _log_write(p, outcome.reply)
-        self._publish_changes(outcomes)
 
-    def _check_files(self) -> None:
-        """Someone may delete the data dir under a running hub: put back what clients rely on."""
-        self.store.ensure_file()
-        if not self.layout.hub_file.exists() and self.layout.data_dir.exists():
-            self._write_hub_file()
-
-    def _apply_inbox(self) -> None:
-        """Commit writes queued while the hub was down, in the order they were made."""
-        for queued in inbox.pending(self.layout.data_dir):
-            if queued.write is None:
-                inbox.reject(self.layout.data_dir, queued, queued.reason)
-                continue
-            try:
-                check_write(queued.write)
-                outcome: Outcome = self.store.commit([queued.write])[0]
-            except InvalidRequest as exc:
-                inbox.reject(self.layout.data_dir, queued, f"invalid: {exc}")
-                continue
-            except StorageError as exc:
-                log.error("queued writes wait: %s", exc.message)
-                return
-            self._publish_changes([outcome])
-            if isinstance(outcome.reply, Error):
-                inbox.reject(self.layout.data_dir, queued, outcome.reply.message)
-                log.warning("queued write %s refused: %s", queued.path.name, outcome.reply.message)
-            else:
-                queued.path.unlink()
-                log.info("queued write %s applied at revision %d", queued.path.name, outcome.reply.rev)
-
-    def _publish_changes(self, outcomes: list[Outcome]) -> None:
-        for outcome in outcomes:
-            for change in outcome.changes:
-                self._publish(change.key.encode(), change)
-        self._published_rev = self.store.rev
-        self.mirror.request()
-
-    def _reply(self, envelope: _Envelope, reply: Reply) -> None:
-        try:
-            envelope.router.send_multipart([*envelope.frames, self._encode(reply)], zmq.NOBLOCK)
-        except zmq.ZMQError as exc:
-            # The client went away (EHOSTUNREACH) or is not reading: its loss, not ours.
-            log.debug("reply dropped: %s", exc)
-
-    # --- publishing -------------------------------------------------------------
-
-    def _publish(self, topic: bytes, message: Changed | Heartbeat | Welcome) -> None:
-        """Send to the subscribers of every XPUB (local and --listen), encoded once."""
-        frames = [topic, self._encode(message)]
-        for xpub in self._xpubs():
-            xpub.send_multipart(frames)
-
-    def _heartbeat(self) -> None:
-        beat = Heartbeat(
-            epoch=self.store.epoch,
-            rev=self._published_rev,
-            time=time.time(),
-            interval=self.config.heartbeat,
-        )
-        self._publish(HEARTBEAT_TOPIC, beat)
-
-    def _welcome_subscribers(self, xpub: zmq.Socket[bytes]) -> None:
-        """Welcome new subscriptions on the XPUB they came in on (the others need no welcome)."""
-        for _ in range(MAX_BATCH):
-            try:
-                frame = xpub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if frame[:1] == b"\x01":
-                topic = frame[1:]
-                welcome = Welcome(
-                    epoch=self.store.epoch,
-                    rev=self._published_rev,
-                    topic=topic.decode("utf-8", "replace"),
-                    interval=self.config.heartbeat,
-                )
-                xpub.send_multipart([topic, self._encode(welcome)])
-
-
-def _configure(router: zmq.Socket[bytes], xpub: zmq.Socket[bytes]) -> None:
-    """The options every request ROUTER and change-stream XPUB gets, local or --listen."""
-    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-    # libzmq drops a peer whose single frame exceeds this; smaller oversized
-    # messages get a clear error reply from _dispatch instead.
-    router.setsockopt(zmq.MAXMSGSIZE, 4 * MAX_MESSAGE_BYTES)
-    router.setsockopt(zmq.LINGER, 0)
-    xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
-    xpub.setsockopt(zmq.SNDHWM, PUBLISH_HWM)
-    xpub.setsockopt(zmq.MAXMSGSIZE, 4096)  # subscribers only send subscriptions
-    xpub.setsockopt(zmq.LINGER, 0)
-
-
-def _bind(sock: zmq.Socket[bytes], endpoint: str) -> str:
+def _open_store(config: HubConfig, layout: Layout) -> Store:
+    """The store, or a StorageError saying whether it is unwritable or damaged, and what to do."""
     try:
-        sock.bind(endpoint)
-    except zmq.ZMQError as exc:
-        raise InvalidRequest(f"cannot bind {endpoint}: {exc}") from exc
-    return str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+        secrets = SecretBox(config.secrets_key or layout.secrets_key)
+        return Store(layout.store, history_keep=config.history_keep, secrets=secrets)
+    except sqlite3.DatabaseError as exc:
+        if layout.store.exists() and not os.access(layout.store, os.W_OK):
+            raise StorageError(
+                f"the store {layout.store} is not writable by this user ({exc}); "
+                "fix its permissions (the hub needs read and write), then start again"
+            ) from exc
+        from statehub.hub.state_files import newest_snapshot_hint  # only on this path: not a start-up cost
+
+        raise StorageError(
+            f"the store {layout.store} is damaged ({exc}); the hub will not serve it. "
+            f"To recover, {newest_snapshot_hint(layout.data_dir)} "
+            "(the damaged file is kept aside; see docs/operations.md)"
+        ) from exc
 
 
 def _remove_stale_temp_files(data_dir: Path) -> None:
     """A hub killed mid-rewrite leaves ``.NAME.PID.tmp``; holding the lock, we own them all."""
     for temp in data_dir.glob(".*.tmp"):
         temp.unlink(missing_ok=True)
-
-
-def _malformed(body: bytes, exc: Exception) -> Error:
-    try:
-        version = msgspec.msgpack.decode(body, type=_Versioned).v
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        version = PROTOCOL_VERSION
-    if version != PROTOCOL_VERSION:
-        return _wrong_version(version)
-    if isinstance(exc, RecursionError):
-        return Error(code="invalid", message="request nested too deeply; values may nest at most 32 levels")
-    if isinstance(exc, (msgspec.DecodeError, UnicodeDecodeError)):
-        return Error(code="protocol", message=f"undecodable request: {exc}")
-    return Error(code="protocol", message=f"malformed request: {exc}")
-
-
-class _Versioned(msgspec.Struct):
-    v: int
-
-
-def _wrong_version(version: int) -> Error:
-    return Error(
-        code="protocol",
-        message=f"unsupported protocol version {version}; this hub speaks version {PROTOCOL_VERSION}",
-    )
-
-
-def _log_write(p: _Pending, reply: Reply) -> None:
-    keys = [op.key for op in p.write.ops] if isinstance(p.write, Txn) else [p.write.key]
-    outcome = reply.code if isinstance(reply, Error) else f"rev {getattr(reply, 'rev', '?')}"
-    log.debug(
-        "write %s -> %s by %s/%s in %.2f ms",
-        ",".join(keys[:5]) + ("..." if len(keys) > 5 else ""),
-        outcome,
-        p.write.source or "?",
-        p.write.user or "?",
-        (time.perf_counter() - p.received) * 1000,
-    )
 
 
 def serve(config: HubConfig, *, on_ready: Any = None) -> None:

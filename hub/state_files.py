@@ -280,6 +280,14 @@ def list_snapshots(data_dir: Path) -> list[tuple[str, StateFile]]:
     return sorted(found, key=lambda pair: (pair[1].created, pair[0]))
 
 
+def newest_snapshot_hint(data_dir: Path) -> str:
+    """The command that restores the newest snapshot, for error messages."""
+    snapshots = sorted(snapshot_dir(data_dir).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not snapshots:
+        return "there is no snapshot in this data dir: move the damaged store aside to start empty"
+    return f"restore the newest snapshot with: statehub restore {snapshots[-1].stem} --data-dir {data_dir}"
+
+
 def find_snapshot(data_dir: Path, name: str) -> Path:
     path = Path(name)
     if path.suffix == ".json" and path.exists():

@@ -33,19 +33,19 @@ from statehub.testing import HubProcess  # noqa: E402
 # Steps of the write path, by the function (and file) py-spy names in a frame.
 STEPS = (
     ("poll: waiting for requests", "run (hub/server.py", "poll ("),
-    ("_serve_requests: one turn", "_serve_requests (hub/server.py", None),
-    ("recv_multipart", "_serve_requests (hub/server.py", "recv_multipart ("),
-    ("_dispatch: decode + validate", "_dispatch (hub/server.py", None),
-    ("_commit: store + publish + reply", "_commit (hub/server.py", None),
+    ("Dispatcher.serve: one turn", "serve (hub/dispatch.py", None),
+    ("recv_multipart", "_drain (hub/dispatch.py", "recv_multipart ("),
+    ("_answer: decode + validate (+ reads)", "_answer (hub/dispatch.py", None),
+    ("_commit: store + reply + publish", "_commit (hub/dispatch.py", None),
     ("Store.commit: the transaction", "commit (hub/store.py", None),
     ("Store._apply: SQL per write", "_apply (hub/store.py", None),
-    ("_Transaction.__enter__: BEGIN IMMEDIATE", "__enter__ (hub/store.py", None),
-    ("_Transaction.__exit__: COMMIT (WAL fsync)", "__exit__ (hub/store.py", None),
+    ("Transaction.__enter__: BEGIN IMMEDIATE", "__enter__ (hub/store_file.py", None),
+    ("Transaction.__exit__: COMMIT (WAL fsync)", "__exit__ (hub/store_file.py", None),
     ("_check_still_there: stat per commit", "_check_still_there (hub/store.py", None),
-    ("_publish_changes: PUB", "_publish_changes (hub/server.py", None),
-    ("_reply: send replies", "_reply (hub/server.py", None),
-    ("mirror.request", "request (hub/mirror.py", None),
-    ("heartbeat / files / inbox", "_heartbeat (hub/server.py", None),
+    ("Publisher.publish: PUB", "publish (hub/publisher.py", None),
+    ("_reply: send replies", "_reply (hub/dispatch.py", None),
+    ("mirror.request", "request (hub/mirror_writer.py", None),
+    ("chores: store file, hub.json, inbox, heartbeat", "_housekeeping (hub/server.py", None),
 )
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]*)(?::(?P<line>\d+))?\)$")
 
@@ -92,7 +92,7 @@ def summarise(stacks: list[tuple[list[str], int]], title: str) -> str:
     lines += ["", "| running line (exclusive) | share |", "|---|---|"]
     lines += [f"| `{leaf}` | {n / total:.1%} |" for leaf, n in leaves.most_common(15)]
     others = [(frames, n) for frames, n in stacks if not any("run (hub/server.py" in f for f in frames)]
-    mirror = sum(n for frames, n in others if any("hub/mirror.py" in f for f in frames))
+    mirror = sum(n for frames, n in others if any("hub/mirror_writer.py" in f for f in frames))
     lines += ["", f"other threads: {sum(n for _, n in others)} samples, of which mirror thread {mirror}", ""]
     return "\n".join(lines)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from statehub.hub.mirror import write_mirror  # noqa: E402
+from statehub.hub.mirror_writer import write_mirror  # noqa: E402
 from statehub.hub.protocol import Op  # noqa: E402
 from statehub.testing import HubProcess  # noqa: E402
 

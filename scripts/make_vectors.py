@@ -212,16 +212,17 @@ def main() -> None:
 def write_mirror_vector(folder: Path) -> None:
     """A mirror file and what it means, for clients that read the mirror."""
     from statehub.hub.mirror import parse, render
+    from statehub.hub.records import Entry
 
     encode = msgspec.msgpack.encode
-    rows = [
-        ("plant.name", encode("Maxson \"North\" # 1"), 3, 3, T, "cli", "ana"),
-        ("plant.rate", encode(30.5), 9, 4, T + 60, "gui", "Jane Doe"),
-        ("pump.1.tags", encode({"k": [1, None, True], "ü": "ø"}), 11, 11, T + 120, "", ""),
+    entries = [
+        Entry("plant.name", encode("Maxson \"North\" # 1"), 3, 3, T, "cli", "ana"),
+        Entry("plant.rate", encode(30.5), 9, 4, T + 60, "gui", "Jane Doe"),
+        Entry("pump.1.tags", encode({"k": [1, None, True], "ü": "ø"}), 11, 11, T + 120, "", ""),
         # a secret: the mirror shows only its placeholder, marked secret=yes
-        ("eds.password", encode(msgspec.msgpack.Ext(1, b"gAAAAAB-not-a-real-token")), 10, 10, T + 90, "cli", "ana"),
+        Entry("eds.password", encode(msgspec.msgpack.Ext(1, b"gAAAAAB-not-a-real-token")), 10, 10, T + 90, "cli", "ana"),
     ]
-    text = render(E, 11, sorted(rows), T + 180)
+    text = render(E, 11, sorted(entries), T + 180)
     (folder / "mirror.txt").write_bytes(text)
     state = parse(text.decode())
     meaning = {

@@ -75,7 +75,8 @@ def started_remote_hub(tmp_path: Path) -> Iterator[RemoteHub]:
     public = json.loads(made.stdout)["public_key"]
     with HubProcess(tmp_path / "data", args=["--listen", "tcp://127.0.0.1:*"]) as hub:
         info = json.loads(Layout(hub.data_dir).hub_file.read_text())
-        added = run_cli(hub.data_dir, "keys", "add", "laptop", public)
+        # "--": a Z85 key may start with "-" (1 in 85), which the parser would take for an option.
+        added = run_cli(hub.data_dir, "keys", "add", "laptop", "--", public)
         assert added.returncode == 0, added.stderr
         yield RemoteHub(
             hub, info["listen_rpc"], info["listen_events"], info["server_key"], public, config_dir

@@ -11,8 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statehub.hub.mirror import MirrorError, parse, read_mirror, render, write_mirror
+from statehub.hub.mirror import MirrorError, parse, read_mirror, render
+from statehub.hub.mirror_writer import write_mirror
 from statehub.hub.protocol import Set
+from statehub.hub.records import Entry
 from statehub.hub.store import Store
 
 from .conftest import VECTORS
@@ -32,7 +34,7 @@ names = st.text(st.characters(exclude_categories=["Cs", "Cc"]), max_size=12)
 @given(value=json_values, source=names, user=names)
 def test_any_value_and_name_round_trip_through_the_mirror(value: object, source: str, user: str) -> None:
     blob = msgspec.msgpack.encode(value)
-    text = render("e", 7, [("k.v", blob, 7, 2, 1795000000.5, source, user)], 1795000001.0)
+    text = render("e", 7, [Entry("k.v", blob, 7, 2, 1795000000.5, source, user)], 1795000001.0)
     item = parse(text.decode()).items["k.v"]
     assert (item.value, item.rev, item.created_rev, item.source, item.user) == (value, 7, 2, source, user)
 

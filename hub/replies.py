@@ -1,0 +1,108 @@
+"""Reply messages built from store records: how a stored value is shown outside the hub.
+
+A stored value is MessagePack, passed through to the wire untouched
+(``msgspec.Raw``), or a sealed secret, shown as the placeholder; a ``sealed``
+read (an export) shows the secret's token instead, and a ``reveal`` read its
+plaintext.  Published changes follow the same rule, plus the inline-size
+limit: ``hub.publisher``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from statehub.hub.protocol import SECRET_PLACEHOLDER, ConflictDetail, Item, Items, Version, Versions
+from statehub.hub.records import Change, Entry
+from statehub.hub.secret_box import is_sealed, token_of
+
+
+def shown(blob: bytes | None) -> Any:
+    """A stored value as readers may see it: MessagePack passed through, a secret as its placeholder."""
+    if blob is None:
+        return None
+    return SECRET_PLACEHOLDER if is_sealed(blob) else msgspec.Raw(blob)
+
+
+def item(entry: Entry, *, sealed: bool = False) -> Item:
+    """The item of a stored key; a secret as the placeholder, or as its token when ``sealed``."""
+    key, blob, rev, created_rev, when, source, user = entry
+    if not is_sealed(blob):
+        return Item(
+            key=key,
+            value=msgspec.Raw(blob),
+            rev=rev,
+            created_rev=created_rev,
+            time=when,
+            source=source,
+            user=user,
+        )
+    value = token_of(blob).decode("ascii") if sealed else SECRET_PLACEHOLDER
+    return Item(
+        key=key,
+        value=value,
+        rev=rev,
+        created_rev=created_rev,
+        time=when,
+        source=source,
+        user=user,
+        secret=True,
+    )
+
+
+def revealed_item(entry: Entry, plain: bytes) -> Item:
+    """The item of a secret showing its plaintext (``plain``: the value's MessagePack encoding)."""
+    key, _blob, rev, created_rev, when, source, user = entry
+    return Item(
+        key=key,
+        value=msgspec.Raw(plain),
+        rev=rev,
+        created_rev=created_rev,
+        time=when,
+        source=source,
+        user=user,
+        secret=True,
+    )
+
+
+def items(epoch: str, rev: int, entries: Iterable[Entry], *, sealed: bool = False) -> Items:
+    return Items(epoch=epoch, rev=rev, items=[item(entry, sealed=sealed) for entry in entries])
+
+
+def versions(key: str, changes: Iterable[Change]) -> Versions:
+    """A key's history, newest first; a secret's values (before and after) as the placeholder."""
+    return Versions(
+        key=key,
+        versions=[
+            Version(
+                rev=change.rev,
+                op=change.op,
+                value=shown(change.blob),
+                prev_rev=change.prev_rev,
+                prev_value=shown(change.prev_blob),
+                time=change.time,
+                source=change.source,
+                user=change.user,
+                secret=is_sealed(change.blob) or is_sealed(change.prev_blob),
+            )
+            for change in changes
+        ],
+    )
+
+
+def conflict(key: str, expected: int, entry: Entry | None) -> ConflictDetail:
+    """Why one compare-and-set condition failed: what ``key`` holds now."""
+    if entry is None:
+        return ConflictDetail(key=key, expected=expected)
+    return ConflictDetail(
+        key=key,
+        expected=expected,
+        rev=entry.rev,
+        exists=True,
+        value=shown(entry.blob),
+        time=entry.time,
+        source=entry.source,
+        user=entry.user,
+    )

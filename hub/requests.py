@@ -1,0 +1,117 @@
+"""One request body in: a checked Request, and the answer to every request that is not a write.
+
+Decoding refuses what docs/protocol.md ("Limits and hostile input") says it
+refuses, by raising the error tree's classes; the server turns any of them
+into the ``error`` reply.  Writes are only checked here: the server commits
+them together (group commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from statehub.hub import replies
+from statehub.hub.errors import InvalidRequest, ProtocolError
+from statehub.hub.protocol import (
+    MAX_HISTORY_LIMIT,
+    MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+    Get,
+    History,
+    HubStatus,
+    List,
+    Reply,
+    Request,
+    Rotated,
+    RotateKey,
+    Set,
+    Snapshot,
+    Status,
+    Txn,
+    Unset,
+    request_decoder,
+)
+from statehub.hub.rules import check_key, check_prefix, check_write
+from statehub.hub.store import Store
+
+# msgspec raises UnicodeDecodeError for invalid UTF-8 and RecursionError for absurd
+# nesting, outside its own exception tree.
+_UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+class _Versioned(msgspec.Struct):
+    v: int
+
+
+class RequestDecoder:
+    """Turns a request body into a checked Request, or raises the refusal."""
+
+    def __init__(self) -> None:
+        self._decode = request_decoder().decode
+
+    def __call__(self, body: bytes) -> Request:
+        if len(body) > MAX_MESSAGE_BYTES:
+            raise InvalidRequest(
+                f"request of {len(body)} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes"
+            )
+        try:
+            request = self._decode(body)
+        except _UNDECODABLE as exc:
+            raise _malformed(body, exc) from None
+        if request.v != PROTOCOL_VERSION:
+            raise _wrong_version(request.v)
+        if isinstance(request, (Set, Unset, Txn)):
+            check_write(request, len(body))
+        return request
+
+
+def answer(store: Store, request: Request, status: Callable[[], HubStatus]) -> Reply:
+    """The reply to a request that is not a write (``status`` makes the hub's status)."""
+    if isinstance(request, Get):
+        check_key(request.key)
+        entry = store.entry(request.key)
+        if request.reveal and entry.is_secret:
+            return replies.revealed_item(entry, store.open_secret(entry))
+        return replies.item(entry)
+    if isinstance(request, Snapshot) and request.at_rev is not None:
+        check_prefix(request.prefix)
+        entries = store.state_at(request.at_rev, request.prefix)
+        return replies.items(store.epoch, request.at_rev, entries, sealed=request.sealed)
+    if isinstance(request, (Snapshot, List)):
+        check_prefix(request.prefix)
+        sealed = isinstance(request, Snapshot) and request.sealed
+        return replies.items(store.epoch, store.rev, store.entries(request.prefix), sealed=sealed)
+    if isinstance(request, History):
+        check_key(request.key)
+        if not 1 <= request.limit <= MAX_HISTORY_LIMIT:
+            raise InvalidRequest(f"history limit {request.limit} is outside 1..{MAX_HISTORY_LIMIT}")
+        return replies.versions(request.key, store.history(request.key, request.limit))
+    if isinstance(request, RotateKey):
+        rotation = store.rotate_secrets()
+        return Rotated(secrets=rotation.secrets, versions=rotation.versions)
+    if isinstance(request, Status):
+        return status()
+    # A bug if reached: the dispatcher commits writes instead; it answers `internal` and logs this.
+    raise TypeError(f"a {type(request).__name__} request is a write: it is committed, not answered")
+
+
+def _malformed(body: bytes, exc: Exception) -> InvalidRequest | ProtocolError:
+    try:
+        version = msgspec.msgpack.decode(body, type=_Versioned).v
+    except _UNDECODABLE:
+        version = PROTOCOL_VERSION
+    if version != PROTOCOL_VERSION:
+        return _wrong_version(version)
+    if isinstance(exc, RecursionError):
+        return InvalidRequest("request nested too deeply; values may nest at most 32 levels")
+    if isinstance(exc, (msgspec.DecodeError, UnicodeDecodeError)):
+        return ProtocolError(f"undecodable request: {exc}")
+    return ProtocolError(f"malformed request: {exc}")
+
+
+def _wrong_version(version: int) -> ProtocolError:
+    return ProtocolError(
+        f"unsupported protocol version {version}; this hub speaks version {PROTOCOL_VERSION}"
+    )

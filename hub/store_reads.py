@@ -1,0 +1,143 @@
+"""Reading the store: every query that does not change it, in one place.
+
+The hub's Store reads through these on its write connection; the mirror
+thread and restore open a read-only connection of their own with
+``StoreReader.open`` and use the same queries, so the SQL that knows the
+tables lives here and in ``hub.store`` only.  Results are the records of
+``hub.records``: values stay the bytes the store holds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from statehub.hub.errors import InvalidRequest, NotFound, StorageError
+from statehub.hub.records import Change, Entry
+
+_ENTRY = "SELECT key, value, rev, created_rev, time, source, user FROM kv"
+_FIND = _ENTRY + " WHERE key = ?"  # built once: it runs for every op of every write
+# A change's count is the number of history rows of its revision: one index lookup each.
+_CHANGE = (
+    "SELECT rev, idx, (SELECT count(*) FROM history AS part WHERE part.rev = history.rev), "
+    "key, op, value, prev_value, prev_rev, time, source, user FROM history"
+)
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the store file with the settings every connection needs."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+class StoreReader:
+    """Read queries over one SQLite connection.  Like the connection, used by one thread."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def open(cls, path: Path) -> StoreReader:
+        """A read-only reader of the store at ``path``; never creates a file there."""
+        if not path.is_file():
+            # Opening a missing path read-write would create an empty database; read-only
+            # it fails with SQLite's vague "unable to open database file".
+            raise StorageError(f"the store {path} is gone")
+        return cls(connect(path, readonly=True))
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction: every query inside sees the store at the same revision."""
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
+
+    # --- the store as a whole -------------------------------------------------------------
+
+    def meta(self, name: str) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row is not None else None
+
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM kv").fetchone()[0])
+
+    # --- keys -------------------------------------------------------------------------------
+
+    def find(self, key: str) -> Entry | None:
+        row = self._conn.execute(_FIND, (key,)).fetchone()
+        return None if row is None else Entry._make(row)
+
+    def entry(self, key: str) -> Entry:
+        """The key as stored; NotFound when it does not exist."""
+        found = self.find(key)
+        if found is None:
+            raise NotFound(f"no key {key!r}")
+        return found
+
+    def entries(self, prefix: str = "") -> Iterator[Entry]:
+        """Every key starting with ``prefix``, sorted."""
+        if prefix:
+            rows = self._conn.execute(_ENTRY + " WHERE key >= ? AND key < ? ORDER BY key", key_range(prefix))
+        else:
+            rows = self._conn.execute(_ENTRY + " ORDER BY key")
+        return map(Entry._make, rows)
+
+    # --- history ------------------------------------------------------------------------------
+
+    def history(self, key: str, limit: int) -> list[Change]:
+        """The last ``limit`` changes of ``key``, newest first."""
+        rows = self._conn.execute(_CHANGE + " WHERE key = ? ORDER BY rev DESC LIMIT ?", (key, limit))
+        return [Change(*row) for row in rows]
+
+    def state_at(self, rev: int, prefix: str = "") -> list[Entry]:
+        """The keys under ``prefix`` as they were right after revision ``rev``.
+
+        Undoes, key by key, the first change made after ``rev``: history rows
+        carry the value they replaced.  Keys restored this way know only their
+        value and revision (no time or writer).
+        """
+        with self.snapshot():
+            self._check_rebuildable(rev)
+            entries = {entry.key: entry for entry in self.entries(prefix)}
+            sql = "SELECT key, prev_value, prev_rev FROM history WHERE rev > ?"
+            args: tuple[Any, ...] = (rev,)
+            if prefix:
+                sql += " AND key >= ? AND key < ?"
+                args += key_range(prefix)
+            undone: set[str] = set()
+            for key, prev_blob, prev_rev in self._conn.execute(sql + " ORDER BY rev, idx", args):
+                if key in undone:
+                    continue
+                undone.add(key)
+                if prev_rev == 0:
+                    entries.pop(key, None)
+                else:
+                    entries[key] = Entry(key, prev_blob, prev_rev, prev_rev, 0.0, "", "")
+        return [entries[key] for key in sorted(entries)]
+
+    def _check_rebuildable(self, rev: int) -> None:
+        current, history_from = int(self.meta("rev")), int(self.meta("history_from"))
+        if not 0 <= rev <= current:
+            raise InvalidRequest(f"revision {rev} does not exist: the store is at revision {current}")
+        if rev < history_from - 1:
+            raise InvalidRequest(
+                f"cannot rebuild revision {rev}: history before revision {history_from} "
+                "was pruned (see the hub's --history-keep)"
+            )
+
+
+def key_range(prefix: str) -> tuple[str, str]:
+    """The half-open key range [prefix, next) holding every key that starts with prefix."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
