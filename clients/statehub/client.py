@@ -10,18 +10,20 @@ import builtins
 import getpass
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, overload
 
 import zmq
 
 from statehub.connection import Connection
+from statehub.display import age_text
 from statehub.hub.errors import HubUnavailable, MirrorError, NotFound
-from statehub.hub.paths import Layout, resolve_data_dir
+from statehub.hub.paths import Layout, read_hub_info, resolve_data_dir
 from statehub.hub.protocol import (
     PROTOCOL_VERSION,
     Committed,
@@ -47,6 +49,7 @@ from statehub.hub.rules import check_key, check_prefix, check_write
 
 if TYPE_CHECKING:
     from statehub.hub.mirror import MirrorState
+    from statehub.subscription import Event, Subscription, SubscriptionThread
     from statehub.waterfall import Explanation
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,7 @@ class Origin:
     def describe(self) -> str:
         if not self.from_mirror:
             return f"from the hub at revision {self.rev}" if self.rev is not None else "from the hub"
-        return f"from the mirror at revision {self.rev}, {_age_text(self.age or 0.0)} old"
+        return f"from the mirror at revision {self.rev}, {age_text(self.age or 0.0)} old"
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,10 @@ class Client:
     ) -> None:
         from statehub.remote import resolve_remote
 
+        self._options: dict[str, Any] = {
+            "data_dir": data_dir, "rpc": rpc, "events": events, "timeout": timeout, "user": user,
+            "fallback": fallback, "defaults": defaults, "hub": hub, "server_key": server_key,
+        }  # fmt: skip
         self.data_dir = resolve_data_dir(data_dir)
         # Explicit local endpoints win; otherwise options, environment or client.toml may name a remote hub.
         self._remote = None if rpc else resolve_remote(hub, events, server_key)
@@ -140,6 +147,28 @@ class Client:
     def close(self) -> None:
         self._connection.close()
         self._context.destroy(linger=0)
+
+    def with_source(self, source: str) -> Client:
+        """A new Client to the same hub with the same settings, whose writes carry ``source``
+        (close it too).  For a front end that writes on someone's behalf, e.g. a rollback."""
+        return Client(**self._options, source=source)
+
+    @property
+    def is_remote(self) -> bool:
+        """True when this client talks to a hub on another machine (no mirror, no queue)."""
+        return self._remote is not None
+
+    def is_hub_announced(self) -> bool:
+        """Has a live hub process announced itself in the data dir's hub.json?
+
+        A look at a file, not a request: a hub that is starting, or that came
+        back while a subscription is still catching up, shows here before it
+        answers.  Always False for a remote hub (its hub.json is on its machine).
+        """
+        if self._remote is not None:
+            return False
+        info = read_hub_info(self.layout)
+        return info is not None and _process_exists(info.pid)
 
     # --- reads ----------------------------------------------------------------
 
@@ -294,16 +323,30 @@ class Client:
 
     # --- change stream and waterfall ---------------------------------------------
 
-    def subscribe(
-        self, prefix: str = "", callback: Callable[[Any], None] | None = None
-    ) -> Any:
-        """A live replica of the keys under ``prefix``: see statehub.Subscription.
+    @overload
+    def subscribe(self, prefix: str = "", callback: None = None) -> Subscription: ...
 
-        Without ``callback``, returns a Subscription to iterate in this thread.
-        With one, starts a thread that calls ``callback(event)`` for each event and
-        returns its SubscriptionThread (call ``stop()`` to end it).
+    @overload
+    def subscribe(self, prefix: str = "", *, callback: Callable[[Event], object]) -> SubscriptionThread: ...
+
+    @overload
+    def subscribe(self, prefix: str, callback: Callable[[Event], object]) -> SubscriptionThread: ...
+
+    def subscribe(
+        self, prefix: str = "", callback: Callable[[Event], object] | None = None
+    ) -> Subscription | SubscriptionThread:
+        """A live replica of the keys under ``prefix``, on the hub this client talks to.
+
+        Without ``callback``: a Subscription to iterate (or ``next_event``) in
+        this thread; close it when done.  With one: a started SubscriptionThread
+        that calls ``callback(event)`` in its own thread for each event; call
+        ``stop()`` to end it.  Events are ``Synced``, ``Update`` and ``HubDown``
+        (``statehub.Event``).  This is the one way to subscribe: it follows the
+        same hub as the client's reads and writes, remote or local.
         """
         from statehub.subscription import Subscription, SubscriptionThread
+
+        check_prefix(prefix)
 
         def make() -> Subscription:
             return Subscription(
@@ -386,14 +429,16 @@ def _mirror_origin(mirror: MirrorState) -> Origin:
     return Origin(from_mirror=True, rev=mirror.rev, epoch=mirror.epoch, age=mirror.age)
 
 
-def _age_text(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+def _process_exists(pid: int) -> bool:
+    if sys.platform == "win32":
+        return True  # os.kill(pid, 0) would end the process there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False  # a stale hub.json left by a killed hub
+    except PermissionError:
+        return True  # alive, and another user's
+    return True
 
 
 def _current_user() -> str:
