@@ -95,21 +95,21 @@ def test_every_command_has_help(command: str, tmp_path: Path) -> None:
     assert result.returncode == 0 and "usage" in result.stdout.lower()
 
 
-def test_the_fast_get_path_answers_like_typer_without_loading_pydantic(hub: HubProcess) -> None:
-    """`statehub get` skips typer's parser (and its pydantic import) but prints, errs and exits the same."""
+def test_the_fast_get_path_answers_like_typer_without_loading_typer(hub: HubProcess) -> None:
+    """`statehub get` skips typer (and the pydantic its parser imports) but prints, errs and exits the same."""
     import subprocess
     import sys
 
     run_cli(hub.data_dir, "set", "fast.k", '{"a": [1, 2]}')
     probe = (
-        "import sys; from statehub import cli; "
-        "code = cli._fast_get(sys.argv[1:]); print(code, 'pydantic' in sys.modules, file=sys.stderr)"
+        "import sys; from statehub.cli.fast_get import fast_get; code = fast_get(sys.argv[1:]); "
+        "print(code, 'pydantic' in sys.modules, 'typer' in sys.modules, file=sys.stderr)"
     )
     fast = subprocess.run(
         [sys.executable, "-c", probe, "--data-dir", str(hub.data_dir), "get", "fast.k", "--json"],
         capture_output=True, text=True, timeout=30, env=cli_env(),
     )  # fmt: skip
-    assert fast.stderr.strip().splitlines()[-1] == "0 False", fast.stderr
+    assert fast.stderr.strip().splitlines()[-1] == "0 False False", fast.stderr
     # `--timeout 2` is still the fast path; `--debug` goes through typer: both print the same thing
     through_typer = run_cli(hub.data_dir, "--debug", "get", "fast.k", "--json")
     assert json.loads(fast.stdout) == json.loads(through_typer.stdout)
