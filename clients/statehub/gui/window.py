@@ -1,30 +1,35 @@
 """The statehub window: FreeSimpleGUI layout and event loop; decisions live in model.py.
 
-Threads: the subscription runs in its own thread (it owns its sockets) and hands
-each event to the window with ``write_event_value``; the window's thread owns
-the Tk widgets and a Client for writes and history.  Nothing else is shared.
+Threads: ``Client.subscribe(callback=...)`` runs the subscription in its own
+thread (it owns its sockets), which hands each event, whole, to the window with
+``write_event_value``; the window's thread owns the Tk widgets and the Client
+for writes and history.  Nothing else is shared.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import FreeSimpleGUI as sg  # type: ignore[import-untyped]  # it ships no type hints
 
-from statehub.client import Client
+from statehub import (
+    Client,
+    ConflictDetail,
+    ConflictError,
+    Event,
+    InvalidRequest,
+    Item,
+    Queued,
+    StatehubError,
+    Update,
+)
 from statehub.gui import model
 from statehub.gui.masking import is_secret
 from statehub.gui.model import Choice, Phase, View, Write
 from statehub.hub.atomic_file import write_atomically
-from statehub.hub.errors import ConflictError, InvalidRequest, StatehubError
-from statehub.hub.paths import Layout, read_hub_info
-from statehub.hub.protocol import Committed, ConflictDetail, Item
-from statehub.subscription import Event, HubDown, Subscription, SubscriptionThread, Synced, Update
 
 if TYPE_CHECKING:
     from statehub.hub.state_files import StateFile  # imported when a restore starts
@@ -37,39 +42,29 @@ SNAPSHOT_TIP = "go back to a snapshot (statehub snapshot create makes them): the
 HISTORY_LIMIT = 50
 
 
-def run(
-    data_dir: str | Path | None,
-    *,
-    timeout: float = 0.5,
-    filter_text: str = "",
-    dump_state: Path | None = None,
-) -> None:
-    """Open the window and run until it is closed."""
+def run(client: Client, *, filter_text: str = "", dump_state: Path | None = None) -> None:
+    """Open the window on the hub ``client`` talks to, and run until it is closed.
+
+    ``client`` writes (its source should be ``gui``) and reads history, in this
+    thread; the window follows the same hub, remote or local.  The caller closes it.
+    """
     sg.theme("LightGrey1")
-    client = Client(data_dir, timeout=timeout, source="gui")
+    title = f"statehub — {'remote hub' if client.is_remote else client.data_dir}"
     try:
-        window = _main_window(client.data_dir, filter_text)
+        window = _main_window(title, filter_text)
     except Exception as exc:  # Tk raises TclError without a display
-        client.close()
         raise RuntimeError(str(exc)) from exc
     app = App(window, client, dump_state)
-
-    def make() -> Subscription:
-        return Subscription(client.data_dir, timeout=timeout)
-
-    thread = SubscriptionThread(make, app.forward)
-    app.thread = thread  # before start: forward() reads the items of the first Synced through it
-    thread.start()
+    thread = client.subscribe(callback=app.forward)
     try:
         app.loop()
     finally:
         app.closing = True
         thread.stop()
         window.close()
-        client.close()
 
 
-def _main_window(data_dir: Path, filter_text: str) -> sg.Window:
+def _main_window(title: str, filter_text: str) -> sg.Window:
     table = sg.Table(
         values=[],
         headings=model.HEADINGS,
@@ -113,7 +108,7 @@ def _main_window(data_dir: Path, filter_text: str) -> sg.Window:
         [sg.Text("", key="-NOTICE-", size=(110, 1), text_color="#1f5fa8")],
         [sg.Text("connecting to the hub…", key="-STATUS-", size=(110, 1), font=("Helvetica", 10, "bold"))],
     ]
-    return sg.Window(f"statehub — {data_dir}", layout, resizable=True, finalize=True)
+    return sg.Window(title, layout, resizable=True, finalize=True)
 
 
 class App:
@@ -123,9 +118,7 @@ class App:
         self.window = window
         self.client = client
         self.dump_state = dump_state
-        self.layout = Layout(client.data_dir)
         self.view = View()
-        self.thread: SubscriptionThread | None = None
         self.closing = False
         self.rows: list[model.Row] = []
         self.colored: list[int] = []
@@ -143,12 +136,9 @@ class App:
     # --- the subscription thread's side ------------------------------------------
 
     def forward(self, event: Event) -> None:
-        """Called in the subscription thread: copy what the window needs and post it."""
-        if self.closing:
-            return
-        subscription = self.thread.subscription if self.thread else None
-        items = dict(subscription.items) if isinstance(event, Synced) and subscription else None
-        self.window.write_event_value(HUB_EVENT, (event, items))
+        """Called in the subscription thread: post the event (it carries all the window needs)."""
+        if not self.closing:
+            self.window.write_event_value(HUB_EVENT, event)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -160,7 +150,7 @@ class App:
             if event == sg.WIN_CLOSED:
                 return
             if event == HUB_EVENT:
-                self.on_hub(*values[HUB_EVENT])
+                self.on_hub(values[HUB_EVENT])
             elif event == "-TABLE-":
                 self.on_select(values["-TABLE-"])
             elif event == "-ADD-":
@@ -173,20 +163,9 @@ class App:
                 self.restore_snapshot()
             self.draw(force=event in ("-FILTER-", "-PREFIX-"))
 
-    def on_hub(self, event: Event, items: dict[str, Item] | None) -> None:
-        now = time.time()
-        if isinstance(event, Synced):
-            changed = [change.key for change in event.changes]
-            model.on_synced(
-                self.view, items or {}, event.rev, event.epoch, event.reason, event.first, changed, now
-            )
-            self.history_stale = True
-        elif isinstance(event, Update):
-            model.on_update(self.view, event.rev, event.changes, now)
-            if any(change.key == self.selected for change in event.changes):
-                self.history_stale = True
-        elif isinstance(event, HubDown):
-            model.on_down(self.view, event.reason, event.mirror, now)
+    def on_hub(self, event: Event) -> None:
+        model.on_event(self.view, event, time.time())
+        if not isinstance(event, Update) or any(change.key == self.selected for change in event.changes):
             self.history_stale = True
 
     def on_select(self, indexes: list[int]) -> None:
@@ -256,21 +235,8 @@ class App:
             self._dump(texts, not reason)
 
     def _hub_announced(self) -> bool:
-        """While down: has a live hub process written hub.json again?  (A file, not the hub.)"""
-        if self.view.phase is not Phase.DOWN:
-            return False
-        info = read_hub_info(self.layout)
-        if info is None:
-            return False
-        if sys.platform == "win32":
-            return True  # os.kill(pid, 0) would end the process there
-        try:
-            os.kill(info.pid, 0)
-        except ProcessLookupError:
-            return False  # a stale hub.json left by a killed hub
-        except PermissionError:
-            return True
-        return True
+        """While down: has a live hub process announced itself again?  (A file, not the hub.)"""
+        return self.view.phase is Phase.DOWN and self.client.is_hub_announced()
 
     def _load_history(self) -> None:
         self.history_stale = False
@@ -303,11 +269,20 @@ class App:
             "history_title": self.history_title,
             "history": self.history,
             "dialog": self.dialog,
+            "buttons": {key: self._centre(key) for key in ("-ADD-", "-EDIT-", "-DELETE-", "-RESTORE-")},
         }
         data = json.dumps(state, ensure_ascii=False, indent=1).encode()
         if self.shown.get("-DUMP-") != data:
             write_atomically(self.dump_state, data, mode=0o644)
             self.shown["-DUMP-"] = data
+
+    def _centre(self, key: str) -> list[int]:
+        """Where a button's centre is in the window (tests click there: font metrics vary by machine)."""
+        widget = self.window[key].Widget
+        root = self.window.TKroot
+        x = widget.winfo_rootx() - root.winfo_rootx() + widget.winfo_width() // 2
+        y = widget.winfo_rooty() - root.winfo_rooty() + widget.winfo_height() // 2
+        return [int(x), int(y)]
 
     # --- edits -------------------------------------------------------------------------
 
@@ -357,7 +332,7 @@ class App:
         if not self.confirm_restore(name, state.rev, model.restore_lines(ops, current)):
             self.message = f"restore of snapshot {name} cancelled: nothing was changed"
             return
-        with Client(self.client.data_dir, timeout=self.client.timeout, source="rollback") as rollback:
+        with self.client.with_source("rollback") as rollback:
             try:
                 committed = rollback.txn(ops)
             except StatehubError as exc:
@@ -455,7 +430,7 @@ class App:
             if window is dialog:
                 return event, values
             if window is self.window and event == HUB_EVENT:
-                self.on_hub(*values[HUB_EVENT])
+                self.on_hub(values[HUB_EVENT])
             self.draw()
 
     def _write(self, write: Write) -> ConflictDetail | None:
@@ -473,7 +448,7 @@ class App:
         except StatehubError as exc:
             sg.popup_error(f"{getattr(exc, 'message', exc)}\n\nNothing was written.", title="Not saved")
             return None
-        assert isinstance(committed, Committed)  # not queued: the GUI writes only while the hub is up
+        assert not isinstance(committed, Queued)  # not queued: the GUI writes only while the hub is up
         what = "deleted" if write.op == "unset" else "saved"
         self.message = f"{what} {write.key} at revision {committed.rev}"
         return None
