@@ -26,9 +26,9 @@ __version__ = "0.1.0"
 _WHERE = {
     # the client and what its methods return
     "Client": "statehub.client",
-    "Reading": "statehub.client",
-    "Listing": "statehub.client",
-    "Origin": "statehub.client",
+    "Reading": "statehub.readings",
+    "Listing": "statehub.readings",
+    "Origin": "statehub.readings",
     "Queued": "statehub.client",
     "new_request_id": "statehub.client",
     "Committed": "statehub.hub.protocol",
@@ -160,7 +160,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from statehub.client import Client, Listing, Origin, Queued, Reading, new_request_id
+    from statehub.client import Client, Queued, new_request_id
     from statehub.display import age_text, json_text, local_when_text, value_text, when_text, who_text
     from statehub.hub.errors import (
         ConflictError,
@@ -192,6 +192,7 @@ if TYPE_CHECKING:
         write_ops,
     )
     from statehub.hub.rules import check_key, check_prefix, check_value
+    from statehub.readings import Listing, Origin, Reading
     from statehub.remote import client_key_dir, make_client_keys
     from statehub.subscription import (
         Event,

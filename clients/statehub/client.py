@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, TypedDict, overload
 import zmq
 
 from statehub.connection import Connection
-from statehub.display import age_text
 from statehub.hub.errors import HubUnavailable, MirrorError, NotFound
 from statehub.hub.paths import Layout, read_hub_info, resolve_data_dir
 from statehub.hub.protocol import (
@@ -46,6 +45,7 @@ from statehub.hub.protocol import (
     write_ops,
 )
 from statehub.hub.rules import check_key, check_prefix, check_write
+from statehub.readings import Listing, Origin, Reading, mirror_origin
 
 if TYPE_CHECKING:
     from statehub.hub.mirror import MirrorState
@@ -55,41 +55,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WRITE_ATTEMPTS = 2  # a retried write carries the same request id, so the hub applies it once
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a read came from: the hub itself, or the mirror file when the hub was down."""
-
-    from_mirror: bool
-    rev: int | None
-    epoch: str | None = None
-    age: float | None = None  # seconds since the mirror was written
-
-    def describe(self) -> str:
-        if not self.from_mirror:
-            return f"from the hub at revision {self.rev}" if self.rev is not None else "from the hub"
-        return f"from the mirror at revision {self.rev}, {age_text(self.age or 0.0)} old"
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One key's item and where it was read from."""
-
-    item: Item
-    origin: Origin
-
-    @property
-    def value(self) -> Any:
-        return self.item.value
-
-
-@dataclass(frozen=True)
-class Listing:
-    """Items under a prefix and where they were read from."""
-
-    items: list[Item]
-    origin: Origin
 
 
 class Client:
@@ -119,10 +84,11 @@ class Client:
     ) -> None:
         from statehub.remote import resolve_remote
 
-        self._options: dict[str, Any] = {
-            "data_dir": data_dir, "rpc": rpc, "events": events, "timeout": timeout, "user": user,
-            "fallback": fallback, "defaults": defaults, "hub": hub, "server_key": server_key,
-        }  # fmt: skip
+        # What with_source() needs to build a sibling: every setting but the source.
+        self._options: dict[str, Any] = dict(
+            data_dir=data_dir, rpc=rpc, events=events, timeout=timeout, user=user,
+            fallback=fallback, defaults=defaults, hub=hub, server_key=server_key,
+        )  # fmt: skip
         self.data_dir = resolve_data_dir(data_dir)
         # Explicit local endpoints win; otherwise options, environment or client.toml may name a remote hub.
         self._remote = None if rpc else resolve_remote(hub, events, server_key)
@@ -188,7 +154,7 @@ class Client:
             item = mirror.items.get(key)
             if item is None:
                 raise NotFound(f"no key {key!r} (in the mirror at revision {mirror.rev})") from None
-            return Reading(item, _mirror_origin(mirror))
+            return Reading(item, mirror_origin(mirror))
         assert isinstance(reply, Item)
         return Reading(reply, Origin(from_mirror=False, rev=None))
 
@@ -200,7 +166,7 @@ class Client:
         except HubUnavailable as down:
             mirror = self._mirror_or_raise(down)
             items = [item for key, item in sorted(mirror.items.items()) if key.startswith(prefix)]
-            return Listing(items, _mirror_origin(mirror))
+            return Listing(items, mirror_origin(mirror))
         assert isinstance(reply, Items)
         return Listing(reply.items, Origin(from_mirror=False, rev=reply.rev, epoch=reply.epoch))
 
@@ -423,10 +389,6 @@ def _seen(expect: int | None, mirror: MirrorState, key: str) -> int:
         return expect
     item = mirror.items.get(key)
     return item.rev if item is not None else 0
-
-
-def _mirror_origin(mirror: MirrorState) -> Origin:
-    return Origin(from_mirror=True, rev=mirror.rev, epoch=mirror.epoch, age=mirror.age)
 
 
 def _process_exists(pid: int) -> bool:

@@ -1,4 +1,4 @@
-"""The statehub window: FreeSimpleGUI layout and event loop; decisions live in model.py.
+"""The statehub window's event loop; its layouts are in layouts.py, its decisions in model.py.
 
 Threads: ``Client.subscribe(callback=...)`` runs the subscription in its own
 thread (it owns its sockets), which hands each event, whole, to the window with
@@ -26,8 +26,7 @@ from statehub import (
     StatehubError,
     Update,
 )
-from statehub.gui import model
-from statehub.gui.masking import is_secret
+from statehub.gui import layouts, model
 from statehub.gui.model import Choice, Phase, View, Write
 from statehub.hub.atomic_file import write_atomically
 
@@ -38,7 +37,6 @@ HUB_EVENT = "-HUB-"
 TICK_MS = 250  # the status line's age counter and row highlights are refreshed this often
 MIN_REFRESH = 0.1  # a burst of changes redraws the table at most this often
 HIGHLIGHT = "#fff1a8"
-SNAPSHOT_TIP = "go back to a snapshot (statehub snapshot create makes them): the changes are shown first"
 HISTORY_LIMIT = 50
 
 
@@ -51,7 +49,7 @@ def run(client: Client, *, filter_text: str = "", dump_state: Path | None = None
     sg.theme("LightGrey1")
     title = f"statehub — {'remote hub' if client.is_remote else client.data_dir}"
     try:
-        window = _main_window(title, filter_text)
+        window = layouts.main_window(title, filter_text)
     except Exception as exc:  # Tk raises TclError without a display
         raise RuntimeError(str(exc)) from exc
     app = App(window, client, dump_state)
@@ -62,53 +60,6 @@ def run(client: Client, *, filter_text: str = "", dump_state: Path | None = None
         app.closing = True
         thread.stop()
         window.close()
-
-
-def _main_window(title: str, filter_text: str) -> sg.Window:
-    table = sg.Table(
-        values=[],
-        headings=model.HEADINGS,
-        key="-TABLE-",
-        auto_size_columns=False,
-        col_widths=[26, 38, 6, 6, 14, 19],
-        justification="left",
-        num_rows=16,
-        enable_events=True,
-        select_mode=sg.TABLE_SELECT_MODE_BROWSE,
-        expand_x=True,
-        expand_y=True,
-    )
-    history = sg.Table(
-        values=[],
-        headings=model.HISTORY_HEADINGS,
-        key="-HISTORY-",
-        auto_size_columns=False,
-        col_widths=[6, 19, 14, 70],
-        justification="left",
-        num_rows=6,
-        expand_x=True,
-    )
-    layout = [
-        [
-            sg.Text("Filter"),
-            sg.Input(filter_text, key="-FILTER-", size=(30, 1), enable_events=True),
-            sg.Checkbox("prefix only", key="-PREFIX-", enable_events=True),
-            sg.Text("", key="-COUNT-", size=(22, 1)),
-        ],
-        [table],
-        [
-            sg.Button("Add…", key="-ADD-"),
-            sg.Button("Edit…", key="-EDIT-"),
-            sg.Button("Delete…", key="-DELETE-"),
-            sg.Button("Restore snapshot…", key="-RESTORE-", tooltip=SNAPSHOT_TIP),
-            sg.Text("", key="-REASON-", size=(60, 1), text_color="#8a4b00"),
-        ],
-        [sg.Text("History: select a key", key="-HISTORY-TITLE-", size=(90, 1))],
-        [history],
-        [sg.Text("", key="-NOTICE-", size=(110, 1), text_color="#1f5fa8")],
-        [sg.Text("connecting to the hub…", key="-STATUS-", size=(110, 1), font=("Helvetica", 10, "bold"))],
-    ]
-    return sg.Window(title, layout, resizable=True, finalize=True)
 
 
 class App:
@@ -348,7 +299,7 @@ class App:
             for name, state in reversed(snapshots)
         }
         heading = "Go back to which snapshot? (newest first)"
-        dialog = sg.Window("Restore snapshot", picker_layout(heading, list(labels)), modal=True, finalize=True)
+        dialog = sg.Window("Restore snapshot", layouts.picker_layout(heading, list(labels)), modal=True, finalize=True)
         self.dialog = {"title": "Restore snapshot", "heading": heading, "lines": list(labels)}
         try:
             for _ in range(100_000):  # one turn per operator action or tick: a guard, not a limit
@@ -366,7 +317,7 @@ class App:
         """Show the dry run, old -> new; True when the operator chose Restore."""
         title = f"Restore snapshot {name}: the changes"
         heading = f"Going back to snapshot {name} (revision {rev}) changes {len(lines)} keys, old -> new:"
-        dialog = sg.Window(title, restore_layout(heading, lines), modal=True, finalize=True)
+        dialog = sg.Window(title, layouts.restore_layout(heading, lines), modal=True, finalize=True)
         self.dialog = {"title": title, "heading": heading, "lines": lines}
         try:
             event, _values = self.read_dialog(dialog)
@@ -394,7 +345,7 @@ class App:
     def edit_dialog(self, item: Item | None, key: str, text: str) -> tuple[Write, str] | None:
         """Ask for a key (when adding) and a value: the write and the text typed; None when cancelled."""
         title = "Add a key" if item is None else f"Edit {item.key}"
-        dialog = sg.Window(title, edit_layout(item, key, text), modal=True, finalize=True)
+        dialog = sg.Window(title, layouts.edit_layout(item, key, text), modal=True, finalize=True)
         try:
             for _ in range(100_000):  # one turn per operator action or tick: a guard, not a limit
                 event, values = self.read_dialog(dialog)
@@ -416,7 +367,7 @@ class App:
             dialog.close()
 
     def conflict_dialog(self, message: str) -> Choice:
-        dialog = sg.Window("Changed meanwhile", conflict_layout(message), modal=True, finalize=True)
+        dialog = sg.Window("Changed meanwhile", layouts.conflict_layout(message), modal=True, finalize=True)
         try:
             event, _values = self.read_dialog(dialog)
         finally:
@@ -452,66 +403,3 @@ class App:
         what = "deleted" if write.op == "unset" else "saved"
         self.message = f"{what} {write.key} at revision {committed.rev}"
         return None
-
-
-# --- dialogs -------------------------------------------------------------------------------
-
-
-def edit_layout(item: Item | None, key: str, text: str) -> list[list[Any]]:
-    based = (
-        "a new key: saved only if it does not exist yet"
-        if item is None
-        else (f"based on revision {item.rev}: saved only if nobody changed it since")
-    )
-    secret = item is not None and is_secret(item.key, item.secret)
-    return [
-        [sg.Text("Key", size=(6, 1)), sg.Input(key, key="-KEY-", size=(50, 1), disabled=item is not None)],
-        [sg.Text("Value" + (" (secret: type a new one)" if secret else ""))],
-        [sg.Multiline(text, key="-VALUE-", size=(60, 6), enable_events=True, rstrip=False)],
-        [sg.Checkbox("store as a string (do not read it as JSON)", key="-STRING-", enable_events=True)],
-        [sg.Text(model.type_preview(text), key="-PREVIEW-", size=(60, 2))],
-        [sg.Text(based, text_color="#555555")],
-        [sg.Button("Save", key="-SAVE-"), sg.Button("Cancel", key="-CANCEL-")],
-    ]
-
-
-def conflict_layout(message: str) -> list[list[Any]]:
-    return [
-        [sg.Text(message, size=(80, None))],
-        [
-            sg.Button("Keep mine", key=Choice.KEEP_MINE),
-            sg.Button("Take theirs", key=Choice.TAKE_THEIRS),
-            sg.Button("Cancel", key=Choice.CANCEL),
-        ],
-    ]
-
-
-def picker_layout(heading: str, labels: list[str]) -> list[list[Any]]:
-    width = min(max(60, *(len(label) + 2 for label in labels)), 110)
-    return [
-        [sg.Text(heading)],
-        [sg.Listbox(labels, default_values=labels[:1], size=(width, min(max(len(labels), 4), 12)), key="-PICK-")],
-        [sg.Button("Show changes…", key="-SHOW-"), sg.Button("Cancel", key="-CANCEL-")],
-    ]
-
-
-def restore_layout(heading: str, lines: list[str]) -> list[list[Any]]:
-    width = min(max(60, *(len(line) + 2 for line in lines)), 120)
-    note = (
-        "Applied as one change (source rollback), and only if none of these keys changes meanwhile; "
-        "history keeps every revision."
-    )
-    return [
-        [sg.Text(heading)],
-        [
-            sg.Multiline(
-                "\n".join(lines),
-                size=(width, min(max(len(lines) + 1, 4), 20)),
-                disabled=True,
-                expand_x=True,
-                key="-CHANGES-",
-            )
-        ],
-        [sg.Text(note, text_color="#555555")],
-        [sg.Button("Restore", key="-APPLY-"), sg.Button("Cancel", key="-CANCEL-")],
-    ]
