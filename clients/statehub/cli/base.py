@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,8 +91,6 @@ class Settings:
 
     def with_own(self, data_dir: str | None, timeout: float | None) -> Settings:
         """These settings with a command's own --data-dir/--timeout, where it was given."""
-        from dataclasses import replace
-
         return replace(
             self,
             data_dir=data_dir or self.data_dir,
