@@ -84,6 +84,7 @@ PUBLIC_NAMES = [
     "check_value",
     "client_key_dir",
     "env_name",
+    "iso_time",
     "json_text",
     "local_when_text",
     "make_client_keys",

@@ -39,6 +39,7 @@ _WHERE = {
     "Rotated": "statehub.hub.protocol",
     "ConflictDetail": "statehub.hub.protocol",
     "MirrorState": "statehub.hub.mirror",
+    "iso_time": "statehub.hub.mirror",
     # writes
     "Op": "statehub.hub.protocol",
     "write_ops": "statehub.hub.protocol",
@@ -105,6 +106,7 @@ __all__ = [
     "Rotated",
     "ConflictDetail",
     "MirrorState",
+    "iso_time",
     "Op",
     "write_ops",
     "Subscription",
@@ -173,7 +175,7 @@ if TYPE_CHECKING:
         StatehubError,
         StorageError,
     )
-    from statehub.hub.mirror import MirrorState
+    from statehub.hub.mirror import MirrorState, iso_time
     from statehub.hub.paths import Layout, resolve_data_dir
     from statehub.hub.protocol import (
         MAX_KEY_LENGTH,

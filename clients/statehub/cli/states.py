@@ -60,26 +60,20 @@ def snapshot_create(
 
 def snapshot_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List snapshots, oldest first."""
-    from statehub import when_text
+    from statehub import iso_time, when_text
     from statehub.hub.state_files import list_snapshots
 
     settings = settings_of(ctx)
     with reported(settings.debug):
         snapshots = list_snapshots(settings.data_path())
     if as_json:
-        rows = [{"name": n, "rev": s.rev, "epoch": s.epoch, "created": _iso(s.created), "keys": len(s.values)} for n, s in snapshots]
+        rows = [{"name": n, "rev": s.rev, "epoch": s.epoch, "created": iso_time(s.created), "keys": len(s.values)} for n, s in snapshots]
         echo_json(rows)
         return
     if not snapshots:
         echo("no snapshots yet; make one with `statehub snapshot create`")
     for name, state in snapshots:
         echo(f"{name:<40} revision {state.rev:<8} {len(state.values):>6} keys  {when_text(state.created)}")
-
-
-def _iso(seconds: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def snapshot_show(ctx: typer.Context, name: str) -> None:
