@@ -113,7 +113,7 @@ def settings_of(ctx: Any) -> Settings:
 # --- errors ---------------------------------------------------------------------------------
 
 
-def fail(error: StatehubError) -> None:
+def print_error(error: StatehubError) -> None:
     """Print ``error`` as the CLI does: one ``error:`` line, and a ``hint:`` line when it has one."""
     print(f"error: {error.message}", file=sys.stderr)
     if error.hint:
@@ -132,13 +132,13 @@ def reported(debug: bool = False) -> Iterator[None]:
     except StatehubError as exc:
         if debug:
             raise
-        fail(exc)
+        print_error(exc)
         raise SystemExit(exc.exit_code) from None
     except OSError as exc:
         if debug:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        fail(StatehubError(f"{where}{exc.strerror or exc}"))
+        print_error(StatehubError(f"{where}{exc.strerror or exc}"))
         raise SystemExit(StatehubError.exit_code) from None
 
 
