@@ -176,7 +176,8 @@ class App:
             "-ADD-": not reason,
             "-EDIT-": not reason and selected,
             "-DELETE-": not reason and selected,
-            "-RESTORE-": not reason,
+            # Snapshots are files in the hub's data dir: a remote hub's are on its own machine.
+            "-RESTORE-": not reason and not self.client.is_remote,
         }
         for key, enabled in buttons.items():
             if self.shown.get(key) != enabled:
