@@ -14,10 +14,11 @@
     sync_file.py  sync-file
     eds.py        ingest-eds
 
-Command modules import only ``base``, ``options`` and the public ``statehub``
-API (plus the hub entry points named in docs/clients.md); ``app`` imports them;
-nothing imports ``app`` but ``main``.  Each command imports what it needs when
-it runs, so building the app stays cheap.
+Command modules import only ``base``, ``options`` (``values`` also ``fast_get``)
+and the public ``statehub`` API, plus the hub entry points named in
+docs/clients.md; ``app`` imports them; nothing imports ``app`` but ``main``, so
+there is no cycle.  Each command imports what it needs when it runs, so building
+the app stays cheap.
 """
 
 from __future__ import annotations
