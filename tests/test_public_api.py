@@ -241,6 +241,21 @@ def test_front_ends_import_only_the_public_api() -> None:
     assert refused == []
 
 
+def test_front_ends_get_subscriptions_only_from_the_client() -> None:
+    """No front end constructs a Subscription or SubscriptionThread: Client.subscribe hands out the one
+    that follows the client's own hub (remote included)."""
+    modules = package_modules()
+    built = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for name, path in modules.items()
+        if any(is_within(name, package) for package in FRONT_ENDS)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and ast.unparse(node.func).rpartition(".")[2] in ("Subscription", "SubscriptionThread")
+    ]
+    assert built == []
+
+
 def test_the_import_check_catches_a_private_import() -> None:
     """The rule above refuses what it should: a private module, a private name, a name outside __all__."""
     modules = package_modules()
