@@ -50,7 +50,13 @@ class Running:
         self.adapter.client.close()
 
     def quiet(self, seconds: float = 0.6) -> bool:
-        """True when the adapter neither saved nor wrote anything for ``seconds``."""
+        """True when the adapter neither saved nor wrote anything for ``seconds``.
+
+        Counted from the end of the rewrite the file shows: the file is renamed
+        into place (and the folder fsynced) before the adapter counts the rewrite,
+        and a test that saw the file may get here in between.
+        """
+        assert wait_until(lambda: self.adapter.counters.last_rev == file_rev(self.path), 10)
         before = (self.adapter.counters.saves, self.adapter.counters.rewrites, self.path.read_bytes())
         time.sleep(seconds)
         return before == (self.adapter.counters.saves, self.adapter.counters.rewrites, self.path.read_bytes())
