@@ -1,4 +1,5 @@
-"""The hub's command line: ``python -m statehub.hub`` and ``statehub serve`` both land here."""
+"""The hub's own command line, ``python -m statehub.hub``; ``statehub serve`` (statehub.cli.serve) is the
+same command on the CLI's framework.  Both end in ``run``."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from statehub.hub import __version__
 from statehub.hub.errors import StatehubError
 from statehub.hub.paths import ENV_DATA_DIR, resolve_data_dir
 
+if TYPE_CHECKING:
+    from statehub.hub.server import HubConfig
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="statehub serve",
+        prog="python -m statehub.hub",
         description="Run the statehub hub: the one process that owns the store. "
         "With no options it serves the platform's default data dir on loopback-only endpoints.",
     )
@@ -61,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--mirror-mode",
-        type=_mirror_mode,
+        type=mirror_mode,
         default=0o600,
         metavar="MODE",
         help="file mode of the mirror state.txt: 0600 (default, owner only), 0640 to let the data dir's "
@@ -73,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _mirror_mode(text: str) -> int:
+def mirror_mode(text: str) -> int:
     try:
         mode = int(text, 8)
     except ValueError:
@@ -107,7 +112,7 @@ def configure_logging(level: str, as_json: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_level, args.log_json)
-    from statehub.hub.server import HubConfig, serve
+    from statehub.hub.server import HubConfig
 
     if args.heartbeat <= 0 or args.mirror_interval < 0 or args.history_keep < 1:
         print("error: --heartbeat must be > 0, --mirror-interval >= 0, --history-keep >= 1", file=sys.stderr)
@@ -115,9 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.listen_events and not args.listen:
         print("error: --listen-events needs --listen (the request endpoint for remote clients)", file=sys.stderr)
         return 2
-    # Everything the hub creates (store, WAL, sockets, keys, snapshots) is owner-only unless it says
-    # otherwise: a daemon's files must not depend on the umask of whoever started it.
-    os.umask(0o077)
     config = HubConfig(
         data_dir=Path(resolve_data_dir(args.data_dir)),
         rpc=args.rpc,
@@ -132,8 +134,18 @@ def main(argv: list[str] | None = None) -> int:
         mirror_mode=args.mirror_mode,
     )
     try:
-        serve(config)
+        run(config)
     except StatehubError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def run(config: HubConfig) -> None:
+    """Serve ``config`` until SIGINT/SIGTERM, as a daemon: with owner-only files."""
+    from statehub.hub.server import serve
+
+    # Everything the hub creates (store, WAL, sockets, keys, snapshots) is owner-only unless it says
+    # otherwise: a daemon's files must not depend on the umask of whoever started it.
+    os.umask(0o077)
+    serve(config)

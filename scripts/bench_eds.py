@@ -31,11 +31,6 @@ from statehub.testing import HubProcess  # noqa: E402
 
 POINTS = ["M100FI.UNIT0@NET0", "FI8001.UNIT0@NET0", "FI-405/415.UNIT1@NET1"]
 CHICAGO = ZoneInfo("America/Chicago")
-# statehub's own app has a callback; this stand-in needs one too so `ingest-eds` stays a subcommand.
-ENTRY = (
-    "import typer; from statehub.eds_cli import register; "
-    "app = typer.Typer(); app.callback()(lambda: None); register(app); app()"
-)
 
 
 def write_year(path: Path, hours: int) -> int:
@@ -54,7 +49,7 @@ def write_year(path: Path, hours: int) -> int:
 
 def ingest(data_dir: Path, export: Path, *extra: str) -> tuple[dict[str, Any], float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATEHUB_")}
-    command = [sys.executable, "-c", ENTRY, "ingest-eds", "--data-dir", str(data_dir), str(export)]
+    command = [sys.executable, "-m", "statehub.cli", "ingest-eds", "--data-dir", str(data_dir), str(export)]
     started = time.perf_counter()
     done = subprocess.run(
         [*command, "--plant", "Maxson", "--json", *extra],

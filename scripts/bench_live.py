@@ -30,14 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from statehub.client import Client  # noqa: E402
 from statehub.testing import HubProcess, wait_until  # noqa: E402
 
-COMMAND = "import typer; from statehub.gui_cli import register; app = typer.Typer(); register(app); app()"
 POLL = 0.002  # how often the bench itself looks (adds at most this to a sample)
 GAP = 0.3  # between samples
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-c", COMMAND, *args],
+        [sys.executable, "-m", "statehub.cli", *args],
         env=env or dict(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

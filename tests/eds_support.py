@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from statehub.eds_cli import register
+from statehub.cli.app import app as statehub_app
 
 from .conftest import cli_env
 
@@ -20,21 +20,13 @@ LONG_SAMPLE = EDS_DATA / "live_data.csv"
 POINT_MAP = EDS_DATA / "points-maxson.csv"
 CHICAGO = ZoneInfo("America/Chicago")
 
-# statehub wires register() into its own app, which has a callback; a typer app
-# with one command and no callback would run that command directly, so the
-# test entry gets an empty callback to keep `ingest-eds` a subcommand.
-ENTRY = (
-    "import typer; from statehub.eds_cli import register; "
-    "app = typer.Typer(); app.callback()(lambda: None); register(app); app()"
-)
+# The statehub command itself, as a process.
+ENTRY = "from statehub.cli import main; main()"
 
 
 def ingest_app() -> typer.Typer:
-    """The in-process twin of ENTRY, for typer's CliRunner."""
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    register(app)
-    return app
+    """The in-process twin of ENTRY, for typer's CliRunner: statehub's own app."""
+    return statehub_app
 
 
 def run_ingest(

@@ -95,21 +95,21 @@ def test_every_command_has_help(command: str, tmp_path: Path) -> None:
     assert result.returncode == 0 and "usage" in result.stdout.lower()
 
 
-def test_the_fast_get_path_answers_like_typer_without_loading_pydantic(hub: HubProcess) -> None:
-    """`statehub get` skips typer's parser (and its pydantic import) but prints, errs and exits the same."""
+def test_the_fast_get_path_answers_like_typer_without_loading_typer(hub: HubProcess) -> None:
+    """`statehub get` skips typer (and the pydantic its parser imports) but prints, errs and exits the same."""
     import subprocess
     import sys
 
     run_cli(hub.data_dir, "set", "fast.k", '{"a": [1, 2]}')
     probe = (
-        "import sys; from statehub import cli; "
-        "code = cli._fast_get(sys.argv[1:]); print(code, 'pydantic' in sys.modules, file=sys.stderr)"
+        "import sys; from statehub.cli.fast_get import fast_get; code = fast_get(sys.argv[1:]); "
+        "print(code, 'pydantic' in sys.modules, 'typer' in sys.modules, file=sys.stderr)"
     )
     fast = subprocess.run(
         [sys.executable, "-c", probe, "--data-dir", str(hub.data_dir), "get", "fast.k", "--json"],
         capture_output=True, text=True, timeout=30, env=cli_env(),
     )  # fmt: skip
-    assert fast.stderr.strip().splitlines()[-1] == "0 False", fast.stderr
+    assert fast.stderr.strip().splitlines()[-1] == "0 False False", fast.stderr
     # `--timeout 2` is still the fast path; `--debug` goes through typer: both print the same thing
     through_typer = run_cli(hub.data_dir, "--debug", "get", "fast.k", "--json")
     assert json.loads(fast.stdout) == json.loads(through_typer.stdout)
@@ -117,3 +117,64 @@ def test_the_fast_get_path_answers_like_typer_without_loading_pydantic(hub: HubP
     missing_typer = run_cli(hub.data_dir, "get", "nope", "--no-such-option")
     assert (missing_fast.returncode, missing_fast.stderr) == (3, "error: no key 'nope'\n")
     assert missing_typer.returncode == 2, "an unknown option must still reach typer's error"
+
+
+def test_serve_takes_the_same_options_as_the_hubs_own_command() -> None:
+    """`statehub serve` (typer) and `python -m statehub.hub` (argparse) declare the same options."""
+    import typer.main
+
+    from statehub.cli.app import app
+    from statehub.hub.command import parser
+
+    serve = typer.main.get_command(app).commands["serve"]
+    typer_options = {option for param in serve.params for option in param.opts}
+    hub_options = {option for action in parser()._actions for option in action.option_strings}
+    assert typer_options == hub_options - {"-h", "--help"}
+
+
+def test_serve_runs_the_hub_on_the_global_data_dir_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """`statehub --data-dir D serve` serves D (hub.json appears there, a client reads it) and exits 0 on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+
+    from statehub import Client
+    from statehub.testing import READY_MARK, wait_until
+
+    data_dir = tmp_path / "served"
+    log = tmp_path / "hub.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "statehub.cli", "--data-dir", str(data_dir), "serve", "--heartbeat", "0.2"],
+            stderr=stderr,
+            env=cli_env(),
+        )
+        try:
+            assert wait_until(lambda: READY_MARK in log.read_text(), 20), log.read_text()
+            with Client(data_dir, timeout=2.0) as client:
+                assert client.set("served.by", "serve").rev == 1
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(20)
+    assert code == 0, log.read_text()
+    assert not (data_dir / "hub.json").exists()
+
+
+def test_help_looks_alike_everywhere_and_ends_with_the_exit_codes(tmp_path: Path) -> None:
+    """serve's help is typer's like every command's, and each help lists every exit code of the error tree."""
+    from statehub.hub.errors import ERROR_CLASSES
+
+    for command in (["serve"], ["set"], ["secret", "set"], ["ingest-eds"], ["sync-file"]):
+        shown = run_cli(tmp_path, *command, "--help").stdout
+        assert shown.startswith(f"Usage: python -m statehub.cli {' '.join(command)} [OPTIONS]"), shown
+        flat = " ".join(shown.split())
+        assert "Exit codes: 0 ok, 1 other error, 2 bad input" in flat, flat
+        assert all(f" {cls.exit_code} " in flat.split("Exit codes:")[1] for cls in ERROR_CLASSES)
+
+
+def test_a_file_the_command_cannot_write_is_one_error_line_and_exit_1(hub: HubProcess, tmp_path: Path) -> None:
+    """An OSError is reported like any error (the path and the reason), not as a traceback."""
+    (tmp_path / "a-file").write_text("")
+    result = run_cli(hub.data_dir, "export", "--output", str(tmp_path / "a-file" / "state.json"))
+    assert result.returncode == 1
+    assert result.stderr == f"error: {tmp_path / 'a-file'}: File exists\n"

@@ -26,7 +26,7 @@ import pytest
 from statehub.testing import HubProcess, wait_until
 
 from .conftest import cli_env
-from .eds_support import ENTRY, LONG_SAMPLE
+from .eds_support import LONG_SAMPLE
 
 DOCKER = Path(__file__).resolve().parent.parent / "docker"
 DOCKERFILE = DOCKER / "Dockerfile"
@@ -231,9 +231,7 @@ def test_the_compose_ingester_command_ingests_through_the_shared_data_dir(
     drop = tmp_path / "drop"
     drop.mkdir()
     arguments = [drop.as_posix() if part == "/drop" else part for part in ingester["command"]]
-    wired = subprocess.run([installed("statehub"), "ingest-eds", "--help"], capture_output=True, timeout=30)
-    # Until `statehub` registers ingest-eds itself, the same command runs through statehub.eds_cli.register.
-    program = [installed("statehub")] if wired.returncode == 0 else [sys.executable, "-c", ENTRY]
+    program = [installed("statehub")]
     env = container_env(data_dir, **{k: str(v) for k, v in ingester["environment"].items()})
     process = subprocess.Popen(
         [*program, *arguments, "--interval", "0.05"],

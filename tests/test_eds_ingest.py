@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from statehub.client import Client
 from statehub.eds.ingest import Options, ingest, parse_all
 from statehub.eds.resolve import utc_text
-from statehub.eds_cli import register
 from statehub.hub.errors import ConflictError
 from statehub.subscription import Subscription, Synced, Update
 from statehub.testing import HubProcess
@@ -239,13 +237,8 @@ def test_more_points_than_one_transaction_holds_are_split_at_1000_ops(
 
 def test_statehub_global_options_reach_the_command(hub: HubProcess) -> None:
     """Wired into statehub's own app, --data-dir before the command name is honoured."""
-    from statehub.cli import main_options
-
-    app = typer.Typer()
-    app.callback()(main_options)
-    register(app)
     result = CliRunner().invoke(
-        app,
+        ingest_app(),
         ["--data-dir", str(hub.data_dir), "ingest-eds", str(LONG_SAMPLE), "--points", str(POINT_MAP)],
         env=cli_env(),
     )

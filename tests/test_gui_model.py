@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from statehub import local_when_text
 from statehub.gui import model
 from statehub.gui.masking import MASK, is_secret
 from statehub.gui.model import Choice, Phase, View, Write
@@ -52,7 +53,7 @@ def test_rows_are_sorted_and_show_value_type_revision_writer_and_time() -> None:
         ["plant.rate", "30", "int", "9", "cli/ana"],
         ["pump.on", "true", "bool", "4", "cli/ana"],
     ]
-    assert rows[0].changed == model.when_text(NOW - 60) and rows[0].changed.count(":") == 2
+    assert rows[0].changed == local_when_text(NOW - 60) and rows[0].changed.count(":") == 2
 
 
 @pytest.mark.parametrize(
@@ -227,7 +228,7 @@ GONE = ConflictDetail(key="plant.rate", expected=9, exists=False)
 def test_the_conflict_dialog_shows_their_value_who_and_when() -> None:
     message = model.conflict_message(Write("set", "plant.rate", 9, 40), THEIRS)
     assert message.startswith("plant.rate changed while you were editing: you started from revision 9; ")
-    assert f"it is now at revision 12: 31  (int), set by cli/bob at {model.when_text(NOW)}." in message
+    assert f"it is now at revision 12: 31  (int), set by cli/bob at {local_when_text(NOW)}." in message
     assert message.endswith("You wanted to set it to 40.")
 
 
@@ -265,11 +266,14 @@ def test_history_rows_show_who_when_and_old_to_new() -> None:
         ["5", "file", "30 → 31"],
         ["2", "cli/bob", "(new) → 30"],
     ]
-    assert rows[0][1] == model.when_text(NOW)
+    assert rows[0][1] == local_when_text(NOW)
 
 
 def test_age_text_grows_in_sensible_units() -> None:
-    assert [model.age_text(s) for s in (3, 119, 300, 7300, 200000)] == [
+    """The mirror's age reads in the unit a person would use (the status line and the CLI share it)."""
+    from statehub import age_text
+
+    assert [age_text(s) for s in (3, 119, 300, 7300, 200000)] == [
         "3 s",
         "119 s",
         "5 min",

@@ -30,10 +30,8 @@ from .conftest import cli_env, run_cli
 pytest.importorskip("tkinter", reason="Tk is missing for this Python (Debian: apt-get install python3-tk)")
 pytest.importorskip("FreeSimpleGUI", reason="FreeSimpleGUI is not installed (pip install FreeSimpleGUI)")
 
-GUI = "import typer; from statehub.gui_cli import register; app = typer.Typer(); register(app); app()"
+GUI = "from statehub.cli import main; main()"
 FIRST_ROW_Y = 65  # window-relative y of the table's first row (Tk's default font under Xvfb)
-EDIT_BUTTON = (130, 351)
-RESTORE_BUTTON = (362, 351)
 PICKER_FIRST_ROW_Y = 44  # window-relative y of the snapshot picker's first line
 ROW_HEIGHT = 17
 
@@ -248,7 +246,7 @@ def test_a_change_from_the_cli_appears_and_an_edit_with_a_conflict_asks_the_oper
     )
     assert [row[2:] for row in state["history"]] == [["cli/root", "30 → 31"], ["cli/ana", "(new) → 30"]]
 
-    click(display, main, *EDIT_BUTTON)
+    click(display, main, *state["buttons"]["-EDIT-"])
     dialog, width, height = find_window(display, "Edit plant.rate")
     assert run_cli(hub.data_dir, "set", "plant.rate", "35").returncode == 0  # someone else, meanwhile
     gui.wait(lambda s: gui.row("plant.rate")[1] == "35")  # the table keeps following while the dialog is open
@@ -278,8 +276,8 @@ def test_the_first_sync_fills_the_table_even_when_it_beats_the_window_setup(
     """The subscription may deliver its first sync before run() goes on: the table must not come up empty."""
     rev = seed(hub)
     slow_start = (  # widen the gap between the thread starting and run() going on
-        "import time; from statehub.gui import window; start = window.SubscriptionThread.start\n"
-        "window.SubscriptionThread.start = lambda self: (start(self), time.sleep(1.0))[0]\n" + GUI
+        "import time; from statehub.subscription import SubscriptionThread; start = SubscriptionThread.start\n"
+        "SubscriptionThread.start = lambda self: (start(self), time.sleep(1.0))[0]\n" + GUI
     )
     gui = open_gui(hub.data_dir, script=slow_start)
     state = gui.wait(lambda s: s["status"] == f"connected at revision {rev}", 20)
@@ -344,7 +342,7 @@ def dialog_titled(title: str) -> Callable[[dict[str, Any]], bool]:
 def open_restore_changes(gui: Gui, display: str, newer: str) -> tuple[str, int, int, dict[str, Any]]:
     """Click Restore snapshot…, pick SNAPSHOT (the second line), Show changes…: the changes dialog."""
     main, _width, _height = find_window(display, "statehub")
-    click(display, main, *RESTORE_BUTTON)
+    click(display, main, *gui.state()["buttons"]["-RESTORE-"])
     state = gui.wait(dialog_titled("Restore snapshot"))
     assert [line.split()[0] for line in state["dialog"]["lines"]] == [newer, SNAPSHOT]  # newest first
     picker, _width, height = find_window(display, "Restore snapshot")

@@ -34,7 +34,7 @@ SETTLE = 0.15
 
 
 class Running:
-    """A FileSync in a thread of this test; ``stop()`` ends it."""
+    """A FileSync in a thread of this test; ``stop()`` ends it and closes its client."""
 
     def __init__(self, adapter: FileSync) -> None:
         self.adapter = adapter
@@ -47,9 +47,16 @@ class Running:
         self._stop.set()
         self._thread.join(10)
         assert not self._thread.is_alive()
+        self.adapter.client.close()
 
     def quiet(self, seconds: float = 0.6) -> bool:
-        """True when the adapter neither saved nor wrote anything for ``seconds``."""
+        """True when the adapter neither saved nor wrote anything for ``seconds``.
+
+        Counted from the end of the rewrite the file shows: the file is renamed
+        into place (and the folder fsynced) before the adapter counts the rewrite,
+        and a test that saw the file may get here in between.
+        """
+        assert wait_until(lambda: self.adapter.counters.last_rev == file_rev(self.path), 10)
         before = (self.adapter.counters.saves, self.adapter.counters.rewrites, self.path.read_bytes())
         time.sleep(seconds)
         return before == (self.adapter.counters.saves, self.adapter.counters.rewrites, self.path.read_bytes())
@@ -63,7 +70,7 @@ def start_sync(hub: HubProcess, tmp_path: Path) -> Iterator[Callable[..., Runnin
         options.setdefault("interval", 0.05)
         options.setdefault("settle", SETTLE)
         path = tmp_path / name
-        adapter = FileSync(Options(path, hub.data_dir, prefix, format_for(path), timeout=1.0, **options))
+        adapter = FileSync(hub.client(source="file", timeout=1.0), Options(path, prefix, format_for(path), **options))
         running.append(Running(adapter))
         return running[-1]
 
@@ -378,8 +385,7 @@ def test_json_format_round_trips_null_and_reports_errors_with_line_and_column(
 
 
 def run_command(*args: str, **popen: Any) -> Any:
-    code = "import typer; from statehub.gui_cli import register; app = typer.Typer(); register(app); app()"
-    return subprocess.Popen([sys.executable, "-c", code, *args], text=True, env=cli_env(), **popen)
+    return subprocess.Popen([sys.executable, "-m", "statehub.cli", *args], text=True, env=cli_env(), **popen)
 
 
 def test_sync_file_command_runs_until_sigterm(hub: HubProcess, tmp_path: Path) -> None:

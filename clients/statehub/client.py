@@ -10,18 +10,19 @@ import builtins
 import getpass
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, overload
 
 import zmq
 
 from statehub.connection import Connection
 from statehub.hub.errors import HubUnavailable, MirrorError, NotFound
-from statehub.hub.paths import Layout, resolve_data_dir
+from statehub.hub.paths import Layout, read_hub_info, resolve_data_dir
 from statehub.hub.protocol import (
     PROTOCOL_VERSION,
     Committed,
@@ -44,49 +45,16 @@ from statehub.hub.protocol import (
     write_ops,
 )
 from statehub.hub.rules import check_key, check_prefix, check_write
+from statehub.readings import Listing, Origin, Reading, mirror_origin
 
 if TYPE_CHECKING:
     from statehub.hub.mirror import MirrorState
+    from statehub.subscription import Event, Subscription, SubscriptionThread
     from statehub.waterfall import Explanation
 
 log = logging.getLogger(__name__)
 
 WRITE_ATTEMPTS = 2  # a retried write carries the same request id, so the hub applies it once
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a read came from: the hub itself, or the mirror file when the hub was down."""
-
-    from_mirror: bool
-    rev: int | None
-    epoch: str | None = None
-    age: float | None = None  # seconds since the mirror was written
-
-    def describe(self) -> str:
-        if not self.from_mirror:
-            return f"from the hub at revision {self.rev}" if self.rev is not None else "from the hub"
-        return f"from the mirror at revision {self.rev}, {_age_text(self.age or 0.0)} old"
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One key's item and where it was read from."""
-
-    item: Item
-    origin: Origin
-
-    @property
-    def value(self) -> Any:
-        return self.item.value
-
-
-@dataclass(frozen=True)
-class Listing:
-    """Items under a prefix and where they were read from."""
-
-    items: list[Item]
-    origin: Origin
 
 
 class Client:
@@ -116,6 +84,11 @@ class Client:
     ) -> None:
         from statehub.remote import resolve_remote
 
+        # What with_source() needs to build a sibling: every setting but the source.
+        self._options: dict[str, Any] = dict(
+            data_dir=data_dir, rpc=rpc, events=events, timeout=timeout, user=user,
+            fallback=fallback, defaults=defaults, hub=hub, server_key=server_key,
+        )  # fmt: skip
         self.data_dir = resolve_data_dir(data_dir)
         # Explicit local endpoints win; otherwise options, environment or client.toml may name a remote hub.
         self._remote = None if rpc else resolve_remote(hub, events, server_key)
@@ -141,6 +114,28 @@ class Client:
         self._connection.close()
         self._context.destroy(linger=0)
 
+    def with_source(self, source: str) -> Client:
+        """A new Client to the same hub with the same settings, whose writes carry ``source``
+        (close it too).  For a front end that writes on someone's behalf, e.g. a rollback."""
+        return Client(**self._options, source=source)
+
+    @property
+    def is_remote(self) -> bool:
+        """True when this client talks to a hub on another machine (no mirror, no queue)."""
+        return self._remote is not None
+
+    def is_hub_announced(self) -> bool:
+        """Has a live hub process announced itself in the data dir's hub.json?
+
+        A look at a file, not a request: a hub that is starting, or that came
+        back while a subscription is still catching up, shows here before it
+        answers.  Always False for a remote hub (its hub.json is on its machine).
+        """
+        if self._remote is not None:
+            return False
+        info = read_hub_info(self.layout)
+        return info is not None and _process_exists(info.pid)
+
     # --- reads ----------------------------------------------------------------
 
     def get(self, key: str, *, reveal: bool = False) -> Reading:
@@ -159,7 +154,7 @@ class Client:
             item = mirror.items.get(key)
             if item is None:
                 raise NotFound(f"no key {key!r} (in the mirror at revision {mirror.rev})") from None
-            return Reading(item, _mirror_origin(mirror))
+            return Reading(item, mirror_origin(mirror))
         assert isinstance(reply, Item)
         return Reading(reply, Origin(from_mirror=False, rev=None))
 
@@ -171,7 +166,7 @@ class Client:
         except HubUnavailable as down:
             mirror = self._mirror_or_raise(down)
             items = [item for key, item in sorted(mirror.items.items()) if key.startswith(prefix)]
-            return Listing(items, _mirror_origin(mirror))
+            return Listing(items, mirror_origin(mirror))
         assert isinstance(reply, Items)
         return Listing(reply.items, Origin(from_mirror=False, rev=reply.rev, epoch=reply.epoch))
 
@@ -294,16 +289,30 @@ class Client:
 
     # --- change stream and waterfall ---------------------------------------------
 
-    def subscribe(
-        self, prefix: str = "", callback: Callable[[Any], None] | None = None
-    ) -> Any:
-        """A live replica of the keys under ``prefix``: see statehub.Subscription.
+    @overload
+    def subscribe(self, prefix: str = "", callback: None = None) -> Subscription: ...
 
-        Without ``callback``, returns a Subscription to iterate in this thread.
-        With one, starts a thread that calls ``callback(event)`` for each event and
-        returns its SubscriptionThread (call ``stop()`` to end it).
+    @overload
+    def subscribe(self, prefix: str = "", *, callback: Callable[[Event], object]) -> SubscriptionThread: ...
+
+    @overload
+    def subscribe(self, prefix: str, callback: Callable[[Event], object]) -> SubscriptionThread: ...
+
+    def subscribe(
+        self, prefix: str = "", callback: Callable[[Event], object] | None = None
+    ) -> Subscription | SubscriptionThread:
+        """A live replica of the keys under ``prefix``, on the hub this client talks to.
+
+        Without ``callback``: a Subscription to iterate (or ``next_event``) in
+        this thread; close it when done.  With one: a started SubscriptionThread
+        that calls ``callback(event)`` in its own thread for each event; call
+        ``stop()`` to end it.  Events are ``Synced``, ``Update`` and ``HubDown``
+        (``statehub.Event``).  This is the one way to subscribe: it follows the
+        same hub as the client's reads and writes, remote or local.
         """
         from statehub.subscription import Subscription, SubscriptionThread
+
+        check_prefix(prefix)
 
         def make() -> Subscription:
             return Subscription(
@@ -382,18 +391,16 @@ def _seen(expect: int | None, mirror: MirrorState, key: str) -> int:
     return item.rev if item is not None else 0
 
 
-def _mirror_origin(mirror: MirrorState) -> Origin:
-    return Origin(from_mirror=True, rev=mirror.rev, epoch=mirror.epoch, age=mirror.age)
-
-
-def _age_text(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+def _process_exists(pid: int) -> bool:
+    if sys.platform == "win32":
+        return True  # os.kill(pid, 0) would end the process there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False  # a stale hub.json left by a killed hub
+    except PermissionError:
+        return True  # alive, and another user's
+    return True
 
 
 def _current_user() -> str:

@@ -29,7 +29,7 @@ from typing import Any
 
 import zmq
 
-from statehub.hub.curve import KeyPair, check_public_key, load_keypair, require_curve
+from statehub.hub.curve import KeyPair, check_public_key, load_keypair, load_or_create_keypair, require_curve
 from statehub.hub.errors import InvalidRequest
 from statehub.hub.paths import APP_NAME, check_tcp_endpoint, events_endpoint_for, is_loopback
 
@@ -82,6 +82,11 @@ def client_key_dir() -> Path:
 
 def load_client_keys() -> KeyPair | None:
     return load_keypair(client_key_dir(), CLIENT_KEY_STEM)
+
+
+def make_client_keys() -> tuple[KeyPair, bool]:
+    """This user's CURVE key pair in ``client_key_dir()``, made on first use; True when just made."""
+    return load_or_create_keypair(client_key_dir(), CLIENT_KEY_STEM)
 
 
 def resolve_remote(

@@ -47,7 +47,7 @@ RECEIVE_HWM = 10_000
 
 @dataclass(frozen=True)
 class Update:
-    """One complete revision that changed keys under the prefix."""
+    """One complete revision that changed keys under the prefix (a txn arrives whole)."""
 
     rev: int
     epoch: str
@@ -56,13 +56,19 @@ class Update:
 
 @dataclass(frozen=True)
 class Synced:
-    """The replica was rebuilt from a snapshot; ``changes`` is how it differs from before."""
+    """The replica was (re)built from a snapshot at ``rev``.
+
+    ``items`` is the whole replica then (a copy: the receiver may keep it, even
+    in another thread); ``changes`` is how it differs from the replica before
+    (empty on the first sync); ``reason`` says why it was rebuilt.
+    """
 
     rev: int
     epoch: str
     reason: str
     first: bool
     changes: list[Changed] = field(default_factory=list)
+    items: dict[str, Item] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,11 +79,19 @@ class HubDown:
     mirror: MirrorState | None
 
 
+# What a subscription hands out.  A consumer that keeps its own replica needs
+# only these: start from ``Synced.items``, apply each ``Update`` with
+# ``apply_change``, and show the mirror on ``HubDown``.
 Event = Update | Synced | HubDown
 
 
 class Subscription:
-    """Iterate it (or call ``next_event``) in one thread; it owns its sockets."""
+    """A live replica of the keys under ``prefix``; get one from ``Client.subscribe``.
+
+    Iterate it (or call ``next_event``) in one thread: it owns its sockets.  Its
+    state is public and read-only for callers: ``items`` (the replica), ``rev``
+    and ``epoch`` (what it holds), ``is_live`` and ``resyncs``.
+    """
 
     def __init__(
         self,
@@ -269,7 +283,7 @@ class Subscription:
         else:
             self.resyncs += 1
             log.warning("resynced at revision %d: %s (resync #%d)", reply.rev, reason, self.resyncs)
-        self._events.append(Synced(reply.rev, reply.epoch, reason, first, changes))
+        self._events.append(Synced(reply.rev, reply.epoch, reason, first, changes, dict(new_items)))
 
     def _go_down(self, reason: str) -> None:
         self.is_live = False
@@ -364,18 +378,21 @@ def _as_change(item: Item, epoch: str) -> Changed:
 
 
 class SubscriptionThread(threading.Thread):
-    """Runs a Subscription in its own thread and hands each event to ``callback``."""
+    """Runs a Subscription in its own thread and hands each event to ``callback`` there.
+
+    ``Client.subscribe(prefix, callback)`` starts one; ``stop()`` ends it.  The
+    callback gets everything it needs in the event (``Synced.items``), so it
+    never has to reach into the subscription, which belongs to this thread.
+    """
 
     def __init__(self, make: Callable[[], Subscription], callback: Callable[[Event], Any]) -> None:
         super().__init__(name="statehub-subscription", daemon=True)
         self._make = make
         self._callback = callback
         self._stopping = threading.Event()
-        self.subscription: Subscription | None = None
 
     def run(self) -> None:
         subscription = self._make()
-        self.subscription = subscription
         try:
             while not self._stopping.is_set():
                 event = subscription.next_event(TICK)

@@ -22,7 +22,8 @@ from statehub.hub.errors import HubUnavailable, NotFound
 from statehub.hub.protocol import SECRET_PLACEHOLDER
 
 if TYPE_CHECKING:
-    from statehub.client import Client, Reading
+    from statehub.client import Client
+    from statehub.readings import Reading
 
 ENV_DEFAULTS = "STATEHUB_DEFAULTS"
 ENV_PREFIX = "STATEHUB_"

@@ -1,52 +1,37 @@
-"""What ``statehub ingest-eds`` does once its options are parsed (statehub.eds_cli parses them).
+"""What ``statehub ingest-eds`` does once its options are parsed (statehub.cli.eds parses them).
 
 Output: bad rows as ``warning: bad row FILE:LINE: reason`` lines on stderr, the
-summary on stdout (one JSON object with --json).  Errors: one ``error:`` line
-on stderr and the documented exit code: 0 ok, 1 other error, 2 bad input
-(including --strict with bad rows), 4 conflict, 5 hub unavailable, 6 storage.
+summary on stdout (one JSON object with --json).  Errors are raised and
+reported like every command's (statehub.cli.base): an unusable file or option
+(EdsInputError) and --strict with bad rows (BadRowsRefused) are bad input, exit 2.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
-from statehub.client import Client
+from statehub import Client, InvalidRequest, NotFound
+from statehub.cli.base import Settings, echo, reported, show_logs
 from statehub.eds.ingest import BadRowsRefused, Options, Summary, ingest, parse_all
 from statehub.eds.plan import Mode
 from statehub.eds.point_map import read_point_map
 from statehub.eds.records import BadRow, EdsInputError, ParseResult
 from statehub.eds.timezones import plant_zone
 from statehub.eds.watch import Outcome, Watcher
-from statehub.hub import errors
-from statehub.hub.errors import InvalidRequest
 
-EXIT_ERROR, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_HUB_DOWN, EXIT_STORAGE = 1, 2, 4, 5, 6
 PROGRESS_MIN_WRITES = 2000  # smaller ingests finish before a bar is worth drawing
 SHOWN_BAD_ROWS = 200  # on the terminal; --json lists them all
 FORMAT_NAMES = ("auto", "long", "wide", "two-column", "json")
-
-_EXIT_CODES: list[tuple[type[BaseException], int]] = [
-    (EdsInputError, EXIT_BAD_INPUT),
-    (BadRowsRefused, EXIT_BAD_INPUT),
-    (InvalidRequest, EXIT_BAD_INPUT),
-    (errors.InvalidRequest, EXIT_BAD_INPUT),
-    (errors.ConflictError, EXIT_CONFLICT),
-    (errors.HubUnavailable, EXIT_HUB_DOWN),
-    (errors.StorageError, EXIT_STORAGE),
-    (errors.StatehubError, EXIT_ERROR),
-    (OSError, EXIT_ERROR),
-]
 
 
 @dataclass(frozen=True)
@@ -62,21 +47,17 @@ class Request:
     watch: str | None
     interval: float
     as_json: bool
-    data_dir: str | None
-    timeout: float
-    debug: bool
 
 
-def run(request: Request) -> None:
-    with _reported(request.debug):
+def run(request: Request, settings: Settings) -> None:
+    """Ingest the files (or watch the folder) of ``request`` into the hub ``settings`` name."""
+    with reported(settings.debug), _bad_rows_shown():
         if request.fmt not in FORMAT_NAMES:
-            _fail(
-                f"unknown --format {request.fmt!r}: choose one of {', '.join(FORMAT_NAMES)}", EXIT_BAD_INPUT
-            )
+            raise InvalidRequest(f"unknown --format {request.fmt!r}: choose one of {', '.join(FORMAT_NAMES)}")
         if bool(request.files) == bool(request.watch):
-            _fail("give export files, or --watch DIR (not both)", EXIT_BAD_INPUT)
+            raise InvalidRequest("give export files, or --watch DIR (not both)")
         # fallback=False: planning from a stale mirror could commit older readings over newer ones.
-        with Client(request.data_dir, timeout=request.timeout, source="eds", fallback=False) as client:
+        with settings.client(source="eds", fallback=False) as client:
             if request.watch:
                 _watch(client, Path(request.watch), request)  # a hub that is down is waited for, file by file
             else:
@@ -92,7 +73,7 @@ def options_for(client: Client, request: Request) -> Options:
         raise EdsInputError("--tz (or the setting eds.timezone)", None, str(exc)) from None
     default_plant: Any = None
     if not request.plant:
-        with contextlib.suppress(errors.NotFound):
+        with contextlib.suppress(NotFound):
             default_plant = client.resolve("eds.plant")
     return Options(
         zone=zone,
@@ -116,7 +97,7 @@ def _ingest_files(client: Client, request: Request) -> None:
     with _Progress(enabled=sys.stderr.isatty() and not request.as_json) as progress:
         summary = ingest(client, results, options, progress)
     _warn_bad_rows(summary.bad_rows)
-    typer.echo(json.dumps(summary.as_dict()) if request.as_json else summary.text())
+    echo(json.dumps(summary.as_dict()) if request.as_json else summary.text())
 
 
 # --- watch -------------------------------------------------------------------------
@@ -124,8 +105,8 @@ def _ingest_files(client: Client, request: Request) -> None:
 
 def _watch(client: Client, folder: Path, request: Request) -> None:
     if not folder.is_dir():
-        _fail(f"no folder {folder} to watch; create it first", EXIT_BAD_INPUT)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        raise InvalidRequest(f"no folder {folder} to watch; create it first")
+    show_logs()
     stop = threading.Event()
 
     def ingest_file(dropped: Path) -> Summary:
@@ -136,13 +117,13 @@ def _watch(client: Client, folder: Path, request: Request) -> None:
 
     def show(outcome: Outcome) -> None:
         if request.as_json:
-            typer.echo(json.dumps(outcome.as_dict()))
+            echo(json.dumps(outcome.as_dict()))
         else:
             detail = outcome.summary.text() if outcome.summary else outcome.reason or "ingested before"
-            typer.echo(f"{outcome.status} {outcome.name} -> {outcome.moved_to.relative_to(folder)}: {detail}")
+            echo(f"{outcome.status} {outcome.name} -> {outcome.moved_to.relative_to(folder)}: {detail}")
         sys.stdout.flush()
 
-    typer.echo(
+    echo(
         f"# watching {folder} every {request.interval:g} s (done/ and failed/ beside); Ctrl-C or SIGTERM stops",
         err=True,
     )
@@ -161,7 +142,7 @@ def _note_unmapped(results: list[ParseResult], options: Options) -> None:
     if options.point_map is None and any(
         r.point_kind == "sid" for result in results for r in result.readings[:1]
     ):
-        typer.echo(
+        echo(
             "note: no point map, so points are named by SID (eds.<plant>.2308); pass --points MAP to name them by IESS",
             err=True,
         )
@@ -169,9 +150,9 @@ def _note_unmapped(results: list[ParseResult], options: Options) -> None:
 
 def _warn_bad_rows(bad_rows: list[BadRow]) -> None:
     for bad in bad_rows[:SHOWN_BAD_ROWS]:
-        typer.echo(f"warning: bad row {bad}", err=True)
+        echo(f"warning: bad row {bad}", err=True)
     if len(bad_rows) > SHOWN_BAD_ROWS:
-        typer.echo(
+        echo(
             f"warning: ... and {len(bad_rows) - SHOWN_BAD_ROWS} more bad rows (--json lists them all)",
             err=True,
         )
@@ -200,23 +181,11 @@ class _Progress:
             self._bar.__exit__(*exc_info)
 
 
-# --- errors ------------------------------------------------------------------------
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 @contextlib.contextmanager
-def _reported(debug: bool) -> Iterator[None]:
-    """One ``error:`` line and the documented exit code for expected failures; tracebacks with --debug."""
+def _bad_rows_shown() -> Iterator[None]:
+    """Under --strict, list the bad rows that refused the ingest before the error line."""
     try:
         yield
-    except tuple(cls for cls, _code in _EXIT_CODES) as exc:
-        if debug:
-            raise
-        if isinstance(exc, BadRowsRefused):
-            _warn_bad_rows(exc.bad_rows)
-        code = next(code for cls, code in _EXIT_CODES if isinstance(exc, cls))
-        _fail(getattr(exc, "message", None) or str(exc), code)
+    except BadRowsRefused as exc:
+        _warn_bad_rows(exc.bad_rows)
+        raise

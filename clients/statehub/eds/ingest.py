@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from statehub import ConflictError, HubUnavailable, InvalidRequest, Op, Queued
 from statehub.eds.formats import parse_file
 from statehub.eds.plan import Mode, Plan, Stored, make_plan
 from statehub.eds.point_map import PointMap
 from statehub.eds.records import BadRow, ParseResult
 from statehub.eds.resolve import Entry, Naming, resolve
-from statehub.hub.errors import ConflictError, HubUnavailable
-from statehub.hub.protocol import Committed, Op
 
 if TYPE_CHECKING:
-    from statehub.client import Client
+    from statehub import Client
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +50,13 @@ class Options:
         return Naming(self.zone, self.point_map, self.plant, self.default_plant)
 
 
-class BadRowsRefused(ValueError):
-    """--strict and the input had bad rows: nothing was committed."""
+class BadRowsRefused(InvalidRequest):
+    """--strict and the input had bad rows: nothing was committed (bad input, exit 2)."""
 
     def __init__(self, bad_rows: list[BadRow]) -> None:
         self.bad_rows = bad_rows
-        self.message = f"{len(bad_rows)} bad row{'s' if len(bad_rows) != 1 else ''} and --strict: nothing was committed (first: {bad_rows[0]})"
-        super().__init__(self.message)
+        count = f"{len(bad_rows)} bad row{'s' if len(bad_rows) != 1 else ''}"
+        super().__init__(f"{count} and --strict: nothing was committed (first: {bad_rows[0]})")
 
 
 @dataclass
@@ -201,7 +200,7 @@ def _commit(
     for batch in plan.batches:
         ops = [Op(op="set", key=e.key, value=e.record, expect=revs.get(e.key, 0)) for e in batch]
         committed = client.txn(ops)
-        assert isinstance(committed, Committed)  # without queue=True a write is committed or raises
+        assert not isinstance(committed, Queued)  # without queue=True a write is committed or raises
         for entry in batch:
             revs[entry.key] = committed.rev
         tally.committed += len(batch)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import re
 
-from statehub.hub.errors import InvalidRequest
-from statehub.hub.protocol import MAX_KEY_LENGTH
-from statehub.hub.rules import check_key
+from statehub import MAX_KEY_LENGTH, InvalidRequest, check_key
 
 ROOT = "eds"
 

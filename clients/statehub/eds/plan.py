@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from statehub import MAX_TXN_OPS
 from statehub.eds.resolve import Entry, parse_utc_text
-from statehub.hub.protocol import MAX_TXN_OPS
 
 Mode = Literal["latest", "replay"]
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from statehub import InvalidRequest
+
 # How a file names a point: by IESS (`M100FI.UNIT0@NET0`), by SID (`2308`), or by a
 # name the user gave on the command line (any of IESS, IDCS or SID).
 PointKind = Literal["iess", "sid", "given"]
@@ -65,13 +67,12 @@ class ParseResult:
     bad_rows: list[BadRow] = field(default_factory=list)
 
 
-class EdsInputError(ValueError):
-    """A file (or the point map, or an option) cannot be used at all."""
+class EdsInputError(InvalidRequest):
+    """A file (or the point map, or an option) cannot be used at all: bad input, exit 2."""
 
     def __init__(self, file: str, line: int | None, reason: str) -> None:
         self.file = file
         self.line = line
         self.reason = reason
         where = f"{file}:{line}" if line is not None else file
-        self.message = f"{where}: {reason}"
-        super().__init__(self.message)
+        super().__init__(f"{where}: {reason}")

@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from statehub import ConflictError, HubUnavailable, StatehubError, StorageError
 from statehub.eds.ingest import BadRowsRefused, Summary
-from statehub.eds.records import EdsInputError
 from statehub.hub.atomic_file import write_atomically
-from statehub.hub.errors import ConflictError, HubUnavailable, StatehubError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +141,7 @@ class Watcher:
             self._hub_down = True
             self._sizes.pop(path.name, None)  # it must settle again, which also paces the retries
             return None
-        except (EdsInputError, BadRowsRefused, StatehubError) as exc:
+        except StatehubError as exc:  # bad input (EdsInputError, BadRowsRefused) or a refusal
             return self._fail(path, exc)
         except Exception as exc:  # a bug must not stop the folder: the file goes to failed/ with the error
             log.exception("unexpected error while ingesting %s", path.name)

@@ -1,26 +1,42 @@
 """Everything the GUI decides, as plain functions: no window, no sockets, testable alone.
 
-The window (window.py) feeds hub events into a ``View`` with ``on_synced``,
-``on_update`` and ``on_down``, and asks this module what to show: the rows for
-the current filter, the status line, why edits are off, what a conflict means
-and what to write after the operator chose.
+The window (window.py) feeds each subscription event into a ``View`` with
+``on_event``, and asks this module what to show: the rows for the current
+filter, the status line, why edits are off, what a conflict means and what to
+write after the operator chose.  Values, times and writers are worded by the
+display helpers every front end shares (``statehub.value_text`` and friends).
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
+from statehub import (
+    SECRET_PLACEHOLDER,
+    Changed,
+    ConflictDetail,
+    Event,
+    HubDown,
+    InvalidRequest,
+    Item,
+    MirrorState,
+    Op,
+    Synced,
+    Update,
+    Version,
+    age_text,
+    apply_change,
+    check_key,
+    check_value,
+    json_text,
+    local_when_text,
+    parse_text_value,
+    value_text,
+    who_text,
+)
 from statehub.gui.masking import is_secret, shown_value
-from statehub.hub.errors import InvalidRequest
-from statehub.hub.mirror import MirrorState
-from statehub.hub.protocol import SECRET_PLACEHOLDER, Changed, ConflictDetail, Item, Op, Version
-from statehub.hub.rules import check_key, check_value
-from statehub.subscription import apply_change
-from statehub.waterfall import parse_text_value
 
 VALUE_WIDTH = 120  # characters of a value shown in the table; the edit dialog shows it whole
 DIFF_WIDTH = 200  # characters of each value in the restore dialog's old -> new lines
@@ -52,6 +68,17 @@ class View:
 
 
 # --- hub events ----------------------------------------------------------------------
+
+
+def on_event(view: View, event: Event, now: float) -> None:
+    """Feed one subscription event into the view."""
+    if isinstance(event, Synced):
+        changed = [change.key for change in event.changes]
+        on_synced(view, event.items, event.rev, event.epoch, event.reason, event.first, changed, now)
+    elif isinstance(event, Update):
+        on_update(view, event.rev, event.changes, now)
+    elif isinstance(event, HubDown):
+        on_down(view, event.reason, event.mirror, now)
 
 
 def on_synced(
@@ -103,17 +130,6 @@ def notice_text(view: View, now: float) -> str:
 
 
 # --- status line and edit permission ------------------------------------------------
-
-
-def age_text(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def status_line(view: View, now: float, hub_announced: bool = False) -> str:
@@ -176,7 +192,7 @@ def row_for(item: Item) -> Row:
         type=type_name(item.value),
         rev=str(item.rev),
         who=who_text(item.source, item.user),
-        changed=when_text(item.time),
+        changed=local_when_text(item.time),
     )
 
 
@@ -187,8 +203,7 @@ def highlighted(rows: list[Row], view: View, now: float) -> list[int]:
 
 def format_value(value: Any, width: int = VALUE_WIDTH) -> str:
     """A value on one line: strings as they are, everything else as JSON; cut at ``width``."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = text.replace("\r", "").replace("\n", "⏎")
+    text = value_text(value).replace("\r", "").replace("\n", "⏎")
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -206,17 +221,6 @@ def type_name(value: Any) -> str:
     if isinstance(value, list):
         return "list"
     return "map"
-
-
-def who_text(source: str, user: str) -> str:
-    return "/".join(part for part in (source, user) if part) or "?"
-
-
-def when_text(seconds: float) -> str:
-    """Local time of a change; empty when unknown (time 0)."""
-    if not seconds:
-        return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
 # --- edits ---------------------------------------------------------------------------
@@ -251,7 +255,7 @@ def edit_text(item: Item) -> str:
     """The text to start editing from: a secret starts empty (never shown), a string as is."""
     if is_secret(item.key, item.secret):
         return ""
-    return item.value if isinstance(item.value, str) else json.dumps(item.value, ensure_ascii=False)
+    return value_text(item.value)
 
 
 def new_write(key: str, text: str, as_string: bool = False) -> Write:
@@ -295,7 +299,7 @@ def conflict_message(write: Write, detail: ConflictDetail) -> str:
         value = shown_value(detail.key, format_value(detail.value, 400), detail.value == SECRET_PLACEHOLDER)
         now = (
             f"it is now at revision {detail.rev}: {value}  ({type_name(detail.value)}), "
-            f"set by {who_text(detail.source, detail.user)} at {when_text(detail.time)}"
+            f"set by {who_text(detail.source, detail.user)} at {local_when_text(detail.time)}"
         )
     yours = (
         "delete it"
@@ -329,7 +333,7 @@ def history_rows(key: str, versions: list[Version]) -> list[list[str]]:
         rows.append(
             [
                 str(version.rev),
-                when_text(version.time),
+                local_when_text(version.time),
                 who_text(version.source, version.user),
                 f"{old} → {new}",
             ]
@@ -342,7 +346,7 @@ def history_rows(key: str, versions: list[Version]) -> list[list[str]]:
 
 def snapshot_label(name: str, rev: int, keys: int, created: float) -> str:
     """One line of the snapshot picker: its name, revision, size and when it was taken."""
-    taken = f", taken {when_text(created)}" if created else ""
+    taken = f", taken {local_when_text(created)}" if created else ""
     return f"{name}  (revision {rev}, {keys} keys{taken})"
 
 
@@ -359,4 +363,4 @@ def restore_lines(ops: list[Op], current: list[Item]) -> list[str]:
 
 
 def _diff_value(key: str, value: Any) -> str:
-    return shown_value(key, format_value(json.dumps(value, ensure_ascii=False), DIFF_WIDTH))
+    return shown_value(key, format_value(json_text(value), DIFF_WIDTH))

@@ -1,30 +1,34 @@
-"""The statehub window: FreeSimpleGUI layout and event loop; decisions live in model.py.
+"""The statehub window's event loop; its layouts are in layouts.py, its decisions in model.py.
 
-Threads: the subscription runs in its own thread (it owns its sockets) and hands
-each event to the window with ``write_event_value``; the window's thread owns
-the Tk widgets and a Client for writes and history.  Nothing else is shared.
+Threads: ``Client.subscribe(callback=...)`` runs the subscription in its own
+thread (it owns its sockets), which hands each event, whole, to the window with
+``write_event_value``; the window's thread owns the Tk widgets and the Client
+for writes and history.  Nothing else is shared.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import FreeSimpleGUI as sg  # type: ignore[import-untyped]  # it ships no type hints
 
-from statehub.client import Client
-from statehub.gui import model
-from statehub.gui.masking import is_secret
+from statehub import (
+    Client,
+    ConflictDetail,
+    ConflictError,
+    Event,
+    InvalidRequest,
+    Item,
+    Queued,
+    StatehubError,
+    Update,
+)
+from statehub.gui import layouts, model
 from statehub.gui.model import Choice, Phase, View, Write
 from statehub.hub.atomic_file import write_atomically
-from statehub.hub.errors import ConflictError, InvalidRequest, StatehubError
-from statehub.hub.paths import Layout, read_hub_info
-from statehub.hub.protocol import Committed, ConflictDetail, Item
-from statehub.subscription import Event, HubDown, Subscription, SubscriptionThread, Synced, Update
 
 if TYPE_CHECKING:
     from statehub.hub.state_files import StateFile  # imported when a restore starts
@@ -33,87 +37,29 @@ HUB_EVENT = "-HUB-"
 TICK_MS = 250  # the status line's age counter and row highlights are refreshed this often
 MIN_REFRESH = 0.1  # a burst of changes redraws the table at most this often
 HIGHLIGHT = "#fff1a8"
-SNAPSHOT_TIP = "go back to a snapshot (statehub snapshot create makes them): the changes are shown first"
 HISTORY_LIMIT = 50
 
 
-def run(
-    data_dir: str | Path | None,
-    *,
-    timeout: float = 0.5,
-    filter_text: str = "",
-    dump_state: Path | None = None,
-) -> None:
-    """Open the window and run until it is closed."""
+def run(client: Client, *, filter_text: str = "", dump_state: Path | None = None) -> None:
+    """Open the window on the hub ``client`` talks to, and run until it is closed.
+
+    ``client`` writes (its source should be ``gui``) and reads history, in this
+    thread; the window follows the same hub, remote or local.  The caller closes it.
+    """
     sg.theme("LightGrey1")
-    client = Client(data_dir, timeout=timeout, source="gui")
+    title = f"statehub — {'remote hub' if client.is_remote else client.data_dir}"
     try:
-        window = _main_window(client.data_dir, filter_text)
+        window = layouts.main_window(title, filter_text)
     except Exception as exc:  # Tk raises TclError without a display
-        client.close()
         raise RuntimeError(str(exc)) from exc
     app = App(window, client, dump_state)
-
-    def make() -> Subscription:
-        return Subscription(client.data_dir, timeout=timeout)
-
-    thread = SubscriptionThread(make, app.forward)
-    app.thread = thread  # before start: forward() reads the items of the first Synced through it
-    thread.start()
+    thread = client.subscribe(callback=app.forward)
     try:
         app.loop()
     finally:
         app.closing = True
         thread.stop()
         window.close()
-        client.close()
-
-
-def _main_window(data_dir: Path, filter_text: str) -> sg.Window:
-    table = sg.Table(
-        values=[],
-        headings=model.HEADINGS,
-        key="-TABLE-",
-        auto_size_columns=False,
-        col_widths=[26, 38, 6, 6, 14, 19],
-        justification="left",
-        num_rows=16,
-        enable_events=True,
-        select_mode=sg.TABLE_SELECT_MODE_BROWSE,
-        expand_x=True,
-        expand_y=True,
-    )
-    history = sg.Table(
-        values=[],
-        headings=model.HISTORY_HEADINGS,
-        key="-HISTORY-",
-        auto_size_columns=False,
-        col_widths=[6, 19, 14, 70],
-        justification="left",
-        num_rows=6,
-        expand_x=True,
-    )
-    layout = [
-        [
-            sg.Text("Filter"),
-            sg.Input(filter_text, key="-FILTER-", size=(30, 1), enable_events=True),
-            sg.Checkbox("prefix only", key="-PREFIX-", enable_events=True),
-            sg.Text("", key="-COUNT-", size=(22, 1)),
-        ],
-        [table],
-        [
-            sg.Button("Add…", key="-ADD-"),
-            sg.Button("Edit…", key="-EDIT-"),
-            sg.Button("Delete…", key="-DELETE-"),
-            sg.Button("Restore snapshot…", key="-RESTORE-", tooltip=SNAPSHOT_TIP),
-            sg.Text("", key="-REASON-", size=(60, 1), text_color="#8a4b00"),
-        ],
-        [sg.Text("History: select a key", key="-HISTORY-TITLE-", size=(90, 1))],
-        [history],
-        [sg.Text("", key="-NOTICE-", size=(110, 1), text_color="#1f5fa8")],
-        [sg.Text("connecting to the hub…", key="-STATUS-", size=(110, 1), font=("Helvetica", 10, "bold"))],
-    ]
-    return sg.Window(f"statehub — {data_dir}", layout, resizable=True, finalize=True)
 
 
 class App:
@@ -123,9 +69,7 @@ class App:
         self.window = window
         self.client = client
         self.dump_state = dump_state
-        self.layout = Layout(client.data_dir)
         self.view = View()
-        self.thread: SubscriptionThread | None = None
         self.closing = False
         self.rows: list[model.Row] = []
         self.colored: list[int] = []
@@ -143,12 +87,9 @@ class App:
     # --- the subscription thread's side ------------------------------------------
 
     def forward(self, event: Event) -> None:
-        """Called in the subscription thread: copy what the window needs and post it."""
-        if self.closing:
-            return
-        subscription = self.thread.subscription if self.thread else None
-        items = dict(subscription.items) if isinstance(event, Synced) and subscription else None
-        self.window.write_event_value(HUB_EVENT, (event, items))
+        """Called in the subscription thread: post the event (it carries all the window needs)."""
+        if not self.closing:
+            self.window.write_event_value(HUB_EVENT, event)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -160,7 +101,7 @@ class App:
             if event == sg.WIN_CLOSED:
                 return
             if event == HUB_EVENT:
-                self.on_hub(*values[HUB_EVENT])
+                self.on_hub(values[HUB_EVENT])
             elif event == "-TABLE-":
                 self.on_select(values["-TABLE-"])
             elif event == "-ADD-":
@@ -173,20 +114,9 @@ class App:
                 self.restore_snapshot()
             self.draw(force=event in ("-FILTER-", "-PREFIX-"))
 
-    def on_hub(self, event: Event, items: dict[str, Item] | None) -> None:
-        now = time.time()
-        if isinstance(event, Synced):
-            changed = [change.key for change in event.changes]
-            model.on_synced(
-                self.view, items or {}, event.rev, event.epoch, event.reason, event.first, changed, now
-            )
-            self.history_stale = True
-        elif isinstance(event, Update):
-            model.on_update(self.view, event.rev, event.changes, now)
-            if any(change.key == self.selected for change in event.changes):
-                self.history_stale = True
-        elif isinstance(event, HubDown):
-            model.on_down(self.view, event.reason, event.mirror, now)
+    def on_hub(self, event: Event) -> None:
+        model.on_event(self.view, event, time.time())
+        if not isinstance(event, Update) or any(change.key == self.selected for change in event.changes):
             self.history_stale = True
 
     def on_select(self, indexes: list[int]) -> None:
@@ -246,7 +176,8 @@ class App:
             "-ADD-": not reason,
             "-EDIT-": not reason and selected,
             "-DELETE-": not reason and selected,
-            "-RESTORE-": not reason,
+            # Snapshots are files in the hub's data dir: a remote hub's are on its own machine.
+            "-RESTORE-": not reason and not self.client.is_remote,
         }
         for key, enabled in buttons.items():
             if self.shown.get(key) != enabled:
@@ -256,21 +187,8 @@ class App:
             self._dump(texts, not reason)
 
     def _hub_announced(self) -> bool:
-        """While down: has a live hub process written hub.json again?  (A file, not the hub.)"""
-        if self.view.phase is not Phase.DOWN:
-            return False
-        info = read_hub_info(self.layout)
-        if info is None:
-            return False
-        if sys.platform == "win32":
-            return True  # os.kill(pid, 0) would end the process there
-        try:
-            os.kill(info.pid, 0)
-        except ProcessLookupError:
-            return False  # a stale hub.json left by a killed hub
-        except PermissionError:
-            return True
-        return True
+        """While down: has a live hub process announced itself again?  (A file, not the hub.)"""
+        return self.view.phase is Phase.DOWN and self.client.is_hub_announced()
 
     def _load_history(self) -> None:
         self.history_stale = False
@@ -303,11 +221,20 @@ class App:
             "history_title": self.history_title,
             "history": self.history,
             "dialog": self.dialog,
+            "buttons": {key: self._centre(key) for key in ("-ADD-", "-EDIT-", "-DELETE-", "-RESTORE-")},
         }
         data = json.dumps(state, ensure_ascii=False, indent=1).encode()
         if self.shown.get("-DUMP-") != data:
             write_atomically(self.dump_state, data, mode=0o644)
             self.shown["-DUMP-"] = data
+
+    def _centre(self, key: str) -> list[int]:
+        """Where a button's centre is in the window (tests click there: font metrics vary by machine)."""
+        widget = self.window[key].Widget
+        root = self.window.TKroot
+        x = widget.winfo_rootx() - root.winfo_rootx() + widget.winfo_width() // 2
+        y = widget.winfo_rooty() - root.winfo_rooty() + widget.winfo_height() // 2
+        return [int(x), int(y)]
 
     # --- edits -------------------------------------------------------------------------
 
@@ -357,7 +284,7 @@ class App:
         if not self.confirm_restore(name, state.rev, model.restore_lines(ops, current)):
             self.message = f"restore of snapshot {name} cancelled: nothing was changed"
             return
-        with Client(self.client.data_dir, timeout=self.client.timeout, source="rollback") as rollback:
+        with self.client.with_source("rollback") as rollback:
             try:
                 committed = rollback.txn(ops)
             except StatehubError as exc:
@@ -373,7 +300,7 @@ class App:
             for name, state in reversed(snapshots)
         }
         heading = "Go back to which snapshot? (newest first)"
-        dialog = sg.Window("Restore snapshot", picker_layout(heading, list(labels)), modal=True, finalize=True)
+        dialog = sg.Window("Restore snapshot", layouts.picker_layout(heading, list(labels)), modal=True, finalize=True)
         self.dialog = {"title": "Restore snapshot", "heading": heading, "lines": list(labels)}
         try:
             for _ in range(100_000):  # one turn per operator action or tick: a guard, not a limit
@@ -391,7 +318,7 @@ class App:
         """Show the dry run, old -> new; True when the operator chose Restore."""
         title = f"Restore snapshot {name}: the changes"
         heading = f"Going back to snapshot {name} (revision {rev}) changes {len(lines)} keys, old -> new:"
-        dialog = sg.Window(title, restore_layout(heading, lines), modal=True, finalize=True)
+        dialog = sg.Window(title, layouts.restore_layout(heading, lines), modal=True, finalize=True)
         self.dialog = {"title": title, "heading": heading, "lines": lines}
         try:
             event, _values = self.read_dialog(dialog)
@@ -419,7 +346,7 @@ class App:
     def edit_dialog(self, item: Item | None, key: str, text: str) -> tuple[Write, str] | None:
         """Ask for a key (when adding) and a value: the write and the text typed; None when cancelled."""
         title = "Add a key" if item is None else f"Edit {item.key}"
-        dialog = sg.Window(title, edit_layout(item, key, text), modal=True, finalize=True)
+        dialog = sg.Window(title, layouts.edit_layout(item, key, text), modal=True, finalize=True)
         try:
             for _ in range(100_000):  # one turn per operator action or tick: a guard, not a limit
                 event, values = self.read_dialog(dialog)
@@ -441,7 +368,7 @@ class App:
             dialog.close()
 
     def conflict_dialog(self, message: str) -> Choice:
-        dialog = sg.Window("Changed meanwhile", conflict_layout(message), modal=True, finalize=True)
+        dialog = sg.Window("Changed meanwhile", layouts.conflict_layout(message), modal=True, finalize=True)
         try:
             event, _values = self.read_dialog(dialog)
         finally:
@@ -455,7 +382,7 @@ class App:
             if window is dialog:
                 return event, values
             if window is self.window and event == HUB_EVENT:
-                self.on_hub(*values[HUB_EVENT])
+                self.on_hub(values[HUB_EVENT])
             self.draw()
 
     def _write(self, write: Write) -> ConflictDetail | None:
@@ -473,70 +400,7 @@ class App:
         except StatehubError as exc:
             sg.popup_error(f"{getattr(exc, 'message', exc)}\n\nNothing was written.", title="Not saved")
             return None
-        assert isinstance(committed, Committed)  # not queued: the GUI writes only while the hub is up
+        assert not isinstance(committed, Queued)  # not queued: the GUI writes only while the hub is up
         what = "deleted" if write.op == "unset" else "saved"
         self.message = f"{what} {write.key} at revision {committed.rev}"
         return None
-
-
-# --- dialogs -------------------------------------------------------------------------------
-
-
-def edit_layout(item: Item | None, key: str, text: str) -> list[list[Any]]:
-    based = (
-        "a new key: saved only if it does not exist yet"
-        if item is None
-        else (f"based on revision {item.rev}: saved only if nobody changed it since")
-    )
-    secret = item is not None and is_secret(item.key, item.secret)
-    return [
-        [sg.Text("Key", size=(6, 1)), sg.Input(key, key="-KEY-", size=(50, 1), disabled=item is not None)],
-        [sg.Text("Value" + (" (secret: type a new one)" if secret else ""))],
-        [sg.Multiline(text, key="-VALUE-", size=(60, 6), enable_events=True, rstrip=False)],
-        [sg.Checkbox("store as a string (do not read it as JSON)", key="-STRING-", enable_events=True)],
-        [sg.Text(model.type_preview(text), key="-PREVIEW-", size=(60, 2))],
-        [sg.Text(based, text_color="#555555")],
-        [sg.Button("Save", key="-SAVE-"), sg.Button("Cancel", key="-CANCEL-")],
-    ]
-
-
-def conflict_layout(message: str) -> list[list[Any]]:
-    return [
-        [sg.Text(message, size=(80, None))],
-        [
-            sg.Button("Keep mine", key=Choice.KEEP_MINE),
-            sg.Button("Take theirs", key=Choice.TAKE_THEIRS),
-            sg.Button("Cancel", key=Choice.CANCEL),
-        ],
-    ]
-
-
-def picker_layout(heading: str, labels: list[str]) -> list[list[Any]]:
-    width = min(max(60, *(len(label) + 2 for label in labels)), 110)
-    return [
-        [sg.Text(heading)],
-        [sg.Listbox(labels, default_values=labels[:1], size=(width, min(max(len(labels), 4), 12)), key="-PICK-")],
-        [sg.Button("Show changes…", key="-SHOW-"), sg.Button("Cancel", key="-CANCEL-")],
-    ]
-
-
-def restore_layout(heading: str, lines: list[str]) -> list[list[Any]]:
-    width = min(max(60, *(len(line) + 2 for line in lines)), 120)
-    note = (
-        "Applied as one change (source rollback), and only if none of these keys changes meanwhile; "
-        "history keeps every revision."
-    )
-    return [
-        [sg.Text(heading)],
-        [
-            sg.Multiline(
-                "\n".join(lines),
-                size=(width, min(max(len(lines) + 1, 4), 20)),
-                disabled=True,
-                expand_x=True,
-                key="-CHANGES-",
-            )
-        ],
-        [sg.Text(note, text_color="#555555")],
-        [sg.Button("Restore", key="-APPLY-"), sg.Button("Cancel", key="-CANCEL-")],
-    ]

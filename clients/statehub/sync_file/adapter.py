@@ -23,15 +23,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import zmq
-
-from statehub.client import Client
-from statehub.connection import Connection
+from statehub import (
+    MAX_TXN_OPS,
+    Client,
+    ConflictError,
+    Event,
+    HubDown,
+    HubUnavailable,
+    InvalidRequest,
+    Queued,
+    StatehubError,
+    StorageError,
+    Subscription,
+    Synced,
+    check_prefix,
+)
 from statehub.hub.atomic_file import fsync_folder
-from statehub.hub.errors import ConflictError, HubUnavailable, InvalidRequest, StatehubError, StorageError
-from statehub.hub.protocol import MAX_TXN_OPS, PROTOCOL_VERSION, Committed, Items, Snapshot
-from statehub.hub.rules import check_prefix
-from statehub.subscription import Event, HubDown, Subscription, Synced
 from statehub.sync_file.document import FileError, Format, Header, SavedFile, parse, render
 from statehub.sync_file.note import note_path, record
 from statehub.sync_file.plan import Plan, plan_save, refuse_conflicts
@@ -46,12 +53,10 @@ NEW_FILE_MODE = 0o600  # the state may hold secrets: private unless the person's
 @dataclass(frozen=True)
 class Options:
     path: Path
-    data_dir: str | Path | None = None
     prefix: str = ""
     fmt: Format = "toml"
     interval: float = POLL_INTERVAL
     settle: float = SETTLE
-    timeout: float = 0.5
 
 
 @dataclass
@@ -67,8 +72,15 @@ class Counters:
 
 
 class FileSync:
-    def __init__(self, options: Options) -> None:
+    """Keeps ``options.path`` equal to the state under ``options.prefix`` of the hub ``client`` talks to.
+
+    ``client`` writes the saves (its source should be ``file``) and subscribes;
+    use it from the thread that calls ``run`` only, and close it afterwards.
+    """
+
+    def __init__(self, client: Client, options: Options) -> None:
         check_prefix(options.prefix)
+        self.client = client
         self.options = options
         self.path = options.path.absolute()
         self.note_name = note_path(self.path).name
@@ -85,29 +97,19 @@ class FileSync:
     def run(self, stop: threading.Event) -> None:
         """Sync until ``stop`` is set."""
         opts = self.options
-        client = Client(opts.data_dir, timeout=opts.timeout, source="file")
-        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        past = Connection(context, client.data_dir, timeout=opts.timeout)
-        subscription = Subscription(client.data_dir, prefix=opts.prefix, timeout=opts.timeout)
-        log.info(
-            "syncing %s (%s) with the keys under %r in %s", self.path, opts.fmt, opts.prefix, client.data_dir
-        )
-        try:
+        where = "the remote hub" if self.client.is_remote else str(self.client.data_dir)
+        log.info("syncing %s (%s) with the keys under %r in %s", self.path, opts.fmt, opts.prefix, where)
+        with self.client.subscribe(opts.prefix) as subscription:
             while not stop.is_set():
-                self.turn(subscription, client, past)
-        finally:
-            subscription.close()
-            client.close()
-            past.close()
-            context.destroy(linger=0)
+                self.turn(subscription)
 
-    def turn(self, subscription: Subscription, client: Client, past: Connection) -> None:
+    def turn(self, subscription: Subscription) -> None:
         event = subscription.next_event(self.options.interval)
         if event is not None:
             self._on_event(event)
         self._on_file(self.watcher.poll(time.monotonic()))
         if self.pending is not None and self.live and time.monotonic() >= self.retry_at:
-            self._apply(self.pending, subscription, client, past)
+            self._apply(self.pending, subscription)
         self._rewrite_if_needed(subscription)
 
     # --- hub events ----------------------------------------------------------------
@@ -143,14 +145,14 @@ class FileSync:
             self._told_down = True
             log.warning("%s saved while the hub is down: applied when the hub is back", self.path.name)
 
-    def _apply(self, data: bytes, subscription: Subscription, client: Client, past: Connection) -> None:
+    def _apply(self, data: bytes, subscription: Subscription) -> None:
         saved = self._parse(data)
         if saved is None:
             return
-        base_rev, base = self._base(saved.header, subscription, past)
-        plan = plan_save(saved.values, dict(subscription.items), base_rev, base)
         try:
-            changes, rev = self._send(plan, client, base)
+            base_rev, base = self._base(saved.header, subscription)
+            plan = plan_save(saved.values, dict(subscription.items), base_rev, base)
+            changes, rev = self._send(plan, base)
         except (HubUnavailable, StorageError) as exc:
             self.retry_at = time.monotonic() + RETRY_AFTER
             log.warning("the hub did not take the save of %s (%s); trying again", self.path.name, exc.message)
@@ -189,9 +191,7 @@ class FileSync:
         )
         return None
 
-    def _base(
-        self, header: Header, subscription: Subscription, past: Connection
-    ) -> tuple[int | None, dict[str, Any] | None]:
+    def _base(self, header: Header, subscription: Subscription) -> tuple[int | None, dict[str, Any] | None]:
         """The file's revision and the state at it, as far as they can be known."""
         if header.epoch != subscription.epoch or header.rev > subscription.rev:
             log.warning(
@@ -207,14 +207,13 @@ class FileSync:
         if header.rev == subscription.rev:
             return header.rev, {key: item.value for key, item in subscription.items.items()}
         try:
-            reply = past.request(Snapshot(v=PROTOCOL_VERSION, prefix=self.options.prefix, at_rev=header.rev))
+            past = self.client.snapshot(self.options.prefix, at_rev=header.rev)
         except InvalidRequest as exc:  # history pruned: keys changed since then are conflicts
             log.warning("the state at revision %d cannot be rebuilt (%s)", header.rev, exc.message)
             return header.rev, None
-        assert isinstance(reply, Items)
-        return header.rev, {item.key: item.value for item in reply.items}
+        return header.rev, {item.key: item.value for item in past.items}
 
-    def _send(self, plan: Plan, client: Client, base: dict[str, Any] | None) -> tuple[int, int]:
+    def _send(self, plan: Plan, base: dict[str, Any] | None) -> tuple[int, int]:
         """Send the plan's ops in txns; return (keys changed, last revision)."""
         changes = rev = 0
         ops, plan.ops = plan.ops, []
@@ -224,8 +223,8 @@ class FileSync:
                 if not chunk.ops:
                     break
                 try:
-                    committed = client.txn(chunk.ops)  # never queued: a save waits for the hub itself
-                    assert isinstance(committed, Committed)
+                    committed = self.client.txn(chunk.ops)  # never queued: a save waits for the hub itself
+                    assert not isinstance(committed, Queued)
                     rev = committed.rev
                 except ConflictError as exc:
                     if not exc.conflicts:

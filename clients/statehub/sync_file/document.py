@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from statehub.hub.errors import InvalidRequest
-from statehub.hub.rules import check_key, check_value
+from statehub import InvalidRequest, check_key, check_value
 from statehub.sync_file.toml_values import from_toml, toml_string, toml_value
 
 Format = Literal["toml", "json"]
@@ -60,7 +59,7 @@ class SavedFile:
     values: dict[str, Any]
 
 
-class FileError(ValueError):
+class FileError(InvalidRequest):
     """A save that cannot be used: says where (line and column, 1-based) and what to do."""
 
     def __init__(self, message: str, line: int = 1, column: int = 1, *, incomplete: bool = False) -> None:
@@ -78,7 +77,7 @@ def format_for(path: Path, explicit: str | None = None) -> Format:
     """The format asked for, else JSON for a ``.json`` file, else TOML."""
     chosen = explicit or ("json" if path.suffix.lower() == ".json" else "toml")
     if chosen not in ("toml", "json"):
-        raise ValueError(f"unknown format {chosen!r}: use toml or json")
+        raise InvalidRequest(f"unknown format {chosen!r}: use toml or json")
     return "json" if chosen == "json" else "toml"
 
 

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from statehub import when_text, who_text
 from statehub.hub.atomic_file import write_atomically
-from statehub.hub.mirror import iso_time
 from statehub.sync_file.document import Format
 from statehub.sync_file.plan import ABSENT, UNKNOWN, Refusal
 from statehub.sync_file.toml_values import toml_string, toml_value
@@ -27,10 +27,6 @@ from statehub.sync_file.toml_values import toml_string, toml_value
 
 def note_path(path: Path) -> Path:
     return path.with_name(path.name + ".conflict")
-
-
-def when_text(seconds: float) -> str:
-    return iso_time(seconds)[:19].replace("T", " ") + "Z"
 
 
 def render_section(fmt: Format, file_name: str, base_rev: int, refused: list[Refusal], now: float) -> str:
@@ -55,7 +51,7 @@ def _entry(fmt: Format, refusal: Refusal, base_rev: int) -> list[str]:
     if theirs is None:
         now = "the hub no longer has it"
     else:
-        who = "/".join(part for part in (theirs.source, theirs.user) if part) or "?"
+        who = who_text(theirs.source, theirs.user)
         now = f"the hub has {_value(fmt, theirs.value)} (revision {theirs.rev}, set by {who} at {when_text(theirs.time)})"
     if refusal.base is UNKNOWN:
         then = f"its value at revision {base_rev} is unknown"

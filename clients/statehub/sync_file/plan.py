@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from statehub.hub.protocol import SECRET_PLACEHOLDER, ConflictDetail, Item, Op
+from statehub import SECRET_PLACEHOLDER, ConflictDetail, Item, Op
 
 
 class _Marker:

@@ -1,20 +1,20 @@
 """``statehub ingest-eds``: push Ovation EDS exports into the hub (docs/eds.md).
 
-``register(app)`` adds the command to a typer app.  typer is this module's only
-import; the work lives in statehub.eds.command, imported when the command runs,
-so that merely building the ``statehub`` command stays fast.
+The options are parsed here; the work lives in statehub.eds.command, imported
+when the command runs, so that merely building the ``statehub`` app stays fast.
 """
 
 from __future__ import annotations
 
 import typer
 
-INGEST_TIMEOUT = 5.0  # also in statehub.eds.command; repeated here so --help needs no import
+from statehub.cli.base import exit_codes_text, settings_of
+
+INGEST_TIMEOUT = 5.0  # a big ingest's transactions take longer than a get
 
 EPILOG = (
     "Keys: eds.<plant>.<point>, names escaped reversibly (see docs/eds.md). "
-    "Exit codes: 0 ok, 1 other error, 2 bad input (also --strict with bad rows), 4 conflict, "
-    "5 hub unavailable, 6 the hub could not persist the change."
+    f"Bad rows with --strict are bad input. {exit_codes_text()}"
 )
 
 
@@ -84,7 +84,8 @@ def ingest_eds(
     """Ingest Ovation EDS exports: each point's reading becomes state under eds.<plant>.<point>."""
     from statehub.eds.command import Request, run
 
-    parent = ctx.obj  # statehub's global options (data dir, timeout, debug) when run as `statehub ingest-eds`
+    parent = settings_of(ctx)  # statehub's global options, when run as `statehub --data-dir D ingest-eds`
+    settings = parent.with_own(data_dir, timeout or max(parent.timeout, INGEST_TIMEOUT))
     run(
         Request(
             files=list(files or []),
@@ -98,8 +99,6 @@ def ingest_eds(
             watch=watch,
             interval=interval,
             as_json=as_json,
-            data_dir=data_dir or getattr(parent, "data_dir", None),
-            timeout=timeout or max(float(getattr(parent, "timeout", 0.0)), INGEST_TIMEOUT),
-            debug=bool(getattr(parent, "debug", False)),
-        )
+        ),
+        settings,
     )

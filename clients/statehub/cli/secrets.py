@@ -7,18 +7,13 @@ prints a value.
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from statehub.cli_options import JsonOption
-from statehub.cli_options import settings_of as _settings
-
-if TYPE_CHECKING:
-    pass
-
+from statehub.cli.base import echo, echo_json, item_dict, reported, settings_of, warn_if_mirror
+from statehub.cli.options import JsonOption, PrefixOption, add_command
 
 secret_app = typer.Typer(
     help="Secrets: encrypted at rest, shown everywhere else as <secret>, revealed only on request.",
@@ -28,12 +23,15 @@ secret_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(secret_app, name="secret")
-
+    add_command(secret_app, secret_set, "set")
+    add_command(secret_app, secret_get, "get")
+    add_command(secret_app, secret_list, "list")
+    add_command(secret_app, secret_rotate_key, "rotate-key")
 
 
 def read_secret_value(key: str, *, stdin_is_tty: bool) -> str:
     """The value typed at a prompt (twice, unechoed) or piped on stdin (one trailing newline dropped)."""
-    from statehub.hub.errors import InvalidRequest
+    from statehub import InvalidRequest
 
     if stdin_is_tty:
         import getpass
@@ -50,7 +48,6 @@ def read_secret_value(key: str, *, stdin_is_tty: bool) -> str:
     return value
 
 
-@secret_app.command("set")
 def secret_set(
     ctx: typer.Context,
     key: str,
@@ -63,22 +60,20 @@ def secret_set(
 
     Never queued while the hub is down: the inbox is plaintext.
     """
-    from statehub.cli import _reported
-    from statehub.hub.rules import check_key
+    from statehub import check_key
 
-    settings = _settings(ctx)
-    with _reported(settings):
+    settings = settings_of(ctx)
+    with reported(settings.debug):
         check_key(key)
         value = read_secret_value(key, stdin_is_tty=sys.stdin.isatty())
         with settings.client() as client:
             committed = client.set_secret(key, value, expect=expect_rev)
     if as_json:
-        typer.echo(json.dumps({"key": key, "rev": committed.rev, "secret": True}))
+        echo_json({"key": key, "rev": committed.rev, "secret": True})
     else:
-        typer.echo(f"secret {key} stored at revision {committed.rev}")
+        echo(f"secret {key} stored at revision {committed.rev}")
 
 
-@secret_app.command("get")
 def secret_get(
     ctx: typer.Context,
     key: str,
@@ -86,59 +81,51 @@ def secret_get(
     as_json: JsonOption = False,
 ) -> None:
     """Print KEY's value: the placeholder, or with --reveal the plaintext."""
-    from statehub.cli import EXIT_BAD_INPUT, _fail, _item_dict, _reported, _text
+    from statehub import InvalidRequest, value_text
 
-    settings = _settings(ctx)
-    with _reported(settings), settings.client() as client:
+    settings = settings_of(ctx)
+    with reported(settings.debug), settings.client() as client:
         reading = client.get(key, reveal=reveal)
-    if not reading.item.secret:
-        _fail(f"{key!r} is not a secret; read it with `statehub get {key}`", EXIT_BAD_INPUT)
+        if not reading.item.secret:
+            raise InvalidRequest(f"{key!r} is not a secret; read it with `statehub get {key}`")
     if as_json:
-        typer.echo(json.dumps(_item_dict(reading.item), ensure_ascii=False))
+        echo_json(item_dict(reading.item))
     else:
-        typer.echo(_text(reading.value))
+        echo(value_text(reading.value))
         if not reveal:
-            typer.echo("(a secret: add --reveal to print its value)", err=True)
+            echo("(a secret: add --reveal to print its value)", err=True)
 
 
-@secret_app.command("list")
-def secret_list(
-    ctx: typer.Context,
-    prefix: Annotated[str, typer.Option("--prefix", help="Only keys starting with this.")] = "",
-    as_json: JsonOption = False,
-) -> None:
+def secret_list(ctx: typer.Context, prefix: PrefixOption = "", as_json: JsonOption = False) -> None:
     """List the secrets (names and metadata, never values)."""
-    from statehub.cli import _reported, _warn_if_mirror, _when
+    from statehub import when_text
 
-    settings = _settings(ctx)
-    with _reported(settings), settings.client() as client:
+    settings = settings_of(ctx)
+    with reported(settings.debug), settings.client() as client:
         listing = client.list(prefix)
-    _warn_if_mirror(listing.origin)
+    warn_if_mirror(listing.origin)
     secrets = [item for item in listing.items if item.secret]
     if as_json:
         rows = [
             {"key": i.key, "rev": i.rev, "time": i.time, "source": i.source, "user": i.user} for i in secrets
         ]
-        typer.echo(json.dumps(rows, ensure_ascii=False))
+        echo_json(rows)
         return
     for item in secrets:
-        typer.echo(f"{item.key}  rev {item.rev}  {_when(item.time)}  by {item.source}/{item.user}")
+        echo(f"{item.key}  rev {item.rev}  {when_text(item.time)}  by {item.source}/{item.user}")
     if not secrets:
-        typer.echo("no secrets" + (f" under {prefix!r}" if prefix else ""), err=True)
+        echo("no secrets" + (f" under {prefix!r}" if prefix else ""), err=True)
 
 
-@secret_app.command("rotate-key")
 def secret_rotate_key(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Re-encrypt every secret (and its history) under a new key, in one transaction.
 
     Exports made with --include-secrets before the rotation can no longer be imported.
     """
-    from statehub.cli import _reported
-
-    settings = _settings(ctx)
-    with _reported(settings), settings.client() as client:
+    settings = settings_of(ctx)
+    with reported(settings.debug), settings.client() as client:
         rotated = client.rotate_secrets_key()
     if as_json:
-        typer.echo(json.dumps({"secrets": rotated.secrets, "versions": rotated.versions}))
+        echo_json({"secrets": rotated.secrets, "versions": rotated.versions})
     else:
-        typer.echo(f"new key in use: re-encrypted {rotated.secrets} secrets and {rotated.versions} history values")
+        echo(f"new key in use: re-encrypted {rotated.secrets} secrets and {rotated.versions} history values")

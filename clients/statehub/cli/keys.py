@@ -9,19 +9,17 @@ reads it on every new connection, so no restart).  On a client machine:
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from statehub.cli_options import JsonOption
-from statehub.cli_options import settings_of as _settings
+from statehub.cli.base import echo, echo_json, reported, settings_of
+from statehub.cli.options import JsonOption, add_command
 
 if TYPE_CHECKING:
-    from statehub.cli import Settings
-
+    from statehub.hub.curve import AllowList
 
 keys_app = typer.Typer(
     help="CURVE keys for remote clients: the hub's key, its allow-list, and this client's key pair.",
@@ -31,70 +29,71 @@ keys_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
-
+    add_command(keys_app, init, "init")
+    add_command(keys_app, show_server, "show-server")
+    add_command(keys_app, add, "add")
+    add_command(keys_app, list_, "list")
+    add_command(keys_app, remove, "remove")
 
 
 @contextlib.contextmanager
-def _files(settings: Settings) -> Iterator[None]:
-    """Report statehub errors as the CLI does, and a file we may not touch as an error, not a traceback."""
-    from statehub.cli import _reported
-    from statehub.hub.errors import StatehubError
+def _files(ctx: typer.Context) -> Iterator[None]:
+    """Report errors as every command does; a key file we may not touch says whose it is."""
+    from statehub import StatehubError
 
-    with _reported(settings):
+    with reported(settings_of(ctx).debug):
         try:
             yield
         except OSError as exc:
             raise StatehubError(
-                f"{exc.filename or 'a key file'}: {exc.strerror or exc} (run key commands as the user the files belong to)"
+                f"{exc.filename or 'a key file'}: {exc.strerror or exc}",
+                hint="run key commands as the user the files belong to",
             ) from exc
 
 
-def _data_dir(ctx: typer.Context) -> Path:
-    from statehub.hub.paths import resolve_data_dir
+def _allow_list(ctx: typer.Context) -> AllowList:
+    from statehub import Layout
+    from statehub.hub.curve import AllowList, allow_list_dir
 
-    return resolve_data_dir(_settings(ctx).data_dir)
+    return AllowList(allow_list_dir(Layout(settings_of(ctx).data_path())))
 
 
-@keys_app.command("init")
 def init(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Make this client's key pair (once) and print its public key, for the hub's allow-list."""
-    from statehub.hub.curve import load_or_create_keypair
-    from statehub.remote import CLIENT_KEY_STEM, client_key_dir
+    from statehub import client_key_dir, make_client_keys
 
-    with _files(_settings(ctx)):
-        keys, created = load_or_create_keypair(client_key_dir(), CLIENT_KEY_STEM)
+    with _files(ctx):
+        keys, created = make_client_keys()
     public = keys.public.decode()
     if as_json:
-        typer.echo(json.dumps({"public_key": public, "folder": str(client_key_dir()), "created": created}))
+        echo_json({"public_key": public, "folder": str(client_key_dir()), "created": created})
         return
-    typer.echo(public)
+    echo(public)
     what = "made a new key pair" if created else "this client already has a key pair"
-    typer.echo(
+    echo(
         f"# {what} in {client_key_dir()} (the secret key never leaves it). On the hub, as its user:\n"
         f"#   statehub keys add NAME '{public}'",
         err=True,
     )
 
 
-@keys_app.command("show-server")
 def show_server(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Print the hub's public key (made on first use), for clients' --server-key."""
+    from statehub import Layout
     from statehub.hub.curve import curve_dir, server_keypair
-    from statehub.hub.paths import Layout
 
-    layout = Layout(_data_dir(ctx))
-    with _files(_settings(ctx)):
+    layout = Layout(settings_of(ctx).data_path())
+    with _files(ctx):
         keys, created = server_keypair(layout)
     public = keys.public.decode()
     if as_json:
-        typer.echo(json.dumps({"public_key": public, "folder": str(curve_dir(layout)), "created": created}))
+        echo_json({"public_key": public, "folder": str(curve_dir(layout)), "created": created})
         return
-    typer.echo(public)
+    echo(public)
     if created:
-        typer.echo(f"# made the hub's key pair in {curve_dir(layout)}", err=True)
+        echo(f"# made the hub's key pair in {curve_dir(layout)}", err=True)
 
 
-@keys_app.command("add")
 def add(
     ctx: typer.Context,
     name: Annotated[
@@ -103,12 +102,11 @@ def add(
     key: Annotated[str, typer.Argument(help="Its public key (quote it: 'KEY'), or a file holding it.")],
 ) -> None:
     """Allow a client's public key; it takes effect on its next connection."""
-    from statehub.hub.curve import AllowList, allow_list_dir, check_public_key, read_public_key
-    from statehub.hub.errors import InvalidRequest
-    from statehub.hub.paths import Layout
+    from statehub import InvalidRequest
+    from statehub.hub.curve import check_public_key, read_public_key
 
-    allow = AllowList(allow_list_dir(Layout(_data_dir(ctx))))
-    with _files(_settings(ctx)):
+    allow = _allow_list(ctx)
+    with _files(ctx):
         try:
             public = check_public_key(key)
         except InvalidRequest:
@@ -116,40 +114,34 @@ def add(
                 raise
             public = read_public_key(Path(key).expanduser())
         allow.add(name, public)
-    typer.echo(f"allowed {name!r} ({public.decode()}); no restart needed")
+    echo(f"allowed {name!r} ({public.decode()}); no restart needed")
 
 
-@keys_app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the allowed client keys."""
-    from statehub.hub.curve import AllowList, allow_list_dir
-    from statehub.hub.paths import Layout
-
-    allow = AllowList(allow_list_dir(Layout(_data_dir(ctx))))
-    entries = allow.entries()
-    for problem in allow.problems():
-        typer.echo(f"warning: ignored {problem}", err=True)
+    allow = _allow_list(ctx)
+    with _files(ctx):
+        entries = allow.entries()
+        problems = allow.problems()
+    for problem in problems:
+        echo(f"warning: ignored {problem}", err=True)
     if as_json:
-        typer.echo(json.dumps([{"name": e.name, "public_key": e.public} for e in entries]))
+        echo_json([{"name": e.name, "public_key": e.public} for e in entries])
         return
     if not entries:
-        typer.echo(
+        echo(
             f"no client keys allowed yet (in {allow.folder}); add one with `statehub keys add NAME KEY`"
         )
     for entry in entries:
-        typer.echo(f"{entry.name:<24} {entry.public}")
+        echo(f"{entry.name:<24} {entry.public}")
 
 
-@keys_app.command("remove")
 def remove(ctx: typer.Context, name: str) -> None:
     """Stop allowing a client: its next connection is refused (open ones last until they close)."""
-    from statehub.cli import EXIT_NOT_FOUND, _fail
-    from statehub.hub.curve import AllowList, allow_list_dir
-    from statehub.hub.paths import Layout
+    from statehub import NotFound
 
-    allow = AllowList(allow_list_dir(Layout(_data_dir(ctx))))
-    with _files(_settings(ctx)):
-        removed = allow.remove(name)
-    if not removed:
-        _fail(f"no allowed key named {name!r}", EXIT_NOT_FOUND, "see `statehub keys list`")
-    typer.echo(f"removed {name!r}; its next connection is refused (restart the hub to cut open ones)")
+    allow = _allow_list(ctx)
+    with _files(ctx):
+        if not allow.remove(name):
+            raise NotFound(f"no allowed key named {name!r}", hint="see `statehub keys list`")
+    echo(f"removed {name!r}; its next connection is refused (restart the hub to cut open ones)")

@@ -1,0 +1,38 @@
+"""The ``statehub`` command line.
+
+    base.py       settings, error reporting and exit codes, output: shared by every command (no typer)
+    options.py    typer declarations several commands share (--json, a command's own --data-dir, ...)
+    fast_get.py   ``statehub get`` without typer, for scripts that call it in loops
+    app.py        the typer app: global options, help, and every command group registered
+    values.py     get, set, unset, list, history, status, explain
+    watch.py      watch
+    states.py     snapshot, rollback, export, import, queue, restore
+    secrets.py    secret set|get|list|rotate-key
+    keys.py       keys init|show-server|add|list|remove
+    serve.py      serve (runs the hub)
+    gui.py        gui
+    sync_file.py  sync-file
+    eds.py        ingest-eds
+
+Command modules import only ``base``, ``options`` (``values`` also ``fast_get``)
+and the public ``statehub`` API, plus the hub entry points named in
+docs/clients.md; ``app`` imports them; nothing imports ``app`` but ``main``, so
+there is no cycle.  Each command imports what it needs when it runs, so building
+the app stays cheap.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    """The ``statehub`` console script."""
+    from statehub.cli.fast_get import fast_get
+
+    code = fast_get(sys.argv[1:])
+    if code is not None:
+        raise SystemExit(code)
+    from statehub.cli.app import app
+
+    app()

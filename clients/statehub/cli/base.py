@@ -1,0 +1,200 @@
+"""What every statehub command shares: settings, error reporting, exit codes and output.
+
+The one place an exception becomes an ``error:`` line, a ``hint:`` line and an
+exit code is ``reported``: the code and the default hint come from the error's
+class (``statehub.StatehubError`` and its subclasses; ``tests/vectors/errors.json``
+holds the table Rust is held to as well).  Commands raise; they never choose an
+exit code themselves.
+
+No typer here: ``statehub get`` runs through this module without loading typer
+(see ``statehub.cli.fast_get``); the typer declarations are in ``options``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from statehub import (
+    ConflictError,
+    HubUnavailable,
+    InvalidRequest,
+    NotFound,
+    OutcomeUnknown,
+    StatehubError,
+    StorageError,
+    json_text,
+)
+
+if TYPE_CHECKING:
+    from statehub import Client, Item, Origin, Queued
+
+EXIT_OK = 0
+
+# What each exit code means, for --help and the docs; the codes themselves are the classes'.
+EXIT_MEANINGS: tuple[tuple[type[StatehubError], str], ...] = (
+    (StatehubError, "other error"),
+    (InvalidRequest, "bad input"),
+    (NotFound, "not found"),
+    (ConflictError, "conflict"),
+    (HubUnavailable, "hub unavailable"),
+    (StorageError, "the hub could not persist the change"),
+    (OutcomeUnknown, "a write's outcome is unknown (repeating it is safe)"),
+)
+
+
+def exit_codes_text() -> str:
+    """``Exit codes: 0 ok, 1 other error, ...``: the epilog of every command's help."""
+    meanings = ", ".join(f"{cls.exit_code} {words}" for cls, words in EXIT_MEANINGS)
+    return f"Exit codes: {EXIT_OK} ok, {meanings}."
+
+
+# --- settings ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The global options (``statehub --data-dir D --timeout T ... COMMAND``)."""
+
+    data_dir: str | None = None
+    timeout: float = 0.5
+    debug: bool = False
+    hub: str | None = None  # a remote hub, tcp://HOST:PORT: see statehub.remote
+    hub_events: str | None = None
+    server_key: str | None = None
+
+    def client(self, source: str = "cli", *, fallback: bool = True) -> Client:
+        """A Client to the hub these settings name (remote ones included), writing as ``source``."""
+        from statehub import Client
+
+        return Client(
+            self.data_dir,
+            timeout=self.timeout,
+            source=source,
+            fallback=fallback,
+            hub=self.hub,
+            events=self.hub_events,
+            server_key=self.server_key,
+        )
+
+    def data_path(self) -> Path:
+        """The data dir these settings name (for commands on its files, without the hub)."""
+        from statehub import resolve_data_dir
+
+        return resolve_data_dir(self.data_dir)
+
+    def with_own(self, data_dir: str | None, timeout: float | None) -> Settings:
+        """These settings with a command's own --data-dir/--timeout, where it was given."""
+        return replace(
+            self,
+            data_dir=data_dir or self.data_dir,
+            timeout=self.timeout if timeout is None else timeout,
+        )
+
+
+def settings_of(ctx: Any) -> Settings:
+    """The global options given before the command (``ctx`` is the command's typer.Context).
+
+    A command group run on its own (a test's typer app without statehub's
+    callback) gets the defaults, with $STATEHUB_DATA_DIR as the data dir.
+    """
+    settings = ctx.find_root().obj
+    if isinstance(settings, Settings):
+        return settings
+    return Settings(data_dir=os.environ.get("STATEHUB_DATA_DIR") or None)
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def print_error(error: StatehubError) -> None:
+    """Print ``error`` as the CLI does: one ``error:`` line, and a ``hint:`` line when it has one."""
+    print(f"error: {error.message}", file=sys.stderr)
+    if error.hint:
+        print(f"hint: {error.hint}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def reported(debug: bool = False) -> Iterator[None]:
+    """Turn an error into its ``error:``/``hint:`` lines and its class's exit code.
+
+    A file the command may not read or write (OSError) is exit 1 with the path
+    and the reason.  With ``debug`` the traceback is shown instead.
+    """
+    try:
+        yield
+    except StatehubError as exc:
+        if debug:
+            raise
+        print_error(exc)
+        raise SystemExit(exc.exit_code) from None
+    except OSError as exc:
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print_error(StatehubError(f"{where}{exc.strerror or exc}"))
+        raise SystemExit(StatehubError.exit_code) from None
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    """One line of output (stderr with ``err``): results on stdout, everything about them on stderr."""
+    print(text, file=sys.stderr if err else sys.stdout)
+
+
+def echo_json(data: Any) -> None:
+    """One JSON document on one line, for scripts."""
+    print(json_text(data))
+
+
+def item_dict(item: Item) -> dict[str, Any]:
+    """An item as --json prints it: every field but the wire tag."""
+    import msgspec
+
+    data: dict[str, Any] = msgspec.to_builtins(item)
+    data.pop("type", None)
+    return data
+
+
+def origin_dict(origin: Origin) -> dict[str, Any]:
+    """Where a read came from; ``mirror_rev``/``mirror_age`` are null for hub reads."""
+    return {
+        "from_mirror": origin.from_mirror,
+        "mirror_rev": origin.rev if origin.from_mirror else None,
+        "mirror_age": origin.age,
+    }
+
+
+def warn_if_mirror(origin: Origin) -> None:
+    """Say on stderr that a read came from the mirror, from which revision and how old it is."""
+    if origin.from_mirror:
+        echo(
+            f"warning: the hub is not answering; showing the mirror at revision {origin.rev}, "
+            f"{origin.describe().rsplit(', ', 1)[-1]} (values may be stale; start the hub with `statehub serve`)",
+            err=True,
+        )
+
+
+def report_queued(queued: Queued, as_json: bool) -> None:
+    """Report a write queued for a hub that is down: where it waits, and what it is checked against."""
+    if as_json:
+        echo_json({"queued": str(queued.path), "mirror_rev": queued.mirror_rev})
+    else:
+        echo(
+            f"warning: the hub is down; queued the change in {queued.path} (it applies when the hub starts, "
+            f"unless the keys moved on since revision {queued.mirror_rev}; see `statehub queue`)",
+            err=True,
+        )
+
+
+def show_logs(level: int = logging.INFO) -> None:
+    """Log lines on stderr, for the commands that keep running (gui, sync-file, ingest-eds --watch)."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")

@@ -1,0 +1,49 @@
+"""``statehub get`` without typer: scripts call it in loops, so its start-up is what they wait for.
+
+``statehub [--data-dir D] [--timeout T] get KEY [--json]`` is recognised here
+and answered without importing typer (whose parser also pulls in pydantic),
+which is most of the CLI's start-up.  Any other form (help, other options,
+other commands) goes to typer, which gives the same result, only slower; the
+``get`` command itself calls ``print_value`` below, so both print alike.
+"""
+
+from __future__ import annotations
+
+import os
+
+from statehub.cli.base import Settings, echo, echo_json, item_dict, origin_dict, reported, warn_if_mirror
+
+
+def print_value(settings: Settings, key: str, as_json: bool) -> None:
+    """Print KEY's value (or its item as JSON), from the mirror with a warning when the hub is down."""
+    from statehub import value_text
+
+    with reported(settings.debug), settings.client() as client:
+        reading = client.get(key)
+        warn_if_mirror(reading.origin)
+        if as_json:
+            echo_json({**item_dict(reading.item), **origin_dict(reading.origin)})
+        else:
+            echo(value_text(reading.value))
+
+
+def fast_get(args: list[str]) -> int | None:
+    """Run ``args`` if they are a plain ``get``, returning the exit code; None for anything else."""
+    options: dict[str, str | None] = {"--data-dir": os.environ.get("STATEHUB_DATA_DIR") or None, "--timeout": "0.5"}
+    while len(args) >= 2 and args[0] in options:
+        options[args[0]], args = args[1], args[2:]
+    if not (2 <= len(args) <= 3 and args[0] == "get" and not args[1].startswith("-")):
+        return None
+    if len(args) == 3 and args[2] != "--json":
+        return None
+    try:
+        timeout = float(options["--timeout"] or "")
+    except ValueError:
+        return None
+    if not timeout >= 0.01:
+        return None
+    try:
+        print_value(Settings(options["--data-dir"], timeout), args[1], len(args) == 3)
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0

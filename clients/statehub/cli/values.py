@@ -1,0 +1,216 @@
+"""The everyday commands: get, set, unset, list, history, status, explain.
+
+Only typer is imported at module level; the client inside each command, so
+that building the app costs little (and ``get`` usually skips it: fast_get).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from statehub.cli.base import (
+    echo,
+    echo_json,
+    item_dict,
+    origin_dict,
+    report_queued,
+    reported,
+    settings_of,
+    warn_if_mirror,
+)
+from statehub.cli.fast_get import print_value
+from statehub.cli.options import JsonOption, QueueOption, add_command
+
+if TYPE_CHECKING:
+    from statehub import Committed, Queued
+
+
+def register(app: typer.Typer) -> None:
+    add_command(app, get)
+    add_command(app, set_, "set")
+    add_command(app, unset)
+    add_command(app, list_, "list")
+    add_command(app, history)
+    add_command(app, status)
+    add_command(app, explain)
+
+
+def get(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
+    """Print the value of KEY (from the mirror, with a warning, when the hub is down)."""
+    print_value(settings_of(ctx), key, as_json)
+
+
+def set_(
+    ctx: typer.Context,
+    key: str,
+    value: Annotated[str, typer.Argument(help="JSON when it parses as JSON (30, true, [1,2]), else a string.")],
+    string: Annotated[bool, typer.Option("--string", help="Store VALUE as a string even if it parses as JSON.")] = False,
+    expect_rev: Annotated[
+        int | None,
+        typer.Option("--expect-rev", help="Only if KEY is still at this revision (0: only if it does not exist).", min=0),
+    ] = None,
+    queue: QueueOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Set KEY to VALUE; prints the new revision."""
+    from statehub import Queued, parse_text_value, value_text
+
+    settings = settings_of(ctx)
+    parsed = value if string else parse_text_value(value)
+    with reported(settings.debug), settings.client() as client:
+        committed = _write(lambda: client.set(key, parsed, expect=expect_rev, queue=queue))
+        if isinstance(committed, Queued):
+            report_queued(committed, as_json)
+            return
+        if as_json:
+            echo_json({"rev": committed.rev, "epoch": committed.epoch, "duplicate": committed.duplicate})
+        else:
+            echo(f"{key} = {value_text(parsed)}  (revision {committed.rev})")
+
+
+def unset(
+    ctx: typer.Context,
+    key: str,
+    expect_rev: Annotated[
+        int | None, typer.Option("--expect-rev", help="Only if KEY is still at this revision.", min=1)
+    ] = None,
+    queue: QueueOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove KEY."""
+    from statehub import Queued
+
+    settings = settings_of(ctx)
+    with reported(settings.debug), settings.client() as client:
+        committed = _write(lambda: client.unset(key, expect=expect_rev, queue=queue))
+        if isinstance(committed, Queued):
+            report_queued(committed, as_json)
+            return
+        if as_json:
+            echo_json({"rev": committed.rev, "epoch": committed.epoch})
+        else:
+            echo(f"unset {key}  (revision {committed.rev})")
+
+
+def _write(write: Callable[[], Committed | Queued]) -> Committed | Queued:
+    """Run a write; say that a refused or unanswered write changed nothing, and what to do."""
+    from statehub import ConflictError, HubUnavailable, value_text, when_text
+
+    try:
+        return write()
+    except HubUnavailable as exc:
+        raise HubUnavailable(
+            f"{exc.message}; nothing was written", hint="add --queue to have the hub apply it when it returns"
+        ) from exc
+    except ConflictError as exc:
+        detail = exc.conflicts[0] if exc.conflicts else None
+        if detail is not None and detail.exists:
+            exc.message += f" (value {value_text(detail.value)}, set by {detail.source or '?'} at {when_text(detail.time)})"
+        raise
+
+
+def list_(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only keys starting with this (use 'plant.' for a subtree).")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """List keys and values, sorted by key."""
+    from statehub import json_text
+
+    settings = settings_of(ctx)
+    with reported(settings.debug), settings.client() as client:
+        listing = client.list(prefix)
+        warn_if_mirror(listing.origin)
+        if as_json:
+            items = [item_dict(item) for item in listing.items]
+            origin = listing.origin
+            echo_json({"rev": origin.rev, "epoch": origin.epoch, **origin_dict(origin), "items": items})
+            return
+        for item in listing.items:
+            echo(f"{item.key} = {json_text(item.value)}")
+
+
+def history(
+    ctx: typer.Context,
+    key: str,
+    limit: Annotated[int, typer.Option(help="How many versions, newest first.", min=1, max=10000)] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Show who changed KEY, when, and from what to what."""
+    import msgspec
+
+    from statehub import json_text, when_text, who_text
+
+    settings = settings_of(ctx)
+    with reported(settings.debug), settings.client() as client:
+        versions = client.history(key, limit)
+        if as_json:
+            echo_json([msgspec.to_builtins(v) for v in versions])
+            return
+        if not versions:
+            echo(f"no history for {key!r} (within the hub's retention)")
+        for version in versions:
+            before = json_text(version.prev_value) if version.prev_rev else "(new)"
+            after = "(unset)" if version.op == "unset" else json_text(version.value)
+            who = who_text(version.source, version.user)
+            echo(f"[{version.rev}] {when_text(version.time)}  {who:<16} {before} -> {after}")
+
+
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show the hub's revision, epoch, uptime, key count, files and endpoints."""
+    import msgspec
+
+    settings = settings_of(ctx)
+    with reported(settings.debug), settings.client() as client:
+        hub = client.status()
+        if as_json:
+            echo_json(msgspec.to_builtins(hub))
+            return
+        echo(f"statehub {hub.version} (protocol {hub.protocol}), pid {hub.pid}, up {hub.uptime:.0f} s")
+        echo(f"revision {hub.rev}, epoch {hub.epoch}, {hub.keys} keys")
+        echo(f"store    {hub.store}\nmirror   {hub.mirror}")
+        for name, endpoint in hub.endpoints.items():
+            echo(f"{name:<8} {endpoint}")
+
+
+def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
+    """Show which layer gives KEY its value: environment > stored > defaults."""
+    from statehub import MISSING, NotFound, check_key, json_text, value_text
+
+    settings = settings_of(ctx)
+    with reported(settings.debug), settings.client() as client:
+        check_key(key)
+        found = client.explain(key)
+
+    def shown(value: Any) -> str:
+        return "(not set)" if value is MISSING else json_text(value)
+
+    def plain(value: Any) -> Any:
+        return None if value is MISSING else value
+
+    stored = found.stored.value if found.stored is not None else MISSING
+    if as_json:
+        echo_json(
+            {
+                "key": key,
+                "layer": found.layer,
+                "value": plain(found.value),
+                "environment": {"variable": found.env_var, "set": found.env_value is not MISSING, "value": plain(found.env_value)},
+                "stored": {"set": stored is not MISSING, "value": plain(stored), "note": found.stored_note},
+                "defaults": {"set": found.default is not MISSING, "value": plain(found.default), "file": found.defaults_path},
+            }
+        )
+        return
+    if found.layer is None:
+        echo(f"{key} has no value in any layer")
+    else:
+        echo(f"{key} = {value_text(found.value)}  (from the {found.layer} layer)")
+    marks = {name: "<- wins" if found.layer == name else "" for name in ("environment", "stored", "defaults")}
+    echo(f"  environment  {found.env_var} = {shown(found.env_value)}  {marks['environment']}")
+    echo(f"  stored       {shown(stored)}  [{found.stored_note}]  {marks['stored']}")
+    echo(f"  defaults     {shown(found.default)}  [{found.defaults_path}]  {marks['defaults']}")
+    if found.layer is None:
+        raise SystemExit(NotFound.exit_code)
