@@ -484,12 +484,14 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
 
 def _register_more_commands() -> None:
     from statehub import cli_secret, cli_state, eds_cli, gui_cli, keys_cli
+    from statehub.web import command as web_command
 
     cli_state.register(app)
     cli_secret.register(app)
     keys_cli.register(app)
     gui_cli.register(app)
     eds_cli.register(app)
+    web_command.register(app)
 
 
 _register_more_commands()
