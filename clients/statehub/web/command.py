@@ -72,6 +72,9 @@ def register(app: typer.Typer) -> None:
         replay: Annotated[
             int, typer.Option(help="Changes kept in memory for event streams that reconnect (Last-Event-ID).", min=10, max=1_000_000)
         ] = 10_000,
+        stream_queue: Annotated[
+            int, typer.Option(help="Messages an event stream may fall behind before it is dropped (it then resumes).", min=10, max=100_000)
+        ] = 1_000,
         data_dir: DataDir = None,
         timeout: Timeout = None,
     ) -> None:
@@ -100,7 +103,7 @@ def register(app: typer.Typer) -> None:
         settings = HubSettings(
             str(directory), seconds, _parent(ctx, "hub"), _parent(ctx, "hub_events"), _parent(ctx, "server_key")
         )
-        _serve(_options(settings, directory, host, port, anonymous, heartbeat, replay))
+        _serve(_options(settings, directory, host, port, anonymous, heartbeat, replay, stream_queue))
 
     @tokens.command("create")
     def create(
@@ -162,13 +165,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _options(
-    settings: Any, directory: Path, host: str, port: int, anonymous: Role | None, heartbeat: float, replay: int
+    settings: Any, directory: Path, host: str, port: int, anonymous: Role | None, heartbeat: float, replay: int, queue: int
 ) -> WebOptions:
     try:
         from statehub.web.server_state import WebOptions
     except ImportError as exc:  # Starlette is missing: the extra is not installed
         raise _fail(f"the web server cannot start: {exc}", EXIT_ERROR, "install it with `pip install statehub[web]`") from None
-    return WebOptions(settings, directory, host, port, anonymous, heartbeat, replay)
+    return WebOptions(settings, directory, host, port, anonymous, heartbeat, replay, queue)
 
 
 def _serve(options: WebOptions) -> None:
