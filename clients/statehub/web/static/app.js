@@ -35,6 +35,11 @@ function formatTime(seconds) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zone ? zone.value : ""}`;
 }
 
+function zoneName() {
+  const part = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(new Date()).find((p) => p.type === "timeZoneName");
+  return part ? part.value : "local";
+}
+
 function ago(seconds) {
   const s = Math.max(0, Date.now() / 1000 - seconds);
   if (s < 120) return `${Math.round(s)} s`;
@@ -511,8 +516,9 @@ function drawTrend(key, versions) {
   const plot = new window.uPlot({
     width, height: 220,
     scales: { x: { time: true } },
+    fmtDate: (tpl) => window.uPlot.fmtDate(tpl.replace("{M}/{D}/{YY}", "{YYYY}-{MM}-{DD}").replace("{h}", "{HH}").replace("{aa}", "")),
     tzDate: (ts) => ($("utc").checked ? window.uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC") : new Date(ts * 1e3)),
-    series: [{}, { label: key, stroke: "#0b5cad", width: 1.5, points: { show: xs.length < 60 } }],
+    series: [{ label: $("utc").checked ? "time (UTC)" : `time (${zoneName()})` }, { label: key, stroke: "#0b5cad", width: 1.5, points: { show: xs.length < 60 } }],
     axes: [{}, { size: 60 }],
     legend: { show: true },
   }, [xs, ys], chart);
