@@ -17,10 +17,9 @@ import pytest
 pytest.importorskip("starlette", reason="statehub[web] is not installed")
 pytest.importorskip("selenium", reason="selenium is not installed")
 
-from tests.web_support import WebProcess, chromium, chromium_paths, screenshot  # noqa: E402
-
 from statehub.testing import HubProcess, wait_until  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
+from tests.web_support import WebProcess, chromium, chromium_paths, screenshot  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     chromium_paths() is None, reason="chromium and chromium-driver are not installed (scripts/debian-packages.txt)"

@@ -32,7 +32,8 @@ class _Server(uvicorn.Server):
     """
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        state: ServerState = self.config.app.state.web
+        app: Any = self.config.app
+        state: ServerState = app.state.web
         state.close_streams_soon()
         super().handle_exit(sig, frame)
 
