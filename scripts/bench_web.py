@@ -294,7 +294,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="changes per second")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--keys", type=int, default=1000, help="keys for the first-render measurement")
-    parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--no-browser", action="store_true", help="skip the browser measurements")
+    parser.add_argument("--browser-only", action="store_true", help="only the browser measurements")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     options = parser.parse_args()
     results: dict[str, Any] = {}
@@ -302,18 +303,25 @@ def main() -> None:
         work = Path(temp)
         data_dir = work / "data"
         with HubProcess(data_dir, heartbeat=1.0):
-            acks, writes = write_load(data_dir, options.rate, options.seconds)
+            if options.browser_only:
+                options.seconds = 0.0
+            acks, writes = write_load(data_dir, options.rate, options.seconds) if options.seconds else ([0.0], 0)
             results["baseline"] = {
                 "writes": writes,
-                "rate": writes / options.seconds,
+                "rate": writes / options.seconds if options.seconds else 0.0,
                 "ack_p50_ms": statistics.median(acks) * 1000,
                 "ack_p99_ms": percentile(acks, 0.99) * 1000,
             }
-            print(f"baseline (no web): {writes} writes, ack p50 {results['baseline']['ack_p50_ms']:.2f} ms, p99 {results['baseline']['ack_p99_ms']:.2f} ms", flush=True)
+            if not options.browser_only:
+                print(f"baseline (no web): {writes} writes, ack p50 {results['baseline']['ack_p50_ms']:.2f} ms, p99 {results['baseline']['ack_p99_ms']:.2f} ms", flush=True)
             web = Web(data_dir)
             try:
                 wait_until(lambda: web.status()["state"] == "live", 15, 0.05)
                 idle = web.rss_mib()[0]
+                if options.browser_only:
+                    results["browser"] = browser(data_dir, web, options.keys, work)
+                    print(results["browser"])
+                    return
                 results["fan_out"] = fan_out(data_dir, web, options.clients, options.rate, options.seconds, work)
                 results["fan_out"]["web_rss_idle_mib"] = idle
                 f = results["fan_out"]

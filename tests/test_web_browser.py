@@ -81,6 +81,7 @@ def test_a_cli_set_appears_in_the_table_with_who_and_when(browser: Any, hub: Hub
             client.set(f"eds.point{n:02}", round(10 + n * 1.7, 2))
         client.set("plant.name", "Maxson")
         client.set("plant.code", "42")  # a string that looks like a number
+        client.set_secret("eds.password", "hunter2-browser")
     open_page(browser, web)
     done = run_cli(data_dir, "set", "plant.rate", "30")
     assert done.returncode == 0, done.stderr
@@ -89,12 +90,19 @@ def test_a_cli_set_appears_in_the_table_with_who_and_when(browser: Any, hub: Hub
     seen_after = time.monotonic() - set_at
     shown = row(browser, "plant.rate")
     assert shown is not None
-    assert (shown["value"], shown["rev"], shown["source"]) == ("30", "15", "cli")
+    assert (shown["value"], shown["rev"], shown["source"]) == ("30", "16", "cli")
     assert shown["who"] != "" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z][A-Za-z0-9+:-]*", shown["when"]), shown
     code = row(browser, "plant.code")
     assert code is not None and code["value"] == '"42"'  # quoted: a string, not the number 42
-    assert badge(browser) == "live at revision 15"
+    secret = row(browser, "eds.password")
+    assert secret is not None and "secret" in secret["value"] and "hunter2" not in browser.page_source
+    assert badge(browser) == "live at revision 16"
     screenshot(browser, "table")
+    browser.set_window_size(430, 900)  # a phone on the plant floor
+    try:
+        screenshot(browser, "phone")
+    finally:
+        browser.set_window_size(1400, 900)
     # The budget is 1 s (docs/web.md; scripts/bench_web.py measures it): timing is reported, not asserted.
     print(f"CLI set -> row visible: {seen_after * 1000:.0f} ms")
 
@@ -165,11 +173,13 @@ def test_the_page_shows_the_hub_down_with_the_mirror_age_and_resumes_without_a_r
     """Kill the hub: the badge says down and how old the mirror is; restart it: live again, same page, new changes shown."""
     with hub.client() as client:
         client.set("plant.rate", 30)
+        for n, name in enumerate(("influent", "aeration", "clarifier", "effluent")):
+            client.set(f"plant.{name}.flow", 120.5 + n * 7.25)
     open_page(browser, web)
     js(browser, "document.body.dataset.marker = 'same-page'")
     hub.kill()
     assert wait_until(lambda: js(browser, "return document.body.dataset.conn") == "down", 15), badge(browser)
-    assert "hub down" in badge(browser) and "mirror (revision 1)" in badge(browser) and " ago" in badge(browser)
+    assert "hub down" in badge(browser) and "mirror (revision 5)" in badge(browser) and " ago" in badge(browser)
     assert js(browser, "return document.body.classList.contains('stale')")
     screenshot(browser, "hub-down")
     queued = run_cli(data_dir, "set", "plant.rate", "31", "--queue")  # a change made while the hub is away

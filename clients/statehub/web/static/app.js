@@ -25,19 +25,32 @@ const state = {
 // --- formatting ---------------------------------------------------------------------------
 
 const pad = (n) => String(n).padStart(2, "0");
+// One formatter for every cell: making an Intl.DateTimeFormat costs more than a whole row.
+const zoneFormat = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" });
+const zoneCache = new Map();  // the zone's short name per hour (it changes only at DST)
+function zoneAt(d) {
+  const hour = Math.floor(d.getTime() / 3600000);
+  let zone = zoneCache.get(hour);
+  if (zone === undefined) {
+    const part = zoneFormat.formatToParts(d).find((p) => p.type === "timeZoneName");
+    zone = part ? part.value : "local";
+    if (zoneCache.size > 1000) zoneCache.clear();
+    zoneCache.set(hour, zone);
+  }
+  return zone;
+}
+
 function formatTime(seconds) {
   if (!seconds) return "";
   const d = new Date(seconds * 1000);
   if ($("utc").checked) {
     return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}Z`;
   }
-  const zone = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(d).find((p) => p.type === "timeZoneName");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zone ? zone.value : ""}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zoneAt(d)}`;
 }
 
 function zoneName() {
-  const part = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(new Date()).find((p) => p.type === "timeZoneName");
-  return part ? part.value : "local";
+  return zoneAt(new Date());
 }
 
 function ago(seconds) {
@@ -502,13 +515,32 @@ async function revert(key, version) {
 
 // --- trends ---------------------------------------------------------------------------------
 
-function drawTrend(key, versions) {
+// The chart library is loaded the first time a trend is drawn, not with the page.
+let uplotLoading = null;
+function loadUplot() {
+  if (!uplotLoading) {
+    uplotLoading = new Promise((resolve, reject) => {
+      const css = document.createElement("link");
+      css.rel = "stylesheet"; css.href = "/static/vendor/uplot/uPlot.min.css";
+      const script = document.createElement("script");
+      script.src = "/static/vendor/uplot/uPlot.iife.min.js";
+      script.onload = resolve;
+      script.onerror = () => { uplotLoading = null; reject(new Error("the chart library did not load")); };
+      document.head.append(css, script);
+    });
+  }
+  return uplotLoading;
+}
+
+async function drawTrend(key, versions) {
   if (state.trend) { state.trend.plot.destroy(); state.trend = null; }
   const points = versions.filter((v) => v.op === "set" && typeof v.value === "number").reverse();
   const section = $("trend");
   const chart = $("chart");
   chart.dataset.points = 0;
-  if (!points.length || typeof window.uPlot !== "function") { section.hidden = true; return; }
+  if (!points.length) { section.hidden = true; return; }
+  try { await loadUplot(); } catch { section.hidden = true; return; }
+  if (state.selected !== key || state.trend) return;  // another key was chosen meanwhile
   section.hidden = false;
   const xs = points.map((v) => v.time);
   const ys = points.map((v) => v.value);
@@ -611,8 +643,10 @@ async function start() {
   $("token-button").addEventListener("click", () => $("token-dialog").showModal());
   for (const b of document.querySelectorAll(".ranges button")) b.addEventListener("click", () => setRange(Number(b.dataset.range)));
   setInterval(watchdog, 1000);
-  if (await whoAmI()) connect();
+  // Open the stream at once; a server that wants a token answers 401 and the token dialog follows.
+  connect();
   showConnection();
+  if (!(await whoAmI()) && state.source) { state.source.close(); state.source = null; }
 }
 
 start();
