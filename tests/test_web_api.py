@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -259,3 +260,16 @@ def test_a_stalled_client_is_dropped_without_slowing_the_hub_or_other_streams(hu
         finally:
             reader.close()
             stalled.close()
+
+
+def test_sigterm_ends_open_streams_and_stops_cleanly(hub: HubProcess, web: WebProcess) -> None:
+    """SIGTERM with a stream open: the stream ends and the server shuts down cleanly, not waiting on the stream.
+
+    uvicorn re-raises the signal once it has shut down, so the exit status is "terminated by
+    SIGTERM", which systemd and Docker count as a clean stop.
+    """
+    reader = SseReader(web.url + "api/events")
+    assert wait_until(lambda: reader.of("status"), 10)
+    assert web.terminate(timeout=15) in (0, -signal.SIGTERM)
+    assert reader.ended.wait(10)
+    assert "Application shutdown complete" in web.log

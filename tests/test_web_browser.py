@@ -205,3 +205,30 @@ def test_a_numeric_key_written_500_times_draws_a_trend_of_500_points(browser: An
         screenshot(browser, "trend")
         client.set("eds.flow", 150.0)
         assert wait_until(lambda: js(browser, "return document.getElementById('chart').dataset.points") == "501", 10)
+
+
+def test_a_locked_server_asks_for_a_token_then_goes_live_and_writes_under_its_name(
+    browser: Any, hub: HubProcess, data_dir: Path
+) -> None:
+    """With --require-token the page shows the token dialog; a write token makes it live and its edits carry the name."""
+    made = run_cli(data_dir, "web", "token", "create", "control-room")
+    assert made.returncode == 0, made.stderr
+    with hub.client() as client:
+        client.set("plant.rate", 30)
+    with WebProcess(data_dir, "--require-token") as web:
+        web.wait_following(token=made.stdout.strip())
+        browser.get(web.url)
+        assert wait_until(lambda: js(browser, "return document.getElementById('token-dialog').open"), 15)
+        assert row(browser, "plant.rate") is None  # nothing shown without a token
+        browser.find_element("id", "token-input").send_keys(made.stdout.strip())
+        browser.find_element("css selector", "#token-form button").click()
+        assert wait_until(lambda: js(browser, "return document.body.dataset.conn") == "live", 15), badge(browser)
+        assert (row(browser, "plant.rate") or {}).get("value") == "30"
+        open_detail(browser, "plant.rate")
+        editor = browser.find_element("id", "e-value")
+        editor.clear()
+        editor.send_keys("31")
+        browser.find_element("id", "e-save").click()
+        with hub.client() as client:
+            assert wait_until(lambda: client.get("plant.rate").value == 31, 10)
+            assert (client.get("plant.rate").item.user, client.get("plant.rate").item.source) == ("control-room", "web")

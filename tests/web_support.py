@@ -85,9 +85,10 @@ class WebProcess:
     def http(self, **options: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10.0, **options)
 
-    def wait_following(self, timeout: float = 15.0) -> None:
+    def wait_following(self, timeout: float = 15.0, token: str | None = None) -> None:
         """Until the web server follows the hub (its status says live)."""
-        with self.http() as http:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with self.http(headers=headers) as http:
             assert wait_until(lambda: http.get("/api/status").json()["state"] == "live", timeout), self.log
 
     def __enter__(self) -> WebProcess:
