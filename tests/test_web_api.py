@@ -119,6 +119,10 @@ def test_bad_bodies_get_clear_refusals_and_write_nothing(hub: HubProcess, web: W
         assert http.get("/api/keys/b.k").status_code == 404
         limit = http.get("/api/keys/b.k/history", params={"limit": "0"})
         assert limit.status_code == 400 and "limit" in limit.json()["error"]["message"]
+        route = http.get("/api/nothing")
+        assert route.status_code == 404 and route.json()["error"]["code"] == "no_route"
+        method = http.post("/api/keys/b.k", json={"value": 1})
+        assert method.status_code == 405 and method.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_history_lists_versions_newest_first(hub: HubProcess, web: WebProcess) -> None:

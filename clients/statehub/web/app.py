@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -24,7 +25,7 @@ from statehub.hub.errors import StatehubError
 from statehub.hub.rules import check_prefix
 from statehub.web import api
 from statehub.web.access import COOKIE, Policy, TokenBook, bearer, is_loopback, tokens_path
-from statehub.web.errors import Refused, refused, statehub_error
+from statehub.web.errors import Refused, http_error, refused, statehub_error
 from statehub.web.feed import Feed, parse_event_id
 from statehub.web.follower import Follower
 from statehub.web.hub_link import HubCalls
@@ -134,7 +135,7 @@ def create_app(options: WebOptions) -> Starlette:
         # A page elsewhere that rebinds its DNS name to 127.0.0.1 sends its own Host: refuse it.
         hosts = ["127.0.0.1", "localhost", "::1", "[::1]"]
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))
-    handlers: dict[Any, Any] = {StatehubError: statehub_error, Refused: refused}
+    handlers: dict[Any, Any] = {StatehubError: statehub_error, Refused: refused, HTTPException: http_error}
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
     app.state.web = state
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -69,3 +70,12 @@ async def refused(request: Request, exc: Exception) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="statehub"'
     body = {"error": {"code": exc.code, "message": exc.message, "hint": exc.hint}}
     return JSONResponse(body, exc.status, headers=headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, wrong method) in the same JSON shape."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http")
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    hint = "see docs/http.md for the endpoints" if exc.status_code in (404, 405) else ""
+    return JSONResponse({"error": {"code": code, "message": message, "hint": hint}}, exc.status_code, headers=exc.headers)
