@@ -329,7 +329,6 @@ function parseTyped(kind, text) {
 async function save(event) {
   event.preventDefault();
   const key = state.selected;
-  const row = state.rows.get(key);
   if (!key || !state.edit) return;
   let value;
   try {
@@ -337,7 +336,7 @@ async function save(event) {
   } catch (e) {
     showError(e.message); return;
   }
-  await submit({ key, value, kind: "edit" }, state.edit.baseRev || (row ? 0 : 0));
+  await submit({ key, value, kind: "edit" }, state.edit.baseRev);  // 0: the key must still not exist
 }
 
 async function submit(pending, expect) {
