@@ -36,6 +36,8 @@ EDIT_BUTTON = (130, 351)
 RESTORE_BUTTON = (362, 351)
 PICKER_FIRST_ROW_Y = 44  # window-relative y of the snapshot picker's first line
 ROW_HEIGHT = 17
+# The positions above hold for the fonts they were measured with; pin them (see the file).
+FONTS = Path(__file__).parent / "data" / "gui-fonts.conf"
 
 
 # --- the display -------------------------------------------------------------------------------
@@ -74,7 +76,7 @@ class Gui:
     def __init__(self, data_dir: Path, display: str, dump: Path, timeout: float = 0.5, script: str = GUI) -> None:
         self.display = display
         self.dump = dump
-        env = {**cli_env(), "DISPLAY": display}
+        env = {**cli_env(), "DISPLAY": display, "FONTCONFIG_FILE": str(FONTS)}
         self.process = subprocess.Popen(
             [
                 sys.executable,
