@@ -218,8 +218,20 @@ def test_the_compose_file_runs_a_hub_and_an_ingester_sharing_one_volume() -> Non
     assert ingester["depends_on"] == {"hub": {"condition": "service_healthy"}}
     assert "statehub-data" in COMPOSE["volumes"]
     assert not any(
-        "ports" in service or "network_mode" in service for service in COMPOSE["services"].values()
+        "ports" in service or "network_mode" in service
+        for name, service in COMPOSE["services"].items()
+        if name != "web"
     )
+
+
+def test_the_compose_web_service_publishes_only_on_the_hosts_loopback() -> None:
+    """The dashboard shares the volume, waits for the hub, and is reachable only from the host itself."""
+    web = COMPOSE["services"]["web"]
+    assert web["command"][0] == "web" and "--read-only" in web["command"]
+    assert "statehub-data:/data" in web["volumes"]
+    assert web["depends_on"] == {"hub": {"condition": "service_healthy"}}
+    assert all(port.startswith("127.0.0.1:") for port in web["ports"])
+    assert "network_mode" not in web
 
 
 def test_the_compose_ingester_command_ingests_through_the_shared_data_dir(

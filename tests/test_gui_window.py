@@ -34,6 +34,8 @@ GUI = "from statehub.cli import main; main()"
 FIRST_ROW_Y = 65  # window-relative y of the table's first row (Tk's default font under Xvfb)
 PICKER_FIRST_ROW_Y = 44  # window-relative y of the snapshot picker's first line
 ROW_HEIGHT = 17
+# The positions above hold for the fonts they were measured with; pin them (see the file).
+FONTS = Path(__file__).parent / "data" / "gui-fonts.conf"
 
 
 # --- the display -------------------------------------------------------------------------------
@@ -72,7 +74,7 @@ class Gui:
     def __init__(self, data_dir: Path, display: str, dump: Path, timeout: float = 0.5, script: str = GUI) -> None:
         self.display = display
         self.dump = dump
-        env = {**cli_env(), "DISPLAY": display}
+        env = {**cli_env(), "DISPLAY": display, "FONTCONFIG_FILE": str(FONTS)}
         self.process = subprocess.Popen(
             [
                 sys.executable,
