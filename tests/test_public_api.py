@@ -26,7 +26,7 @@ import statehub
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = {"statehub": ROOT / "clients" / "statehub", "statehub.hub": ROOT / "hub"}
-FRONT_ENDS = ("statehub.cli", "statehub.gui", "statehub.sync_file", "statehub.eds")
+FRONT_ENDS = ("statehub.cli", "statehub.gui", "statehub.sync_file", "statehub.eds", "statehub.web")
 CLI_BASE = "statehub.cli.base"
 HUB_ENTRY_POINTS = (
     "statehub.hub.server",  # HubConfig: what `statehub serve` runs
@@ -54,7 +54,9 @@ PUBLIC_NAMES = [
     "Items",
     "Layout",
     "Listing",
+    "MAX_HISTORY_LIMIT",
     "MAX_KEY_LENGTH",
+    "MAX_MESSAGE_BYTES",
     "MAX_TXN_OPS",
     "MISSING",
     "MirrorError",

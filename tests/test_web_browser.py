@@ -17,6 +17,8 @@ import pytest
 pytest.importorskip("starlette", reason="statehub[web] is not installed")
 pytest.importorskip("selenium", reason="selenium is not installed")
 
+from statehub import Layout, MirrorError  # noqa: E402
+from statehub.hub.mirror import read_mirror  # noqa: E402
 from statehub.testing import HubProcess, wait_until  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
 from tests.web_support import WebProcess, chromium, chromium_paths, screenshot  # noqa: E402
@@ -177,6 +179,8 @@ def test_the_page_shows_the_hub_down_with_the_mirror_age_and_resumes_without_a_r
             client.set(f"plant.{name}.flow", 120.5 + n * 7.25)
     open_page(browser, web)
     js(browser, "document.body.dataset.marker = 'same-page'")
+    # The mirror is rewritten a moment after a commit: kill the hub only once it holds revision 5.
+    assert wait_until(lambda: mirror_rev(data_dir) == 5, 15)
     hub.kill()
     assert wait_until(lambda: js(browser, "return document.body.dataset.conn") == "down", 15), badge(browser)
     assert "hub down" in badge(browser) and "mirror (revision 5)" in badge(browser) and " ago" in badge(browser)
@@ -232,3 +236,10 @@ def test_a_locked_server_asks_for_a_token_then_goes_live_and_writes_under_its_na
         with hub.client() as client:
             assert wait_until(lambda: client.get("plant.rate").value == 31, 10)
             assert (client.get("plant.rate").item.user, client.get("plant.rate").item.source) == ("control-room", "web")
+
+
+def mirror_rev(data_dir: Path) -> int | None:
+    try:
+        return read_mirror(Layout(data_dir).mirror).rev
+    except MirrorError:
+        return None

@@ -69,6 +69,8 @@ _WHERE = {
     "PROTOCOL_VERSION": "statehub.hub.protocol",
     "MAX_KEY_LENGTH": "statehub.hub.protocol",
     "MAX_TXN_OPS": "statehub.hub.protocol",
+    "MAX_HISTORY_LIMIT": "statehub.hub.protocol",
+    "MAX_MESSAGE_BYTES": "statehub.hub.protocol",
     "SECRET_PLACEHOLDER": "statehub.hub.protocol",
     # errors
     "StatehubError": "statehub.hub.errors",
@@ -131,6 +133,8 @@ __all__ = [
     "PROTOCOL_VERSION",
     "MAX_KEY_LENGTH",
     "MAX_TXN_OPS",
+    "MAX_HISTORY_LIMIT",
+    "MAX_MESSAGE_BYTES",
     "SECRET_PLACEHOLDER",
     "StatehubError",
     "InvalidRequest",
@@ -178,7 +182,9 @@ if TYPE_CHECKING:
     from statehub.hub.mirror import MirrorState, iso_time
     from statehub.hub.paths import Layout, resolve_data_dir
     from statehub.hub.protocol import (
+        MAX_HISTORY_LIMIT,
         MAX_KEY_LENGTH,
+        MAX_MESSAGE_BYTES,
         MAX_TXN_OPS,
         PROTOCOL_VERSION,
         SECRET_PLACEHOLDER,

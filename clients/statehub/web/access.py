@@ -27,7 +27,7 @@ from typing import Literal
 
 import msgspec
 
-from statehub.hub.errors import InvalidRequest
+from statehub import InvalidRequest
 
 Role = Literal["read", "write"]
 TOKENS_FILE = "web-tokens.json"
@@ -80,7 +80,9 @@ def read_tokens(path: Path) -> list[TokenRecord]:
     try:
         return msgspec.json.decode(data, type=TokenFile).tokens
     except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"the token file {path} is damaged ({exc}); remove it and create the tokens again") from None
+        raise InvalidRequest(
+            f"the token file {path} is damaged ({exc}); remove it and create the tokens again"
+        ) from None
 
 
 def _write_tokens(path: Path, tokens: list[TokenRecord]) -> None:
@@ -98,7 +100,9 @@ def _write_tokens(path: Path, tokens: list[TokenRecord]) -> None:
 def create_token(data_dir: Path, name: str, role: Role) -> str:
     """Make a token for ``name`` with ``role``, store its digest, and return it (the only time it is seen)."""
     if not name or len(name) > 64 or not name.isprintable():
-        raise InvalidRequest(f"invalid token name {name!r}: 1 to 64 printable characters (it is shown as the writer)")
+        raise InvalidRequest(
+            f"invalid token name {name!r}: 1 to 64 printable characters (it is shown as the writer)"
+        )
     path = tokens_path(data_dir)
     tokens = read_tokens(path)
     if any(record.name == name for record in tokens):

@@ -15,9 +15,18 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from statehub.hub.errors import ConflictError, InvalidRequest
-from statehub.hub.protocol import MAX_HISTORY_LIMIT, MAX_MESSAGE_BYTES, Committed, ConflictDetail, Op, Version
-from statehub.hub.rules import check_key, check_prefix
+from statehub import (
+    MAX_HISTORY_LIMIT,
+    MAX_MESSAGE_BYTES,
+    Committed,
+    ConflictDetail,
+    ConflictError,
+    InvalidRequest,
+    Op,
+    Version,
+    check_key,
+    check_prefix,
+)
 from statehub.web.access import Caller
 from statehub.web.errors import Refused, error_body
 from statehub.web.server_state import ServerState
@@ -111,7 +120,9 @@ async def put_key(request: Request) -> Response:
     expect = _precondition(request)
     started = time.perf_counter()
     try:
-        committed = await state.hub.run(caller.name, lambda client: client.set(key, body.value, expect=expect))
+        committed = await state.hub.run(
+            caller.name, lambda client: client.set(key, body.value, expect=expect)
+        )
     except ConflictError as conflict:
         return _conflict(conflict, 412)
     assert isinstance(committed, Committed)
@@ -176,7 +187,9 @@ def _precondition(request: Request) -> int | None:
     if match is not None:
         text = match.strip().removeprefix("W/").strip('"')
         if not text.isdigit():
-            raise InvalidRequest(f'invalid If-Match {match!r}: the revision the key must be at, e.g. If-Match: "7"')
+            raise InvalidRequest(
+                f'invalid If-Match {match!r}: the revision the key must be at, e.g. If-Match: "7"'
+            )
         return int(text)
     if request.headers.get("if-none-match", "").strip() == "*":
         return 0
@@ -186,12 +199,20 @@ def _precondition(request: Request) -> int | None:
 async def _body(request: Request, shape: type[msgspec.Struct]) -> Any:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
-        raise Refused(415, "unsupported_media_type", f"send the body as JSON with Content-Type: application/json (got {kind or 'none'!r})")
+        raise Refused(
+            415,
+            "unsupported_media_type",
+            f"send the body as JSON with Content-Type: application/json (got {kind or 'none'!r})",
+        )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_MESSAGE_BYTES:
-            raise Refused(413, "too_large", f"a request body over {MAX_MESSAGE_BYTES} bytes is refused; the hub's limit is the same")
+            raise Refused(
+                413,
+                "too_large",
+                f"a request body over {MAX_MESSAGE_BYTES} bytes is refused; the hub's limit is the same",
+            )
         chunks.append(chunk)
     try:
         return msgspec.json.decode(b"".join(chunks), type=shape)
@@ -204,7 +225,9 @@ async def _body(request: Request, shape: type[msgspec.Struct]) -> Any:
 def _conflict(conflict: ConflictError, status_code: int) -> Response:
     """The refusal with what each key holds now, so the caller can show it and decide."""
     body = error_body(conflict)
-    body["error"]["hint"] = "show the current value to the person, then retry with If-Match set to its revision"
+    body["error"]["hint"] = (
+        "show the current value to the person, then retry with If-Match set to its revision"
+    )
     body["conflicts"] = [_conflict_json(detail) for detail in conflict.conflicts]
     if len(conflict.conflicts) == 1:
         body["current"] = body["conflicts"][0]["current"]
@@ -213,8 +236,14 @@ def _conflict(conflict: ConflictError, status_code: int) -> Response:
 
 def _conflict_json(detail: ConflictDetail) -> dict[str, Any]:
     current = (
-        {"key": detail.key, "value": detail.value, "rev": detail.rev, "time": detail.time,
-         "source": detail.source, "user": detail.user}
+        {
+            "key": detail.key,
+            "value": detail.value,
+            "rev": detail.rev,
+            "time": detail.time,
+            "source": detail.source,
+            "user": detail.user,
+        }
         if detail.exists
         else None
     )
@@ -252,5 +281,11 @@ def _json(body: Any, *, etag: int | None = None) -> Response:
 
 def _log_write(op: str, keys: list[str], committed: Committed, caller: Caller, started: float) -> None:
     shown = keys[0] if len(keys) == 1 else f"{len(keys)} keys"
-    log.info("%s %s rev=%d user=%s %.1f ms", op, shown, committed.rev, caller.name or "-", (time.perf_counter() - started) * 1000)
-
+    log.info(
+        "%s %s rev=%d user=%s %.1f ms",
+        op,
+        shown,
+        committed.rev,
+        caller.name or "-",
+        (time.perf_counter() - started) * 1000,
+    )

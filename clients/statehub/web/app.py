@@ -21,8 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from statehub.hub.errors import StatehubError
-from statehub.hub.rules import check_prefix
+from statehub import StatehubError, check_prefix
 from statehub.web import api
 from statehub.web.access import COOKIE, Policy, TokenBook, bearer, is_loopback, tokens_path
 from statehub.web.errors import Refused, http_error, refused, statehub_error
@@ -36,8 +35,10 @@ STATIC = Path(__file__).parent / "static"
 
 # The page loads only its own files: no inline script, no other origin, no framing.
 PAGE_HEADERS = [
-    (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),

@@ -21,7 +21,9 @@ EXIT_ERROR, EXIT_BAD_INPUT = 1, 2
 
 DataDir = Annotated[
     str | None,  # noqa: UP007 - typer reads the annotation at run time
-    typer.Option("--data-dir", envvar="STATEHUB_DATA_DIR", help="The hub's data dir (default: the platform's)."),
+    typer.Option(
+        "--data-dir", envvar="STATEHUB_DATA_DIR", help="The hub's data dir (default: the platform's)."
+    ),
 ]
 Timeout = Annotated[
     float | None,  # noqa: UP007
@@ -41,7 +43,7 @@ def _parent(ctx: typer.Context, name: str, default: Any = None) -> Any:
 
 
 def _data_dir(ctx: typer.Context, data_dir: str | None) -> Path:
-    from statehub.hub.paths import resolve_data_dir
+    from statehub import resolve_data_dir
 
     return resolve_data_dir(data_dir or _parent(ctx, "data_dir"))
 
@@ -53,27 +55,51 @@ def register(app: typer.Typer) -> None:
         invoke_without_command=True,
         no_args_is_help=False,
     )
-    tokens = typer.Typer(help="Access tokens for `statehub web` (needed to listen beyond loopback).", no_args_is_help=True)
+    tokens = typer.Typer(
+        help="Access tokens for `statehub web` (needed to listen beyond loopback).", no_args_is_help=True
+    )
     web.add_typer(tokens, name="token")
     app.add_typer(web, name="web")
 
     @web.callback()
     def serve(
         ctx: typer.Context,
-        host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback needs a token, or --read-only.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="TCP port (0: any free port; the banner names it).", min=0, max=65535)] = 8080,
+        host: Annotated[
+            str,
+            typer.Option(help="Address to listen on. Anything but loopback needs a token, or --read-only."),
+        ] = "127.0.0.1",
+        port: Annotated[
+            int, typer.Option(help="TCP port (0: any free port; the banner names it).", min=0, max=65535)
+        ] = 8080,
         read_only: Annotated[
-            bool, typer.Option("--read-only", help="Callers without a token may read but never write (a trusted network's wall display).")
+            bool,
+            typer.Option(
+                "--read-only",
+                help="Callers without a token may read but never write (a trusted network's wall display).",
+            ),
         ] = False,
         require_token: Annotated[
-            bool, typer.Option("--require-token", help="Callers without a token get nothing, even on loopback.")
+            bool,
+            typer.Option("--require-token", help="Callers without a token get nothing, even on loopback."),
         ] = False,
-        heartbeat: Annotated[float, typer.Option(help="Seconds between heartbeats on each event stream.", min=0.1, max=60)] = 5.0,
+        heartbeat: Annotated[
+            float, typer.Option(help="Seconds between heartbeats on each event stream.", min=0.1, max=60)
+        ] = 5.0,
         replay: Annotated[
-            int, typer.Option(help="Changes kept in memory for event streams that reconnect (Last-Event-ID).", min=10, max=1_000_000)
+            int,
+            typer.Option(
+                help="Changes kept in memory for event streams that reconnect (Last-Event-ID).",
+                min=10,
+                max=1_000_000,
+            ),
         ] = 10_000,
         stream_queue: Annotated[
-            int, typer.Option(help="Messages an event stream may fall behind before it is dropped (it then resumes).", min=10, max=100_000)
+            int,
+            typer.Option(
+                help="Messages an event stream may fall behind before it is dropped (it then resumes).",
+                min=10,
+                max=100_000,
+            ),
         ] = 1_000,
         data_dir: DataDir = None,
         timeout: Timeout = None,
@@ -99,22 +125,35 @@ def register(app: typer.Typer) -> None:
                 )
             anonymous = None
         if anonymous is None and not has_tokens:
-            raise _fail("--require-token, but no token exists yet", EXIT_BAD_INPUT, "create one with `statehub web token create NAME`")
+            raise _fail(
+                "--require-token, but no token exists yet",
+                EXIT_BAD_INPUT,
+                "create one with `statehub web token create NAME`",
+            )
         settings = HubSettings(
-            str(directory), seconds, _parent(ctx, "hub"), _parent(ctx, "hub_events"), _parent(ctx, "server_key")
+            str(directory),
+            seconds,
+            _parent(ctx, "hub"),
+            _parent(ctx, "hub_events"),
+            _parent(ctx, "server_key"),
         )
         _serve(_options(settings, directory, host, port, anonymous, heartbeat, replay, stream_queue))
 
     @tokens.command("create")
     def create(
         ctx: typer.Context,
-        name: Annotated[str, typer.Argument(help="Who holds it (shown as the writer of their changes), e.g. 'control-room'.")],
-        role: Annotated[str, typer.Option(help="read: look and follow; write: also change values.")] = "write",
+        name: Annotated[
+            str,
+            typer.Argument(help="Who holds it (shown as the writer of their changes), e.g. 'control-room'."),
+        ],
+        role: Annotated[
+            str, typer.Option(help="read: look and follow; write: also change values.")
+        ] = "write",
         data_dir: DataDir = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Make a token and print it once: only its SHA-256 is kept (web-tokens.json, mode 0600)."""
-        from statehub.hub.errors import InvalidRequest
+        from statehub import InvalidRequest
         from statehub.web.access import create_token
 
         if role not in ("read", "write"):
@@ -165,12 +204,21 @@ def register(app: typer.Typer) -> None:
 
 
 def _options(
-    settings: Any, directory: Path, host: str, port: int, anonymous: Role | None, heartbeat: float, replay: int, queue: int
+    settings: Any,
+    directory: Path,
+    host: str,
+    port: int,
+    anonymous: Role | None,
+    heartbeat: float,
+    replay: int,
+    queue: int,
 ) -> WebOptions:
     try:
         from statehub.web.server_state import WebOptions
     except ImportError as exc:  # Starlette is missing: the extra is not installed
-        raise _fail(f"the web server cannot start: {exc}", EXIT_ERROR, "install it with `pip install statehub[web]`") from None
+        raise _fail(
+            f"the web server cannot start: {exc}", EXIT_ERROR, "install it with `pip install statehub[web]`"
+        ) from None
     return WebOptions(settings, directory, host, port, anonymous, heartbeat, replay, queue)
 
 
@@ -178,7 +226,9 @@ def _serve(options: WebOptions) -> None:
     try:
         from statehub.web.serving import CannotListen, serve
     except ImportError as exc:
-        raise _fail(f"the web server cannot start: {exc}", EXIT_ERROR, "install it with `pip install statehub[web]`") from None
+        raise _fail(
+            f"the web server cannot start: {exc}", EXIT_ERROR, "install it with `pip install statehub[web]`"
+        ) from None
     try:
         serve(options)
     except CannotListen as exc:

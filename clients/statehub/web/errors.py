@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from statehub.hub.errors import (
+from statehub import (
     ConflictError,
     HubUnavailable,
     InvalidRequest,
@@ -78,4 +78,6 @@ async def http_error(request: Request, exc: Exception) -> Response:
     code = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http")
     message = f"{request.method} {request.url.path}: {exc.detail}"
     hint = "see docs/http.md for the endpoints" if exc.status_code in (404, 405) else ""
-    return JSONResponse({"error": {"code": code, "message": message, "hint": hint}}, exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "hint": hint}}, exc.status_code, headers=exc.headers
+    )

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from statehub.hub.protocol import Changed, Item
+from statehub import Changed, Item
 
 State = Literal["connecting", "live", "down"]
 
@@ -182,7 +182,9 @@ class Feed:
         return [entry for entry in self._log if entry.rev > rev and entry.under(prefix)]
 
     def items_under(self, prefix: str) -> list[Item]:
-        return sorted((item for key, item in self.items.items() if key.startswith(prefix)), key=lambda i: i.key)
+        return sorted(
+            (item for key, item in self.items.items() if key.startswith(prefix)), key=lambda i: i.key
+        )
 
     def listen(self, prefix: str) -> Listener:
         listener = Listener(prefix, self._queue_size)

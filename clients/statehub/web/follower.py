@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING, Any
 from statehub.web.feed import Feed, Status
 
 if TYPE_CHECKING:
-    from statehub.hub.mirror import MirrorState
-    from statehub.hub.protocol import Item
-    from statehub.subscription import HubDown, Subscription, Synced, Update
+    from statehub import HubDown, Item, MirrorState, Subscription, Synced, Update
     from statehub.web.hub_link import HubSettings
 
 log = logging.getLogger(__name__)
@@ -63,7 +61,7 @@ class Follower:
                 subscription.close()
 
     def _hand_over(self, subscription: Subscription, event: Update | Synced | HubDown) -> None:
-        from statehub.subscription import HubDown, Synced, Update
+        from statehub import HubDown, Synced, Update
 
         if isinstance(event, Update):
             self._loop.call_soon_threadsafe(self._feed.apply, event.epoch, event.rev, event.changes)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from statehub.client import Client
+    from statehub import Client
 
 T = TypeVar("T")
 
@@ -34,7 +34,7 @@ class HubSettings:
     server_key: str | None = None
 
     def client(self, user: str | None = None) -> Client:
-        from statehub.client import Client
+        from statehub import Client
 
         return Client(
             self.data_dir,

@@ -54,15 +54,27 @@ class ServerState:
             request.headers.get("authorization"), request.cookies.get(COOKIE), is_write=write
         )
         if caller is None:
-            raise Refused(401, "unauthorized", "the token is not valid (revoked, or mistyped)",
-                          "ask for a new one: `statehub web token create NAME`")
+            raise Refused(
+                401,
+                "unauthorized",
+                "the token is not valid (revoked, or mistyped)",
+                "ask for a new one: `statehub web token create NAME`",
+            )
         if caller.role is None and not allow_anonymous_none:
-            raise Refused(401, "unauthorized", "this server needs a token",
-                          "send Authorization: Bearer TOKEN; make one with `statehub web token create NAME`")
+            raise Refused(
+                401,
+                "unauthorized",
+                "this server needs a token",
+                "send Authorization: Bearer TOKEN; make one with `statehub web token create NAME`",
+            )
         if write and not caller.may_write:
             who = f"the token {caller.name!r}" if caller.name else "anonymous callers"
-            raise Refused(403, "forbidden", f"{who} may only read here",
-                          "use a read-write token (`statehub web token create NAME --role write`)")
+            raise Refused(
+                403,
+                "forbidden",
+                f"{who} may only read here",
+                "use a read-write token (`statehub web token create NAME --role write`)",
+            )
         return caller
 
     def may_anyone_write(self) -> bool:
@@ -75,8 +87,12 @@ class ServerState:
         for key in keys:
             item = self.feed.items.get(key)
             if item is not None and item.secret:
-                raise Refused(403, "secret", f"{key!r} is a secret; secrets are never written over HTTP",
-                              "set it on the hub's machine: `statehub secret set KEY`")
+                raise Refused(
+                    403,
+                    "secret",
+                    f"{key!r} is a secret; secrets are never written over HTTP",
+                    "set it on the hub's machine: `statehub secret set KEY`",
+                )
 
 
 def _refuse_cross_origin(request: Request) -> None:

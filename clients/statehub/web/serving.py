@@ -44,11 +44,23 @@ def serve(options: WebOptions) -> None:
     host, port = listener.getsockname()[:2]
     app = create_app(options)
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, timeout_graceful_shutdown=3, lifespan="on", server_header=False
+        app,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=3,
+        lifespan="on",
+        server_header=False,
     )
     who = {"write": "may read and write", "read": "may only read", None: "need a token"}[options.anonymous]
     shown = f"[{host}]" if ":" in host else host
-    log.info("%shttp://%s:%d/ (data dir %s; callers without a token %s)", READY_MARK, shown, port, options.data_dir, who)
+    log.info(
+        "%shttp://%s:%d/ (data dir %s; callers without a token %s)",
+        READY_MARK,
+        shown,
+        port,
+        options.data_dir,
+        who,
+    )
     _Server(config).run(sockets=[listener])
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from statehub.hub.protocol import Changed, Item
+from statehub import Changed, Item
 from statehub.web.feed import Entry, Feed, Listener, Message, Resync, Status, event_id
 
 RETRY_MS = 2000  # how long a browser waits before reconnecting
@@ -135,7 +135,9 @@ class EventStream:
                         async with asyncio.timeout(self._heartbeat):
                             await listener.wake.wait()
                     except TimeoutError:  # a quiet stretch: say we are here, and how things stand
-                        yield b": heartbeat\n" + frame("status", status_json(self._feed.status, self._heartbeat))
+                        yield b": heartbeat\n" + frame(
+                            "status", status_json(self._feed.status, self._heartbeat)
+                        )
                         continue
                 chunk = self._drain()  # everything queued, in one write
                 if chunk:
