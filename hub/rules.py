@@ -22,8 +22,12 @@ from statehub.hub.protocol import (
     Unset,
 )
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
-_BAD_CHAR = re.compile(r"[^A-Za-z0-9_.-]")
+# The characters of a key segment: NATS KV's token alphabet, so a key can name a
+# NATS subject as it is (docs/protocol.md section 4).  No key can start with '@',
+# which keeps the change stream's control topics apart from keys.
+SEGMENT = re.compile(r"[A-Za-z0-9_/=-]+")
+SEGMENT_CHARS_TEXT = "letters, digits, '_', '-', '/' and '='"
+_BAD_CHAR = re.compile(r"[^A-Za-z0-9_/=.-]")
 
 
 def check_key(key: str) -> None:
@@ -40,11 +44,11 @@ def check_key(key: str) -> None:
     if bad:
         raise InvalidRequest(
             f"invalid key {key!r}: character {bad.group()!r} at position {bad.start()}; "
-            "allowed are letters, digits, '_', '-' and '.' between segments"
+            f"allowed are {SEGMENT_CHARS_TEXT}, and '.' between segments"
         )
     position = 0
     for segment in key.split("."):
-        if not _SEGMENT.fullmatch(segment):
+        if not SEGMENT.fullmatch(segment):
             raise InvalidRequest(f"invalid key {key!r}: empty segment at position {position}")
         position += len(segment) + 1
 
