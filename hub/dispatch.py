@@ -22,9 +22,19 @@ import zmq
 
 from statehub.hub.errors import StatehubError, StorageError, reply_from_error
 from statehub.hub.log_limit import RateLimitedLog
-from statehub.hub.protocol import Committed, HubStatus, Reply, Set, Txn, Unset, WriteRequest
+from statehub.hub.protocol import (
+    Batch,
+    BatchCommitted,
+    Committed,
+    HubStatus,
+    Reply,
+    Set,
+    Txn,
+    Unset,
+    WriteRequest,
+)
 from statehub.hub.publisher import Publisher
-from statehub.hub.records import Applied
+from statehub.hub.records import Applied, AppliedBatch
 from statehub.hub.requests import RequestDecoder, answer
 from statehub.hub.store import Store
 
@@ -45,7 +55,7 @@ class _Envelope:
 @dataclass
 class _Pending:
     envelope: _Envelope
-    write: WriteRequest
+    write: WriteRequest | Batch
     received: float = field(default_factory=time.perf_counter)
 
 
@@ -92,16 +102,16 @@ class Dispatcher:
                 continue
             envelope = _Envelope(router, frames[:-1])
             answered = self._answer(frames[-1])
-            if isinstance(answered, (Set, Unset, Txn)):
+            if isinstance(answered, (Set, Unset, Txn, Batch)):
                 pending.append(_Pending(envelope, answered))
             else:
                 self._reply(envelope, answered)
 
-    def _answer(self, body: bytes) -> Reply | WriteRequest:
+    def _answer(self, body: bytes) -> Reply | WriteRequest | Batch:
         """The reply to one request body, or the checked write to commit with the others."""
         try:
             request = self._decode(body)
-            if isinstance(request, (Set, Unset, Txn)):
+            if isinstance(request, (Set, Unset, Txn, Batch)):
                 return request
             return answer(self.store, request, self._status)
         except StatehubError as exc:
@@ -134,6 +144,9 @@ class Dispatcher:
             if isinstance(result, Applied):
                 reply: Reply = Committed(epoch=self.store.epoch, rev=result.rev, duplicate=result.duplicate)
                 applied.append(result)
+            elif isinstance(result, AppliedBatch):
+                reply = BatchCommitted(epoch=self.store.epoch, revs=result.revs, duplicate=result.duplicate)
+                applied.extend(result.applied)
             else:
                 reply = reply_from_error(result)
             self._reply(p.envelope, reply)
@@ -156,8 +169,14 @@ class Dispatcher:
 
 
 def _log_write(p: _Pending, reply: Reply) -> None:
-    keys = [op.key for op in p.write.ops] if isinstance(p.write, Txn) else [p.write.key]
-    outcome = f"rev {reply.rev}" if isinstance(reply, Committed) else getattr(reply, "code", "?")
+    if isinstance(p.write, Batch):
+        keys = [op.key for write in p.write.writes for op in write.ops]
+    else:
+        keys = [op.key for op in p.write.ops] if isinstance(p.write, Txn) else [p.write.key]
+    if isinstance(reply, BatchCommitted):
+        outcome = f"revs {reply.revs[0]}..{reply.revs[-1]}"
+    else:
+        outcome = f"rev {reply.rev}" if isinstance(reply, Committed) else getattr(reply, "code", "?")
     log.debug(
         "write %s -> %s by %s/%s in %.2f ms",
         ",".join(keys[:5]) + ("..." if len(keys) > 5 else ""),

@@ -46,6 +46,7 @@ def changed_message(epoch: str, change: Change) -> Changed:
         time=change.time,
         source=change.source,
         user=change.user,
+        backfill=change.backfill,
     )
     blob = change.blob
     if blob is None:

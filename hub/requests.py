@@ -18,6 +18,7 @@ from statehub.hub.protocol import (
     MAX_HISTORY_LIMIT,
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
+    Batch,
     Get,
     History,
     HubStatus,
@@ -33,7 +34,7 @@ from statehub.hub.protocol import (
     Unset,
     request_decoder,
 )
-from statehub.hub.rules import check_key, check_prefix, check_write
+from statehub.hub.rules import check_batch, check_key, check_prefix, check_write
 from statehub.hub.store import Store
 
 # msgspec raises UnicodeDecodeError for invalid UTF-8 and RecursionError for absurd
@@ -64,6 +65,8 @@ class RequestDecoder:
             raise _wrong_version(request.v)
         if isinstance(request, (Set, Unset, Txn)):
             check_write(request, len(body))
+        elif isinstance(request, Batch):
+            check_batch(request, len(body))
         return request
 
 

@@ -20,14 +20,22 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 
 from statehub.hub import replies
 from statehub.hub.errors import ConflictError, InvalidRequest, NotFound, StatehubError, StorageError
-from statehub.hub.protocol import SECRET_PLACEHOLDER, ConflictDetail, Op, WriteRequest, write_ops
-from statehub.hub.records import Applied, Change, Entry, Rotation
+from statehub.hub.protocol import (
+    SECRET_PLACEHOLDER,
+    Batch,
+    ConflictDetail,
+    Op,
+    WriteRequest,
+    batch_txns,
+    write_ops,
+)
+from statehub.hub.records import Applied, AppliedBatch, Change, Entry, Rotation
 from statehub.hub.secret_box import SecretBox, SecretKeyError, is_sealed
 from statehub.hub.store_file import Transaction, open_for_writing, open_store_file
 from statehub.hub.store_reads import StoreReader
@@ -39,7 +47,8 @@ PRUNE_EVERY_REVISIONS = 1000
 
 _UNCHANGED = object()  # a secret's placeholder written back: leave the secret as it is
 
-WriteResult = Applied | StatehubError  # what one write of a commit did, or why it was refused
+# What one write of a commit did, or why it was refused.
+WriteResult = Applied | AppliedBatch | StatehubError
 
 
 class Store(StoreReader):
@@ -144,12 +153,18 @@ class Store(StoreReader):
 
     # --- writes ---------------------------------------------------------------
 
-    def commit(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
+    @overload
+    def commit(self, writes: Sequence[WriteRequest]) -> list[Applied | StatehubError]: ...
+
+    @overload
+    def commit(self, writes: Sequence[WriteRequest | Batch]) -> list[WriteResult]: ...
+
+    def commit(self, writes: Sequence[WriteRequest | Batch]) -> Sequence[WriteResult]:
         """Apply ``writes`` in order in one durable transaction; one result each.
 
-        A write's result is what it did (Applied), or its refusal: ConflictError,
-        NotFound, InvalidRequest, or a SecretKeyError when its secret cannot be
-        sealed.  A refused write changes nothing; the others still commit.
+        A write's result is what it did (Applied; AppliedBatch for a batch), or
+        its refusal: ConflictError, NotFound, InvalidRequest, or a SecretKeyError
+        when its secret cannot be sealed.  A refused write changes nothing; the others still commit.
         Raises StorageError (and applies nothing) when the transaction cannot
         be made durable, e.g. on a full disk or a read-only file.
         """
@@ -177,13 +192,41 @@ class Store(StoreReader):
         (result,) = self.commit([write])
         if isinstance(result, StatehubError):
             raise result
+        assert isinstance(result, Applied)
         return result
 
-    def _apply_or_refuse(self, write: WriteRequest, now: float) -> WriteResult:
+    def _apply_or_refuse(self, write: WriteRequest | Batch, now: float) -> WriteResult:
         try:
+            if isinstance(write, Batch):
+                return self._apply_batch(write, now)
             return self._apply(write, now)
         except StatehubError as refusal:
             return refusal
+
+    def _apply_batch(self, batch: Batch, now: float) -> AppliedBatch:
+        """Every write of ``batch`` in order, each under its own revision, or none of them.
+
+        A savepoint undoes the writes already applied when a later one is
+        refused; the refusal names the write.  A repeated batch request id
+        finds each write's derived id, so it comes back as duplicates.
+        """
+        start_rev = self.rev
+        self._conn.execute("SAVEPOINT batch")
+        try:
+            applied = []
+            for index, txn in enumerate(batch_txns(batch)):
+                try:
+                    applied.append(self._apply(txn, now))
+                except StatehubError as refusal:
+                    refusal.message = f"write {index} of the batch (none was applied): {refusal.message}"
+                    raise
+        except BaseException:
+            self._conn.execute("ROLLBACK TO batch")
+            self._conn.execute("RELEASE batch")
+            self.rev = start_rev
+            raise
+        self._conn.execute("RELEASE batch")
+        return AppliedBatch(applied=applied, duplicate=all(write.duplicate for write in applied))
 
     def _apply(self, write: WriteRequest, now: float) -> Applied:
         if write.request_id:
@@ -256,12 +299,35 @@ class Store(StoreReader):
             self._conn.execute("DELETE FROM kv WHERE key = ?", (op.key,))
         prev_blob, prev_rev = (entry.blob, entry.rev) if entry is not None else (None, 0)
         change = Change(
-            self.rev, index, count, op.key, op.op, blob, prev_blob, prev_rev, now, write.source, write.user
+            self.rev,
+            index,
+            count,
+            op.key,
+            op.op,
+            blob,
+            prev_blob,
+            prev_rev,
+            now,
+            write.source,
+            write.user,
+            write.backfill,
         )
         self._conn.execute(
-            "INSERT INTO history (rev, idx, key, op, value, prev_value, prev_rev, time, source, user) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (change.rev, index, op.key, op.op, blob, prev_blob, prev_rev, now, write.source, write.user),
+            "INSERT INTO history (rev, idx, key, op, value, prev_value, prev_rev, time, source, user, backfill) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                change.rev,
+                index,
+                op.key,
+                op.op,
+                blob,
+                prev_blob,
+                prev_rev,
+                now,
+                write.source,
+                write.user,
+                write.backfill,
+            ),
         )
         return change
 

@@ -39,6 +39,7 @@ HUB_ENTRY_POINTS = (
 )
 
 PUBLIC_NAMES = [
+    "BatchCommitted",
     "Changed",
     "Client",
     "Committed",
@@ -54,6 +55,8 @@ PUBLIC_NAMES = [
     "Items",
     "Layout",
     "Listing",
+    "MAX_BATCH_OPS",
+    "MAX_BATCH_WRITES",
     "MAX_HISTORY_LIMIT",
     "MAX_KEY_LENGTH",
     "MAX_MESSAGE_BYTES",

@@ -25,6 +25,9 @@ from statehub.hub.errors import HubUnavailable, MirrorError, NotFound
 from statehub.hub.paths import Layout, read_hub_info, resolve_data_dir
 from statehub.hub.protocol import (
     PROTOCOL_VERSION,
+    Batch,
+    BatchCommitted,
+    BatchWrite,
     Committed,
     Get,
     History,
@@ -33,6 +36,7 @@ from statehub.hub.protocol import (
     Items,
     List,
     Op,
+    Reply,
     Rotated,
     RotateKey,
     Set,
@@ -44,7 +48,7 @@ from statehub.hub.protocol import (
     Versions,
     write_ops,
 )
-from statehub.hub.rules import check_key, check_prefix, check_write
+from statehub.hub.rules import check_batch, check_key, check_prefix, check_write
 from statehub.readings import Listing, Origin, Reading, mirror_origin
 
 if TYPE_CHECKING:
@@ -238,27 +242,57 @@ class Client:
     def unset(self, key: str, *, expect: int | None = None, queue: bool = False) -> Committed | Queued:
         return self._write(Unset(v=PROTOCOL_VERSION, key=key, expect=expect, **self._who()), queue)
 
-    def txn(self, ops: Iterable[Op], *, queue: bool = False) -> Committed | Queued:
-        """Apply all ``ops`` atomically under one revision, or none of them."""
-        return self._write(Txn(v=PROTOCOL_VERSION, ops=list(ops), **self._who()), queue)
+    def txn(self, ops: Iterable[Op], *, queue: bool = False, backfill: bool = False) -> Committed | Queued:
+        """Apply all ``ops`` atomically under one revision, or none of them.
+
+        ``backfill`` marks the change as history written after the fact (a
+        replayed export): it is stored so, and subscribers see it so.
+        """
+        return self._write(Txn(v=PROTOCOL_VERSION, ops=list(ops), backfill=backfill, **self._who()), queue)
+
+    def batch(self, writes: Iterable[Iterable[Op]], *, backfill: bool = False) -> BatchCommitted:
+        """Apply ``writes`` in order, each under its own new revision, all of them or none.
+
+        One request and one durable transaction where ``len(writes)`` txns would
+        cost a round trip and an fsync each; ``revs[i]`` of the reply is the
+        revision of the i-th write.  A refusal names the write and applies
+        nothing.  At most MAX_BATCH_WRITES writes and MAX_BATCH_OPS ops; never
+        queued.
+        """
+        batch = Batch(
+            v=PROTOCOL_VERSION,
+            writes=[BatchWrite(ops=list(ops)) for ops in writes],
+            backfill=backfill,
+            **self._who(),
+        )
+        check_batch(batch)
+        reply = self._send_write(batch)
+        assert isinstance(reply, BatchCommitted)
+        return reply
 
     def _who(self) -> _Who:
         return {"request_id": new_request_id(), "source": self.source, "user": self.user}
 
     def _write(self, write: Set | Unset | Txn, queue: bool = False) -> Committed | Queued:
         check_write(write)
+        try:
+            reply = self._send_write(write)
+        except HubUnavailable as down:
+            if queue:
+                return self._enqueue(write, down)
+            raise
+        assert isinstance(reply, Committed)
+        return reply
+
+    def _send_write(self, write: Set | Unset | Txn | Batch) -> Reply:
+        """Send a write; once more with the same request id if the hub did not answer."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                reply = self._connection.request(write)
-            except HubUnavailable as down:
+                return self._connection.request(write)
+            except HubUnavailable:
                 if attempt == WRITE_ATTEMPTS:
-                    if queue:
-                        return self._enqueue(write, down)
                     raise
                 log.info("no reply from the hub; retrying the same write once")
-                continue
-            assert isinstance(reply, Committed)
-            return reply
         raise AssertionError("unreachable")
 
     def _enqueue(self, write: Set | Unset | Txn, down: HubUnavailable) -> Queued:
@@ -284,7 +318,14 @@ class Client:
             Op(op=op.op, key=op.key, value=op.value, expect=_seen(op.expect, mirror, op.key))
             for op in write_ops(write)
         ]
-        queued = Txn(v=PROTOCOL_VERSION, ops=ops, request_id=write.request_id, source=write.source, user=write.user)
+        queued = Txn(
+            v=PROTOCOL_VERSION,
+            ops=ops,
+            request_id=write.request_id,
+            source=write.source,
+            user=write.user,
+            backfill=write.backfill,
+        )
         return Queued(inbox.enqueue(self.data_dir, queued), mirror.rev)
 
     # --- change stream and waterfall ---------------------------------------------

@@ -390,6 +390,7 @@ impl Client {
             request_id: new_request_id(),
             source: self.source.clone(),
             user: self.user.clone(),
+            backfill: false,
         }
     }
 

@@ -30,6 +30,9 @@ pub struct Change {
     /// The hub left the (large) value out of the stream and it could not be
     /// fetched yet; `value` is null.
     pub value_omitted: bool,
+    /// History written after the fact (a replayed export), not a live change:
+    /// a consumer may skip it or handle it in bulk.
+    pub backfill: bool,
 }
 
 impl Change {
@@ -46,6 +49,7 @@ impl Change {
             count: changed.count,
             resync: false,
             value_omitted: changed.value_omitted,
+            backfill: changed.backfill,
         }
     }
 
@@ -62,6 +66,7 @@ impl Change {
             count: 1,
             resync: true,
             value_omitted: false,
+            backfill: false,
         }
     }
 
@@ -80,6 +85,7 @@ impl Change {
             count: 1,
             resync: true,
             value_omitted: false,
+            backfill: false,
         }
     }
 }
@@ -347,6 +353,7 @@ mod tests {
             user: "bob".into(),
             secret: false,
             value_omitted: false,
+            backfill: false,
         })
     }
 

@@ -160,6 +160,7 @@ fn commit(
             user: String::new(),
             secret: false,
             value_omitted: false,
+            backfill: false,
         });
         publish(xpub, key.as_bytes(), &changed);
     }

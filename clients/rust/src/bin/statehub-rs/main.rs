@@ -119,6 +119,10 @@ enum Command {
         /// Also run it for the current state of every key at start
         #[arg(long)]
         initial: bool,
+        /// Do not run it for backfilled changes (history replayed after the fact,
+        /// e.g. `statehub ingest-eds --replay`); they are counted and reported
+        #[arg(long)]
+        skip_backfill: bool,
     },
 }
 
@@ -212,13 +216,22 @@ fn run(cli: Cli) -> Result<(), Error> {
             exec,
             timeout,
             initial,
+            skip_backfill,
         } => {
             rules::check_prefix(&prefix)?;
             let shutdown = shutdown_flag()?;
             let reactor = Reactor::new(exec, timeout, client.layout().data_dir.clone(), shutdown.clone());
+            let mut skipped = SkippedBackfill::default();
             follow(client, prefix, initial, &shutdown, None, |change| {
-                reactor.run(change)
-            })
+                if skip_backfill && change.backfill {
+                    skipped.add(change.rev);
+                } else {
+                    skipped.report();
+                    reactor.run(change)
+                }
+            })?;
+            skipped.report();
+            Ok(())
         }
     }
 }
@@ -317,6 +330,35 @@ fn follow(
         }
     }
     Ok(())
+}
+
+/// Backfilled changes `react --skip-backfill` passed over since it last said so.
+#[derive(Default)]
+struct SkippedBackfill {
+    count: u64,
+    first: u64,
+    last: u64,
+}
+
+impl SkippedBackfill {
+    fn add(&mut self, rev: u64) {
+        if self.count == 0 {
+            self.first = rev;
+        }
+        self.count += 1;
+        self.last = rev;
+    }
+
+    /// One line for a run of skipped changes, when the run ends.
+    fn report(&mut self) {
+        if self.count > 0 {
+            Notice::info(&format!(
+                "skipped {} backfilled changes (revisions {}..{})",
+                self.count, self.first, self.last
+            ));
+            *self = SkippedBackfill::default();
+        }
+    }
 }
 
 /// A flag raised by SIGINT or SIGTERM, so long-running commands stop cleanly.

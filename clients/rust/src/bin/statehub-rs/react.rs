@@ -85,6 +85,7 @@ impl Reactor {
             .env("STATEHUB_SOURCE", &change.source)
             .env("STATEHUB_USER", &change.user)
             .env("STATEHUB_RESYNC", if change.resync { "1" } else { "0" })
+            .env("STATEHUB_BACKFILL", if change.backfill { "1" } else { "0" })
             // So a command that calls statehub itself reaches the same hub.
             .env("STATEHUB_DATA_DIR", &self.data_dir)
             .stdin(Stdio::piped());
