@@ -52,7 +52,7 @@ def ingest(data_dir: Path, export: Path, *extra: str) -> tuple[dict[str, Any], f
     command = [sys.executable, "-m", "statehub.cli", "ingest-eds", "--data-dir", str(data_dir), str(export)]
     started = time.perf_counter()
     done = subprocess.run(
-        [*command, "--plant", "Maxson", "--json", *extra],
+        [*command, "--json", *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -79,7 +79,7 @@ def main() -> None:
             again, again_wall = ingest(hub.data_dir, export, "--replay")
             latest, latest_wall = ingest(hub.data_dir, export)
             with hub.client() as client:
-                history = client.history("eds.Maxson.M100FI-2EUNIT0-40NET0", limit=10000)
+                history = client.history("eds.maxson.M100FI", limit=10000)
     replay: dict[str, Any] = {
         "committed": first["committed"],
         "transactions": first["transactions"],

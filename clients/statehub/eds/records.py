@@ -10,21 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from statehub import InvalidRequest
+from statehub.eds.quality import QUALITY_LETTERS as QUALITY_LETTERS
 
 # How a file names a point: by IESS (`M100FI.UNIT0@NET0`), by SID (`2308`), or by a
 # name the user gave on the command line (any of IESS, IDCS or SID).
 PointKind = Literal["iess", "sid", "given"]
 
-# The quality letters of the EDS tabular trend API.
-QUALITY_LETTERS = frozenset("GBUSNQ")
 
+class Reading(NamedTuple):
+    """One value of one point at one instant, as one row of one file gave it.
 
-@dataclass(frozen=True)
-class Reading:
-    """One value of one point at one instant, as one row of one file gave it."""
+    A NamedTuple because a year of 5-minute data is a million of these: it is
+    made about three times faster than a frozen dataclass and takes half the
+    memory.  Readings of one row share their ``time``, ``file`` and ``point`` objects.
+    """
 
     point: str
     point_kind: PointKind
@@ -35,10 +37,16 @@ class Reading:
     line: int
     units: str | None = None
     desc: str | None = None  # the file's own description of the point (long CSV `shortdesc`)
+    alarm: int | None = None  # the Ovation alarm word, when the export has one
 
     @property
     def utc(self) -> datetime:
         return self.time.astimezone(UTC)
+
+    @property
+    def instant(self) -> float:
+        """Seconds since the Unix epoch: what readings are ordered and compared by."""
+        return self.time.timestamp()
 
 
 @dataclass(frozen=True)
