@@ -216,7 +216,9 @@ class Store(StoreReader):
             applied = []
             for index, txn in enumerate(batch_txns(batch)):
                 try:
-                    applied.append(self._apply(txn, now))
+                    # All or nothing: if write 0 was new, so is every later one; skip their lookups.
+                    may_repeat = index == 0 or applied[0].duplicate
+                    applied.append(self._apply(txn, now, may_repeat=may_repeat))
                 except StatehubError as refusal:
                     refusal.message = f"write {index} of the batch (none was applied): {refusal.message}"
                     raise
@@ -228,8 +230,8 @@ class Store(StoreReader):
         self._conn.execute("RELEASE batch")
         return AppliedBatch(applied=applied, duplicate=all(write.duplicate for write in applied))
 
-    def _apply(self, write: WriteRequest, now: float) -> Applied:
-        if write.request_id:
+    def _apply(self, write: WriteRequest, now: float, *, may_repeat: bool = True) -> Applied:
+        if write.request_id and may_repeat:
             done = self._conn.execute(
                 "SELECT rev FROM requests WHERE request_id = ?", (write.request_id,)
             ).fetchone()

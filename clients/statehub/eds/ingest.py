@@ -28,7 +28,7 @@ from statehub.eds.plan import Mode, Plan, Stored, Write, make_plan
 from statehub.eds.plants import read_plants
 from statehub.eds.point_map import PointMap
 from statehub.eds.records import BadRow, EdsInputError, ParseResult
-from statehub.eds.resolve import Named, Point, name_readings, point_names, record, suffixes
+from statehub.eds.resolve import Named, Point, instant_texts, name_readings, point_names, record, suffixes
 
 if TYPE_CHECKING:
     from statehub import Client
@@ -278,11 +278,14 @@ def _send(
     seen: set[str] = set()
     writes: list[list[Op]] = []
     for write in batch:
+        first_key, first = write[0]
+        times = instant_texts(first.time, points[first_key].zone)  # one instant per write (--latest: one each)
         ops = []
         for key, reading in write:
             expect = None if key in seen else revs.get(key, 0)
             seen.add(key)
-            ops.append(Op(op="set", key=key, value=record(reading, points[key]), expect=expect))
+            same = reading.time == first.time
+            ops.append(Op(op="set", key=key, value=record(reading, points[key], times if same else None), expect=expect))
         writes.append(ops)
     committed = client.batch(writes, backfill=backfill)
     for write, rev in zip(batch, committed.revs, strict=True):

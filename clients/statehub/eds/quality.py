@@ -88,11 +88,6 @@ def alarm_names(alarm: int) -> list[str]:
     return names
 
 
-def is_worse(status: Status | None, than: Status | None) -> bool:
-    """Whether ``status`` is a worse quality than ``than`` (unknown ranks as good: it is no evidence)."""
-    return _RANK.get(status or "good", 0) > _RANK.get(than or "good", 0)
-
-
 def parse_alarm_word(text: str) -> int:
     """An alarm word written as a decimal (or 0x hex) integer; raises ValueError naming the text."""
     stripped = text.strip()

@@ -141,8 +141,13 @@ def _check_one_point_per_key(named: Named, point: Point, reading: Reading) -> No
     named.readings.setdefault(point.key, [])
 
 
-def record(reading: Reading, point: Point) -> dict[str, Any]:
-    """The value stored under the point's key for this reading."""
+def record(reading: Reading, point: Point, times: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The value stored under the point's key for this reading.
+
+    ``times`` is ``instant_texts`` of the reading's time, when the caller has
+    it already (the points of one instant share it).
+    """
+    utc, local = times or instant_texts(reading.time, point.zone)
     info = point.info
     sid = info.sid if info else (int(reading.point) if reading.point_kind == "sid" else None)
     value: dict[str, Any] = {
@@ -150,8 +155,8 @@ def record(reading: Reading, point: Point) -> dict[str, Any]:
         "quality": reading.quality,
         "status": status_of(reading.quality, reading.value, reading.alarm),
         "units": (info.units if info else None) or reading.units,
-        "time": utc_text(reading.time),
-        "local": local_text(reading.time.astimezone(point.zone)),
+        "time": utc,
+        "local": local,
         "tz": point.zone.key,
         "point": point.name,
         "sid": sid,
@@ -169,6 +174,11 @@ def record(reading: Reading, point: Point) -> dict[str, Any]:
 @functools.lru_cache(maxsize=64)
 def _file_name(path: str) -> str:
     return Path(path).name
+
+
+def instant_texts(moment: datetime, zone: ZoneInfo) -> tuple[str, str]:
+    """A reading's ``time`` (UTC) and ``local`` (the plant's wall clock with its offset) fields."""
+    return utc_text(moment), local_text(moment.astimezone(zone))
 
 
 def utc_text(moment: datetime) -> str:
