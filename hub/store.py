@@ -213,7 +213,7 @@ class Store(StoreReader):
         start_rev = self.rev
         self._conn.execute("SAVEPOINT batch")
         try:
-            applied = []
+            applied: list[Applied] = []
             for index, txn in enumerate(batch_txns(batch)):
                 try:
                     # All or nothing: if write 0 was new, so is every later one; skip their lookups.
