@@ -14,7 +14,7 @@ import typer
 from statehub.cli.app import app as statehub_app
 from statehub.eds.plants import Plants, Setting
 from statehub.eds.point_map import PointMap
-from statehub.eds.records import Reading
+from statehub.eds.readings import Reading, Readings
 from statehub.eds.resolve import Named, name_readings, point_names
 
 from .conftest import cli_env
@@ -41,7 +41,7 @@ SHIPPED_PLANTS = {
 
 
 def named(
-    readings: list[Reading],
+    readings: Readings | list[Reading],
     *,
     plant: str | None = None,
     point_map: PointMap | None = None,
@@ -50,7 +50,8 @@ def named(
 ) -> Named:
     """The readings under their keys, as an ingest names them, with the plant settings given (no hub)."""
     plants = Plants(forced=plant, by_suffix=SHIPPED_PLANTS if by_suffix is None else by_suffix, default=default)
-    return name_readings(readings, point_names(readings, point_map, plant), plants, CHICAGO)
+    rows = readings if isinstance(readings, Readings) else Readings(readings)
+    return name_readings([rows], point_names([rows], point_map, plant), plants, CHICAGO)
 
 
 def run_ingest(

@@ -135,6 +135,8 @@ def trend(
             return
         if not rows:
             echo(f"no readings in the history of {key!r} (within the hub's retention)")
+            return
+        echo(f"# {key}: {len(rows)} readings by reading time (plant-local), value, status and quality")
         for row in rows:
             echo(row.text())
 

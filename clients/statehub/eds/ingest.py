@@ -157,17 +157,23 @@ def parse_all(
 
 
 def name_all(client: Client, results: Sequence[ParseResult], options: Options) -> Named:
-    """Every reading under its key; the plant settings the points need are read from the hub now."""
-    readings = [reading for result in results for reading in result.readings]
-    names = point_names(readings, options.point_map, options.plant)
+    """Every reading under its key; the plant settings the points need are read from the hub now.
+
+    The results' readings are emptied once named (a million readings are some
+    40 MB; there is no need to hold them twice).
+    """
+    names = point_names((result.readings for result in results), options.point_map, options.plant)
     plants = read_plants(client, options.plant, suffixes(names.values()))
-    return name_readings(readings, names, plants, options.zone)
+    named = name_readings((result.readings for result in results), names, plants, options.zone)
+    for result in results:
+        result.readings.clear()
+    return named
 
 
 def ingest(
     client: Client, results: Sequence[ParseResult], options: Options, progress: Progress | None = None
 ) -> Summary:
-    """Commit the parsed files' readings; raises BadRowsRefused under --strict."""
+    """Commit the parsed files' readings (and empty them: see ``name_all``); BadRowsRefused under --strict."""
     started = time.monotonic()
     named = name_all(client, results, options)
     bad = [row for result in results for row in result.bad_rows] + named.bad_rows

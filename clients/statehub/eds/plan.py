@@ -27,13 +27,13 @@ Counts: ``rows = readings + replaced + bad rows`` and
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Mapping
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from statehub import MAX_TXN_OPS
-from statehub.eds.quality import status_of
-from statehub.eds.records import Reading
+from statehub.eds.readings import Reading, Readings
 from statehub.eds.resolve import parse_utc_text
 
 Mode = Literal["latest", "replay"]
@@ -51,7 +51,8 @@ class Stored:
 @dataclass
 class Plan:
     mode: Mode
-    chosen: dict[str, list[Reading]] = field(default_factory=dict)  # per key, in time order
+    # per key: its readings, and the indices of those to write, in time order
+    chosen: dict[str, tuple[Readings, array[int]]] = field(default_factory=dict)
     readings: int = 0  # distinct (key, instant) pairs after corrections
     replaced: int = 0  # rows replaced by another row for the same key and instant
     skipped: int = 0  # not newer than what the hub holds
@@ -61,95 +62,106 @@ class Plan:
     @property
     def count(self) -> int:
         """Readings to commit."""
-        return sum(len(readings) for readings in self.chosen.values())
+        return sum(len(indices) for _rows, indices in self.chosen.values())
 
     def writes(self, max_ops: int = MAX_TXN_OPS) -> Iterator[Write]:
-        """The writes to send, in order, made as they are asked for."""
+        """The writes to send, in order, each made (its readings too) only when asked for."""
         if self.mode == "latest":
-            latest = [(key, readings[-1]) for key, readings in self.chosen.items() if readings]
+            latest = [(key, rows[indices[-1]]) for key, (rows, indices) in self.chosen.items() if indices]
             for start in range(0, len(latest), max_ops):
                 yield latest[start : start + max_ops]
             return
         yield from _by_instant(self.chosen, max_ops)
 
 
-def make_plan(readings: Mapping[str, list[Reading]], stored: Mapping[str, Stored], mode: Mode) -> Plan:
+def make_plan(
+    readings: Mapping[str, Readings | Sequence[Reading]], stored: Mapping[str, Stored], mode: Mode
+) -> Plan:
     """The plan for readings grouped by key (in the order they were read), against what the hub holds."""
     plan = Plan(mode)
-    for key, rows in readings.items():
+    for key, given in readings.items():
+        rows = given if isinstance(given, Readings) else Readings(given)
         unique = _corrected(rows, plan)
         plan.readings += len(unique)
         chosen = unique if mode == "replay" else unique[-1:]
         plan.not_latest += len(unique) - len(chosen)
-        held = stored.get(key)
-        kept = [reading for reading in chosen if _changes(reading, held, plan)]
+        held = _held(stored.get(key))
+        kept = array("q", (index for index in chosen if _changes(rows, index, held, plan)))
         plan.skipped += len(chosen) - len(kept)
-        plan.chosen[key] = kept
+        plan.chosen[key] = (rows, kept)
     return plan
 
 
-def _corrected(rows: list[Reading], plan: Plan) -> list[Reading]:
+def _corrected(rows: Readings, plan: Plan) -> array[int]:
     """One reading per instant, in time order: the last row, unless that would put a bad over a good one."""
-    ordered = sorted(rows, key=_instant)  # stable: rows of one instant stay in file order
-    unique: list[Reading] = []
+    instants = rows.instants
+    order = sorted(range(len(rows)), key=instants.__getitem__)  # stable: one instant's rows keep file order
+    unique = array("q")
     last_instant: float | None = None
-    for reading in ordered:
-        instant = reading.time.timestamp()
+    for index in order:
+        instant = instants[index]
         if instant != last_instant:
-            unique.append(reading)
+            unique.append(index)
             last_instant = instant
             continue
         plan.replaced += 1
-        earlier = unique[-1]
-        if _bad_over_good(reading, status_of(earlier.quality, earlier.value, earlier.alarm)):
+        if _bad_over_good(rows, index, rows.status(unique[-1])):
             plan.kept_good += 1
         else:
-            unique[-1] = reading
+            unique[-1] = index
     return unique
 
 
-def _changes(reading: Reading, held: Stored | None, plan: Plan) -> bool:
-    """Whether ``reading`` changes what the hub holds (see the module's idempotency rule)."""
-    if held is None or not isinstance(held.value, dict):
+class _Held(NamedTuple):
+    """The hub's reading of a key, as the idempotency rule compares with it (None: nothing to compare)."""
+
+    instant: float | None
+    record: dict[str, Any]
+
+
+def _held(stored: Stored | None) -> _Held:
+    if stored is None or not isinstance(stored.value, dict):
+        return _Held(None, {})
+    moment = parse_utc_text(stored.value.get("time"))
+    return _Held(moment.timestamp() if moment is not None else None, stored.value)
+
+
+def _changes(rows: Readings, index: int, held: _Held, plan: Plan) -> bool:
+    """Whether reading ``index`` changes what the hub holds (see the module's idempotency rule)."""
+    if held.instant is None:
         return True
-    held_time = parse_utc_text(held.value.get("time"))
-    if held_time is None:
-        return True
-    instant, held_instant = reading.time.timestamp(), held_time.timestamp()
-    if instant != held_instant:
-        return instant > held_instant
-    same = ("value", reading.value), ("quality", reading.quality), ("alarm", reading.alarm)
-    if all(held.value.get(name) == mine for name, mine in same):
+    instant = rows.instant(index)
+    if instant != held.instant:
+        return instant > held.instant
+    same = ("value", rows.value(index)), ("quality", rows.quality(index)), ("alarm", rows.alarm(index))
+    if all(held.record.get(name) == mine for name, mine in same):
         return False
-    if _bad_over_good(reading, held.value.get("status")):
+    if _bad_over_good(rows, index, held.record.get("status")):
         plan.kept_good += 1
         return False
     return True
 
 
-def _bad_over_good(reading: Reading, held_status: Any) -> bool:
+def _bad_over_good(rows: Readings, index: int, held_status: Any) -> bool:
     """A bad reading about to replace a good one of the same instant (the quality rule)."""
-    return held_status == "good" and status_of(reading.quality, reading.value, reading.alarm) == "bad"
+    return held_status == "good" and rows.status(index) == "bad"
 
 
-def _instant(reading: Reading) -> float:
-    return reading.time.timestamp()
+def _timed(key: str, rows: Readings, indices: array[int]) -> Iterator[tuple[float, str, int]]:
+    instants = rows.instants
+    return ((instants[index], key, index) for index in indices)
 
 
-def _timed(key: str, readings: list[Reading]) -> Iterator[tuple[float, str, Reading]]:
-    return ((reading.time.timestamp(), key, reading) for reading in readings)
-
-
-def _by_instant(chosen: Mapping[str, list[Reading]], max_ops: int) -> Iterator[Write]:
+def _by_instant(chosen: Mapping[str, tuple[Readings, array[int]]], max_ops: int) -> Iterator[Write]:
     """Merge the keys' readings by instant: one write per instant, split at ``max_ops``."""
-    streams = [_timed(key, readings) for key, readings in chosen.items()]
+    streams = [_timed(key, rows, indices) for key, (rows, indices) in chosen.items()]
     write: Write = []
     instant: float | None = None
-    for moment, key, reading in heapq.merge(*streams, key=lambda entry: (entry[0], entry[1])):
+    for moment, key, index in heapq.merge(*streams, key=lambda entry: (entry[0], entry[1])):
         if write and (moment != instant or len(write) >= max_ops):
             yield write
             write = []
-        write.append((key, reading))
+        write.append((key, chosen[key][0][index]))
         instant = moment
     if write:
         yield write

@@ -32,10 +32,11 @@ class _Amount(ProgressColumn):
     def render(self, task: Task) -> Text:
         rows = task.fields.get("rows")
         if rows is not None:
-            return Text(f"{rows:,} rows", style="progress.data.speed")
+            return Text(f"{rows:,} rows", style="progress.data.speed", no_wrap=True)
         speed = task.finished_speed or task.speed
-        rate = f"  {speed:,.0f} readings/s" if speed else ""
-        return Text(f"{task.completed:,.0f}/{task.total or 0:,.0f} readings{rate}", style="progress.data.speed")
+        rate = f", {speed:,.0f}/s" if speed else ""
+        text = f"{task.completed:,.0f}/{task.total or 0:,.0f} readings{rate}"
+        return Text(text, style="progress.data.speed", no_wrap=True)
 
 
 class IngestProgress:
@@ -80,7 +81,7 @@ class IngestProgress:
         if self._progress is None:
             self._progress = Progress(
                 TextColumn("{task.description:<12}"),
-                BarColumn(),
+                BarColumn(bar_width=30),
                 _Amount(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),

@@ -9,44 +9,12 @@ raises EdsInputError, which also names file, line and reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal, NamedTuple
 
 from statehub import InvalidRequest
 from statehub.eds.quality import QUALITY_LETTERS as QUALITY_LETTERS
-
-# How a file names a point: by IESS (`M100FI.UNIT0@NET0`), by SID (`2308`), or by a
-# name the user gave on the command line (any of IESS, IDCS or SID).
-PointKind = Literal["iess", "sid", "given"]
-
-
-class Reading(NamedTuple):
-    """One value of one point at one instant, as one row of one file gave it.
-
-    A NamedTuple because a year of 5-minute data is a million of these: it is
-    made about three times faster than a frozen dataclass and takes half the
-    memory.  Readings of one row share their ``time``, ``file`` and ``point`` objects.
-    """
-
-    point: str
-    point_kind: PointKind
-    time: datetime  # aware; its offset is the one the file gave or the plant's at that instant
-    value: float | None  # None only when EDS sent a sample without a value
-    quality: str | None  # an EDS quality letter; None for formats that carry none
-    file: str
-    line: int
-    units: str | None = None
-    desc: str | None = None  # the file's own description of the point (long CSV `shortdesc`)
-    alarm: int | None = None  # the Ovation alarm word, when the export has one
-
-    @property
-    def utc(self) -> datetime:
-        return self.time.astimezone(UTC)
-
-    @property
-    def instant(self) -> float:
-        """Seconds since the Unix epoch: what readings are ordered and compared by."""
-        return self.time.timestamp()
+from statehub.eds.readings import PointKind as PointKind
+from statehub.eds.readings import Reading as Reading
+from statehub.eds.readings import Readings
 
 
 @dataclass(frozen=True)
@@ -71,7 +39,7 @@ class ParseResult:
     file: str
     format: str
     rows: int = 0  # data rows read (headers and blank lines not counted)
-    readings: list[Reading] = field(default_factory=list)
+    readings: Readings = field(default_factory=Readings)
     bad_rows: list[BadRow] = field(default_factory=list)
 
 

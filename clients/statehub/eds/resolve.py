@@ -9,8 +9,9 @@
 A point is named by its IESS whenever it is known (from the file, or through
 the point map); otherwise by what the file gives (a SID without a map: ``2308``).
 Its key is ``statehub.eds.keys``'s, under the plant ``statehub.eds.plants``
-chooses.  Records are made only when a write is sent (``record``), so a
-million readings cost a million small tuples, not a million dicts.
+chooses.  The readings of each key are kept as columns (statehub.eds.readings)
+and records are made only when a write is sent (``record``), so a million
+readings cost some 40 MB, not a million tuples and dicts.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from statehub.eds.keys import point_key, split_iess
 from statehub.eds.plants import Placement, Plants
 from statehub.eds.point_map import PointInfo, PointMap
 from statehub.eds.quality import alarm_names, status_of
+from statehub.eds.readings import Readings
 from statehub.eds.records import BadRow, EdsInputError, PointKind, Reading
 
 
@@ -47,7 +49,7 @@ class Named:
     """The readings of an ingest, grouped by key, in the order they were read."""
 
     points: dict[str, Point] = field(default_factory=dict)
-    readings: dict[str, list[Reading]] = field(default_factory=dict)
+    readings: dict[str, Readings] = field(default_factory=dict)
     bad_rows: list[BadRow] = field(default_factory=list)
 
     def plants(self) -> list[dict[str, Any]]:
@@ -63,14 +65,17 @@ class Named:
         return sorted(found.values(), key=lambda entry: (entry["plant"], entry["why"]))
 
 
-def point_names(readings: Iterable[Reading], point_map: PointMap | None, plant: str | None) -> dict[tuple[str, PointKind], tuple[str, PointInfo | None]]:
+Names = dict[tuple[str, PointKind], tuple[str, PointInfo | None]]
+
+
+def point_names(readings: Iterable[Readings], point_map: PointMap | None, plant: str | None) -> Names:
     """The full name and map entry of every distinct point the readings name (looked up once each)."""
-    names: dict[tuple[str, PointKind], tuple[str, PointInfo | None]] = {}
-    for reading in readings:
-        lookup = (reading.point, reading.point_kind)
-        if lookup not in names:
-            info = point_map.find(*lookup, plant) if point_map else None
-            names[lookup] = (info.iess if info else reading.point, info)
+    names: Names = {}
+    for rows in readings:
+        for lookup in sorted(rows.points()):
+            if lookup not in names:
+                info = point_map.find(*lookup, plant) if point_map else None
+                names[lookup] = (info.iess if info else lookup[0], info)
     return names
 
 
@@ -79,47 +84,43 @@ def suffixes(names: Iterable[tuple[str, PointInfo | None]]) -> set[str]:
     return {suffix for name, _info in names if (suffix := split_iess(name)[1]) is not None}
 
 
-def name_readings(
-    readings: Iterable[Reading],
-    names: Mapping[tuple[str, PointKind], tuple[str, PointInfo | None]],
-    plants: Plants,
-    zone: ZoneInfo,
-) -> Named:
-    """Group the readings by key; a reading whose key cannot be made is a bad row.
+def name_readings(readings: Iterable[Readings], names: Mapping[tuple[str, PointKind], tuple[str, PointInfo | None]], plants: Plants, zone: ZoneInfo) -> Named:
+    """Group the readings by key, in the order read; a reading whose key cannot be made is a bad row.
 
     Raises EdsInputError when nothing names a point's plant, or when two
     different points would share one key.
     """
     named = Named()
     points: dict[tuple[str, PointKind], Point | ValueError] = {}
-    for reading in readings:
-        lookup = (reading.point, reading.point_kind)
-        point = points.get(lookup)
-        if point is None:
-            point = points[lookup] = _point(reading, *names[lookup], plants, zone)
-            if isinstance(point, Point):
-                _check_one_point_per_key(named, point, reading)
-        if isinstance(point, ValueError):
-            named.bad_rows.append(BadRow(reading.file, reading.line, str(point)))
-            continue
-        named.readings[point.key].append(reading)
+    for rows in readings:
+        for index in range(len(rows)):
+            lookup = rows.point_of(index)
+            point = points.get(lookup)
+            if point is None:
+                file, line = rows.where(index)
+                point = points[lookup] = _point(lookup[0], file, line, *names[lookup], plants, zone)
+                if isinstance(point, Point):
+                    _check_one_point_per_key(named, point, file, line)
+            if isinstance(point, ValueError):
+                named.bad_rows.append(BadRow(*rows.where(index), str(point)))
+                continue
+            named.readings[point.key].copy(rows, index)
     return named
 
 
 def _point(
-    reading: Reading, name: str, info: PointInfo | None, plants: Plants, zone: ZoneInfo
+    given: str, file: str, line: int, name: str, info: PointInfo | None, plants: Plants, zone: ZoneInfo
 ) -> Point | ValueError:
     tag, suffix = split_iess(name)
     try:
         placement = plants.place(suffix, info.zd if info else None)
     except ValueError as exc:  # a plant name with nothing to make a key of: the option or map is wrong
-        raise EdsInputError(reading.file, reading.line, f"point {name}: {exc}") from None
+        raise EdsInputError(file, line, f"point {name}: {exc}") from None
     if placement is None:
         raise EdsInputError(
-            reading.file,
-            reading.line,
-            f"no plant for point {reading.point}: give --plant NAME, a --points map with a zd column, "
-            "or set eds.plant",
+            file,
+            line,
+            f"no plant for point {given}: give --plant NAME, a --points map with a zd column, or set eds.plant",
         )
     try:
         key = point_key(placement.plant, tag, suffix if placement.keeps_suffix else None)
@@ -129,16 +130,16 @@ def _point(
     return Point(key, name, info, placement, zone, idcs)
 
 
-def _check_one_point_per_key(named: Named, point: Point, reading: Reading) -> None:
+def _check_one_point_per_key(named: Named, point: Point, file: str, line: int) -> None:
     earlier = named.points.setdefault(point.key, point)
     if earlier.name != point.name:
         raise EdsInputError(
-            reading.file,
-            reading.line,
+            file,
+            line,
             f"points {earlier.name} and {point.name} would both be stored under {point.key}: "
             f"set eds.plants.<UNIT-NET> for their suffixes, or ingest them with different --plant",
         )
-    named.readings.setdefault(point.key, [])
+    named.readings.setdefault(point.key, Readings())
 
 
 def record(reading: Reading, point: Point, times: tuple[str, str] | None = None) -> dict[str, Any]:
