@@ -208,9 +208,12 @@ class Store(StoreReader):
 
         A savepoint undoes the writes already applied when a later one is
         refused; the refusal names the write.  A repeated batch request id
-        finds each write's derived id, so it comes back as duplicates.
+        finds each write's derived id, so it comes back as duplicates.  The
+        batch remembers the rows it wrote: a replay sets the same keys write
+        after write, and reading back what it just wrote was a third of its work.
         """
         start_rev = self.rev
+        written: dict[str, Entry | None] = {}
         self._conn.execute("SAVEPOINT batch")
         try:
             applied: list[Applied] = []
@@ -218,7 +221,7 @@ class Store(StoreReader):
                 try:
                     # All or nothing: if write 0 was new, so is every later one; skip their lookups.
                     may_repeat = index == 0 or applied[0].duplicate
-                    applied.append(self._apply(txn, now, may_repeat=may_repeat))
+                    applied.append(self._apply(txn, now, may_repeat=may_repeat, known=written))
                 except StatehubError as refusal:
                     refusal.message = f"write {index} of the batch (none was applied): {refusal.message}"
                     raise
@@ -230,7 +233,15 @@ class Store(StoreReader):
         self._conn.execute("RELEASE batch")
         return AppliedBatch(applied=applied, duplicate=all(write.duplicate for write in applied))
 
-    def _apply(self, write: WriteRequest, now: float, *, may_repeat: bool = True) -> Applied:
+    def _apply(
+        self,
+        write: WriteRequest,
+        now: float,
+        *,
+        may_repeat: bool = True,
+        known: dict[str, Entry | None] | None = None,
+    ) -> Applied:
+        """Apply one write; ``known`` holds keys as this transaction already read or wrote them."""
         if write.request_id and may_repeat:
             done = self._conn.execute(
                 "SELECT rev FROM requests WHERE request_id = ?", (write.request_id,)
@@ -238,7 +249,10 @@ class Store(StoreReader):
             if done is not None:
                 return Applied(rev=done[0], duplicate=True)
         ops = write_ops(write)
-        current = {op.key: self.find(op.key) for op in ops}
+        if known is None:
+            current = {op.key: self.find(op.key) for op in ops}
+        else:
+            current = {op.key: known[op.key] if op.key in known else self.find(op.key) for op in ops}
         _check_conditions(ops, current)
         # Every value is sealed or refused before anything is written.
         stored = [(op, self._stored_value(op, current[op.key])) for op in ops]
@@ -255,6 +269,8 @@ class Store(StoreReader):
                 "INSERT INTO requests (request_id, rev, time) VALUES (?, ?, ?)",
                 (write.request_id, self.rev, now),
             )
+        if known is not None:
+            known.update(_entries_after(stored, current, self.rev, write, now))
         return Applied(rev=self.rev, changes=changes)
 
     def _stored_value(self, op: Op, entry: Entry | None) -> Any:
@@ -397,6 +413,18 @@ class Store(StoreReader):
         for *where, stored in rows:
             self._conn.execute(update, (self.secrets.reencrypt(stored), *where))
         return len(rows)
+
+
+def _entries_after(
+    stored: list[tuple[Op, Any]], before: dict[str, Entry | None], rev: int, write: WriteRequest, now: float
+) -> dict[str, Entry | None]:
+    """The rows a write left, as ``find`` would read them back (None: unset)."""
+    after: dict[str, Entry | None] = {}
+    for op, blob in stored:
+        entry = before[op.key]
+        created = entry.created_rev if entry is not None else rev
+        after[op.key] = None if blob is None else Entry(op.key, blob, rev, created, now, write.source, write.user)
+    return after
 
 
 def _check_conditions(ops: list[Op], current: dict[str, Entry | None]) -> None:

@@ -42,7 +42,9 @@ def test_a_batch_gives_each_write_its_own_revision_in_one_transaction(hub: HubPr
         reply = client.batch(readings("eds.stiles.FI-405/415", [1.0, 2.0, 3.0, 4.0]))
         after = client.status()
         history = client.history("eds.stiles.FI-405/415")
+        item = client.get("eds.stiles.FI-405/415").item
     assert reply.revs == [2, 3, 4, 5] and not reply.duplicate
+    assert (item.rev, item.created_rev, item.value) == (5, 2, {"value": 4.0})
     assert after.rev == 5
     assert after.commits - before.commits == 1
     assert [(v.rev, v.value) for v in history] == [
