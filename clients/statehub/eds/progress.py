@@ -2,41 +2,33 @@
 
 Drawn with rich on stderr, and only when stderr is a terminal (and not with
 --json): in a pipe, a cron job or a log, the command prints its summary line
-and nothing else.  Small ingests finish before a bar is worth drawing.
+and nothing else.  Small ingests finish before a bar is worth drawing, and rich
+is imported only when a bar is drawn.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.progress import Progress, Task, TaskID
+    from rich.text import Text
 
 MIN_BYTES = 1_000_000  # files smaller than this parse in well under a second
 MIN_READINGS = 2000  # fewer readings commit before a bar is worth drawing
 
 
-class _Amount(ProgressColumn):
+def amount(task: Task) -> Text:
     """Rows read so far while reading; readings committed of all, then their rate, while committing."""
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        rows = task.fields.get("rows")
-        if rows is not None:
-            return Text(f"{rows:,} rows", style="progress.data.speed", no_wrap=True)
-        speed = task.finished_speed or task.speed
-        rate = f", {speed:,.0f}/s" if speed else ""
-        text = f"{task.completed:,.0f}/{task.total or 0:,.0f} readings{rate}"
-        return Text(text, style="progress.data.speed", no_wrap=True)
+    rows = task.fields.get("rows")
+    if rows is not None:
+        return Text(f"{rows:,} rows", style="progress.data.speed", no_wrap=True)
+    speed = task.finished_speed or task.speed
+    rate = f", {speed:,.0f}/s" if speed else ""
+    text = f"{task.completed:,.0f}/{task.total or 0:,.0f} readings{rate}"
+    return Text(text, style="progress.data.speed", no_wrap=True)
 
 
 class IngestProgress:
@@ -79,10 +71,24 @@ class IngestProgress:
 
     def _started(self) -> Progress:
         if self._progress is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                RenderableColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            class Amount(RenderableColumn):
+                def render(self, task: Task) -> Text:
+                    return amount(task)
+
             self._progress = Progress(
                 TextColumn("{task.description:<12}"),
                 BarColumn(bar_width=30),
-                _Amount(),
+                Amount(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 TimeElapsedColumn(),
