@@ -17,6 +17,7 @@ from statehub.hub.protocol import (
     Batch,
     BatchCommitted,
     BatchWrite,
+    Changed,
     Txn,
     reply_decoder,
 )
@@ -198,3 +199,12 @@ def test_a_big_backfill_batch_is_one_commit_in_the_store(tmp_path: Path) -> None
     assert result.revs == list(range(1, 1001))  # type: ignore[union-attr]
     history = store.history("eds.a.b", 2000)
     assert len(history) == 1000 and all(change.backfill for change in history)
+
+
+def test_the_web_change_stream_marks_backfilled_changes() -> None:
+    """A dashboard reading /api/events sees backfill: true on replayed changes, and no such field on live ones."""
+    sse = pytest.importorskip("statehub.web.sse", reason="statehub[web] is not installed")
+    replayed = Changed(epoch="e", rev=3, index=0, count=1, key="eds.a.b", op="set", time=1.0, value=1, backfill=True)
+    live = Changed(epoch="e", rev=4, index=0, count=1, key="eds.a.b", op="set", time=2.0, value=2)
+    assert sse.change_json(replayed)["backfill"] is True
+    assert "backfill" not in sse.change_json(live)
