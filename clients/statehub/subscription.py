@@ -346,6 +346,7 @@ def apply_change(items: dict[str, Item], change: Changed) -> None:
         time=change.time,
         source=change.source,
         user=change.user,
+        secret=change.secret,
     )
 
 
