@@ -3,7 +3,9 @@
 Each vector is one message: its kind (request, reply or published), its meaning
 as JSON, and its exact MessagePack bytes as hex.  The Python and Rust test suites
 both decode every vector and compare it with its meaning, and encode the requests
-and compare the bytes.  Run this only when the protocol changes on purpose:
+and compare the bytes.  It also writes the mirror vector, and tests/vectors/sync.json,
+the table of sync cases both replicas are held to (scripts/sync_cases.py).
+Run this only when the protocol changes on purpose:
 
     python scripts/make_vectors.py
 """
@@ -17,6 +19,9 @@ from pathlib import Path
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import sync_cases  # noqa: E402
 
 from statehub.hub.protocol import (  # noqa: E402
     Changed,
@@ -241,7 +246,10 @@ def main() -> None:
     folder = Path(__file__).resolve().parent.parent / "tests" / "vectors"
     (folder / "protocol.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     write_mirror_vector(folder)
-    print(f"wrote {len(out)} protocol vectors and a mirror vector to {folder}")
+    cases = sync_cases.cases()
+    sync = {"about": (sync_cases.__doc__ or "").strip(), "cases": cases}
+    (folder / "sync.json").write_text(json.dumps(sync, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {len(out)} protocol vectors, a mirror vector and {len(cases)} sync cases to {folder}")
 
 
 def write_mirror_vector(folder: Path) -> None:

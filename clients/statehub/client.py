@@ -333,25 +333,42 @@ class Client:
     # --- change stream and waterfall ---------------------------------------------
 
     @overload
-    def subscribe(self, prefix: str = "", callback: None = None) -> Subscription: ...
+    def subscribe(
+        self, prefix: str = "", callback: None = None, *, since: tuple[str, int] | None = None
+    ) -> Subscription: ...
 
     @overload
-    def subscribe(self, prefix: str = "", *, callback: Callable[[Event], object]) -> SubscriptionThread: ...
+    def subscribe(
+        self, prefix: str = "", *, callback: Callable[[Event], object], since: tuple[str, int] | None = None
+    ) -> SubscriptionThread: ...
 
     @overload
-    def subscribe(self, prefix: str, callback: Callable[[Event], object]) -> SubscriptionThread: ...
+    def subscribe(
+        self, prefix: str, callback: Callable[[Event], object], *, since: tuple[str, int] | None = None
+    ) -> SubscriptionThread: ...
 
     def subscribe(
-        self, prefix: str = "", callback: Callable[[Event], object] | None = None
+        self,
+        prefix: str = "",
+        callback: Callable[[Event], object] | None = None,
+        *,
+        since: tuple[str, int] | None = None,
     ) -> Subscription | SubscriptionThread:
         """A live replica of the keys under ``prefix``, on the hub this client talks to.
 
         Without ``callback``: a Subscription to iterate (or ``next_event``) in
         this thread; close it when done.  With one: a started SubscriptionThread
         that calls ``callback(event)`` in its own thread for each event; call
-        ``stop()`` to end it.  Events are ``Synced``, ``Update`` and ``HubDown``
-        (``statehub.Event``).  This is the one way to subscribe: it follows the
-        same hub as the client's reads and writes, remote or local.
+        ``stop()`` to end it.  Events are ``Synced``, ``Update``, ``CaughtUp`` and
+        ``HubDown`` (``statehub.Event``).  This is the one way to subscribe: it
+        follows the same hub as the client's reads and writes, remote or local.
+
+        ``since=(epoch, rev)`` resumes after the last revision a consumer handled
+        (kept across its own restarts): the first ``Synced`` is the state at
+        ``rev``, then every later revision comes as an ``Update`` with origin
+        ``replay``.  When the hub's history no longer reaches back to ``rev``, or
+        its epoch is not ``epoch`` (``""`` accepts any), that ``Synced`` is a
+        resync at the current revision instead (``resync`` set, ``reason`` says why).
         """
         from statehub.subscription import Subscription, SubscriptionThread
 
@@ -365,6 +382,7 @@ class Client:
                 events=self._events,
                 timeout=self.timeout,
                 remote=self._remote,
+                since=since,
             )
 
         if callback is None:
