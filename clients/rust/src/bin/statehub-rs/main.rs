@@ -266,7 +266,8 @@ fn react(
     let reactor = Reactor::new(exec, timeout, client.layout().data_dir.clone(), shutdown.clone());
     let options = SubscriberOptions {
         prefix,
-        initial,
+        // Resuming, the commands already ran for the state at the cursor.
+        initial: initial && since.is_none(),
         since,
     };
     let mut failed = None;
