@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -286,7 +288,7 @@ def test_react_with_state_runs_every_revision_in_order_across_kills_of_itself_an
     def kill(react: subprocess.Popen[str]) -> None:
         commands = children_of(react.pid)
         react.kill()
-        react.wait(10)
+        react.communicate(timeout=10)
         assert wait_until(lambda: not any(is_running(pid) for pid in commands), 10)  # the one in flight finished
 
     def ran() -> list[tuple[str, int, str]]:
@@ -349,3 +351,34 @@ def test_rust_watch_since_replays_after_a_revision_then_follows(rust_bin: Path, 
         (4, 4, "replay", epoch),
         (5, "live", "live", epoch),
     ], err
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="SIGSTOP and SIGCONT are POSIX")
+def test_a_paused_rust_watch_reads_what_is_queued_before_calling_the_hub_down(rust_bin: Path, hub: HubProcess) -> None:
+    """statehub-rs watch stopped past the silence window, then resumed, reports no outage and prints every change."""
+    from tests.test_feed_replay import wait_heartbeats
+
+    watch = start_watch(rust_bin, hub, "pz.")
+    lines: list[dict] = []
+    reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in watch.stdout or []), daemon=True)
+    reader.start()
+    try:
+        with hub.client() as client:
+            for cycle in range(6):
+                os.kill(watch.pid, signal.SIGSTOP)
+                for n in range(10):
+                    client.set(f"pz.k{n % 3}", cycle * 10 + n)
+                wait_heartbeats(hub, 6)
+                os.kill(watch.pid, signal.SIGCONT)
+        assert wait_until(lambda: any(c.get("value") == 59 for c in list(lines)), 15)
+    finally:
+        os.kill(watch.pid, signal.SIGCONT)
+        watch.terminate()
+        watch.wait(10)
+        reader.join(10)
+        assert watch.stderr is not None and watch.stdout is not None
+        err = watch.stderr.read()
+        watch.stderr.close()
+        watch.stdout.close()
+    assert "hub unavailable" not in err, err
+    assert [c["value"] for c in lines] == list(range(60)), err
