@@ -103,7 +103,7 @@ enum Todo {
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
     /// Step 2: subscribed, waiting for a welcome proving the subscription is live.
-    AwaitWelcome { until: Instant },
+    AwaitWelcome,
     /// Ask the hub for something now (a snapshot or a page of history).
     Request(Todo),
     /// Step 5: applying the stream.
@@ -126,7 +126,10 @@ pub struct Subscriber {
     delivered: Option<Cursor>,
     /// The hub's heartbeat interval, as its welcomes and heartbeats announce it.
     interval: Duration,
-    last_message: Instant,
+    /// Time spent listening since the last word from the hub: only time in `poll`
+    /// counts, so a stopped process (SIGSTOP, a laptop lid) is not taken for a
+    /// silent hub while messages wait to be read.
+    quiet: Duration,
     /// A `HubDown` was reported and the hub has not answered since.
     down_reported: bool,
     resyncs: u64,
@@ -153,12 +156,12 @@ impl Subscriber {
             events: VecDeque::new(),
             delivered,
             interval,
-            last_message: Instant::now(),
+            quiet: Duration::ZERO,
             down_reported: false,
             resyncs: 0,
             replayed: 0,
         };
-        subscriber.phase = subscriber.await_welcome();
+        subscriber.phase = Phase::AwaitWelcome;
         Ok(subscriber)
     }
 
@@ -225,26 +228,25 @@ impl Subscriber {
     /// Do one step of the algorithm, waiting at most until `deadline`.
     fn advance(&mut self, deadline: Instant) -> Result<()> {
         match self.phase.clone() {
-            Phase::AwaitWelcome { until } => {
-                if let Some(message) = self.receive(deadline.min(until))? {
+            Phase::AwaitWelcome => {
+                if let Some(message) = self.receive(self.listen_until(deadline))? {
                     let welcomed = matches!(message, Published::Welcome(_));
                     self.buffer.push(message);
                     if welcomed {
                         self.phase = self.back_phase();
                     }
-                } else if Instant::now() >= until {
+                } else if self.is_silent() {
                     self.hub_down("no welcome from the hub".into());
                 }
             }
             Phase::Request(todo) => self.request(todo)?,
             Phase::Live => {
-                let silent_until = self.last_message + self.interval * SILENT_INTERVALS;
-                if let Some(message) = self.receive(deadline.min(silent_until))? {
+                if let Some(message) = self.receive(self.listen_until(deadline))? {
                     let outcomes = self.state.on_message(&message);
                     self.handle(outcomes);
-                } else if Instant::now() >= self.last_message + self.interval * SILENT_INTERVALS {
-                    let silence = self.interval * SILENT_INTERVALS;
-                    self.hub_down(format!("no heartbeat for {:.1} s", silence.as_secs_f64()));
+                } else if self.is_silent() {
+                    let silence = self.quiet.as_secs_f64();
+                    self.hub_down(format!("no heartbeat for {silence:.1} s"));
                 }
             }
             Phase::Down { retry } => {
@@ -369,8 +371,19 @@ impl Subscriber {
 
     /// The hub answered a request: it is alive, and a later outage is news again.
     fn heard(&mut self) {
-        self.last_message = Instant::now();
+        self.quiet = Duration::ZERO;
         self.down_reported = false;
+    }
+
+    /// Three heartbeat intervals of listening without a word: the hub is presumed down.
+    fn is_silent(&self) -> bool {
+        self.quiet >= self.interval * SILENT_INTERVALS
+    }
+
+    /// Listen no longer than `deadline`, nor past the point where silence means the hub is down.
+    fn listen_until(&self, deadline: Instant) -> Instant {
+        let left = (self.interval * SILENT_INTERVALS).saturating_sub(self.quiet);
+        deadline.min(Instant::now() + left)
     }
 
     fn loaded(&mut self, synced: Synced) {
@@ -463,19 +476,14 @@ impl Subscriber {
         if endpoint != self.endpoint {
             self.socket = open_sub(self.client.context(), &endpoint, self.client.remote())?;
             self.endpoint = endpoint;
-            self.phase = self.await_welcome();
+            self.quiet = Duration::ZERO;
+            self.phase = Phase::AwaitWelcome;
         } else {
             self.phase = Phase::Down {
                 retry: Instant::now() + RETRY_INTERVAL,
             };
         }
         Ok(())
-    }
-
-    fn await_welcome(&self) -> Phase {
-        Phase::AwaitWelcome {
-            until: Instant::now() + self.interval * SILENT_INTERVALS,
-        }
     }
 
     /// Receive one decodable published message, waiting until `until` at most.
@@ -485,15 +493,15 @@ impl Subscriber {
         let began = Instant::now();
         if self.socket.poll(zmq::POLLIN, wait_ms)? == 0 {
             let listened = began.elapsed();
-            if listened > wait + PAUSE_SLACK {
-                // Stopped (SIGSTOP, a laptop lid) or starved: messages may be waiting in
-                // the kernel for ZeroMQ to read. That time was not silence.
-                self.last_message += listened - wait;
+            // Much longer than asked: stopped (SIGSTOP, a laptop lid) or starved, and messages
+            // may be waiting in the kernel for ZeroMQ to read. That time was not silence.
+            if listened <= wait + PAUSE_SLACK {
+                self.quiet += listened;
             }
             return Ok(None);
         }
         let frames = self.socket.recv_multipart(0)?;
-        self.last_message = Instant::now();
+        self.quiet = Duration::ZERO;
         let [_topic, body] = frames.as_slice() else {
             return Ok(Some(Published::Unknown)); // not ours to understand: ignorable
         };
