@@ -46,7 +46,10 @@ def change_page(store: Store, request: Changes) -> ChangePage:
         return ChangePage(epoch=store.epoch, after=after, last=after, head=head, oldest=oldest, compacted=True)
     until = min(head, after + SCAN_REVISIONS) if request.prefix else head
     rows = store.changes_after(after, until, request.prefix)
-    changes, last, complete = _whole_revisions(store.epoch, rows, request.limit, request.max_bytes)
+    try:
+        changes, last, complete = _whole_revisions(store.epoch, rows, request.limit, request.max_bytes)
+    finally:
+        rows.close()  # a page that stops early must not leave its SELECT open on the write connection
     if complete:
         last = until  # every revision up to it was looked at; those without a row here touch nothing under the prefix
     return ChangePage(

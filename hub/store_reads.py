@@ -10,7 +10,7 @@ tables lives here and in ``hub.store`` only.  Results are the records of
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -146,7 +146,7 @@ class StoreReader:
                 return self.find(key)  # nothing changed it since: as it is now
         return _restored(*row)
 
-    def changes_after(self, after: int, until: int, prefix: str = "") -> Iterator[Change]:
+    def changes_after(self, after: int, until: int, prefix: str = "") -> Generator[Change, None, None]:
         """The history rows of revisions ``after``+1 .. ``until``, in revision and index order, read lazily.
 
         With ``prefix``, only those of keys under it (``count`` still counts the
