@@ -114,7 +114,8 @@ def _print_synced(event: Synced, prefix: str, as_json: bool) -> None:
             }
         )
     elif event.first and not event.resync:
-        echo(f"# watching '{prefix}' at revision {event.rev} ({keys} keys); {event.reason}", err=True)
+        resuming = f"; {event.reason}" if event.cause == "resume" else ""
+        echo(f"# watching '{prefix}' at revision {event.rev} ({keys} keys){resuming}", err=True)
     else:
         lost = "changes in between are lost" if event.first else f"{len(event.changes)} keys differ"
         echo(f"# resynced from a snapshot at revision {event.rev}: {event.reason}; {lost}", err=True)
