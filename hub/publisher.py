@@ -34,8 +34,12 @@ from statehub.hub.secret_box import is_sealed
 MAX_SUBSCRIPTIONS_PER_TURN = 4096  # bounds the time one turn spends welcoming
 
 
-def changed_message(epoch: str, change: Change) -> Changed:
-    """The published form of a change: a secret as the placeholder, a large value omitted."""
+def changed_message(epoch: str, change: Change, *, inline_limit: int | None = MAX_INLINE_VALUE_BYTES) -> Changed:
+    """The published form of a change: a secret as the placeholder, a value over ``inline_limit`` omitted.
+
+    The feed's pages (``hub.feed``) pass ``inline_limit=None``: a page is a reply,
+    so a large value in it pins no memory in the publisher.
+    """
     message = Changed(
         epoch=epoch,
         rev=change.rev,
@@ -46,13 +50,14 @@ def changed_message(epoch: str, change: Change) -> Changed:
         time=change.time,
         source=change.source,
         user=change.user,
+        prev_rev=change.prev_rev,
     )
     blob = change.blob
     if blob is None:
         return message
     if is_sealed(blob):
         message.value, message.secret = SECRET_PLACEHOLDER, True
-    elif len(blob) > MAX_INLINE_VALUE_BYTES:
+    elif inline_limit is not None and len(blob) > inline_limit:
         message.value_omitted = True
     else:
         message.value = msgspec.Raw(blob)

@@ -12,12 +12,13 @@ from collections.abc import Callable
 
 import msgspec
 
-from statehub.hub import replies
+from statehub.hub import feed, replies
 from statehub.hub.errors import InvalidRequest, ProtocolError
 from statehub.hub.protocol import (
     MAX_HISTORY_LIMIT,
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
+    Changes,
     Get,
     History,
     HubStatus,
@@ -69,6 +70,12 @@ class RequestDecoder:
 
 def answer(store: Store, request: Request, status: Callable[[], HubStatus]) -> Reply:
     """The reply to a request that is not a write (``status`` makes the hub's status)."""
+    if isinstance(request, Changes):
+        return feed.change_page(store, request)
+    if isinstance(request, Get) and request.at_rev is not None:
+        if request.reveal:
+            raise InvalidRequest("reveal reads a secret as it is now; it cannot be combined with at_rev")
+        return feed.item_at(store, request.key, request.at_rev)
     if isinstance(request, Get):
         check_key(request.key)
         entry = store.entry(request.key)

@@ -24,7 +24,11 @@ from statehub.connection import Connection
 from statehub.hub.errors import HubUnavailable, MirrorError, NotFound
 from statehub.hub.paths import Layout, read_hub_info, resolve_data_dir
 from statehub.hub.protocol import (
+    DEFAULT_PAGE_BYTES,
+    DEFAULT_PAGE_LIMIT,
     PROTOCOL_VERSION,
+    ChangePage,
+    Changes,
     Committed,
     Get,
     History,
@@ -138,13 +142,17 @@ class Client:
 
     # --- reads ----------------------------------------------------------------
 
-    def get(self, key: str, *, reveal: bool = False) -> Reading:
+    def get(self, key: str, *, reveal: bool = False, at_rev: int | None = None) -> Reading:
         """The key's current item; raises NotFound.  Falls back to the mirror when the hub is down.
 
         A secret's value is the placeholder unless ``reveal``; revealing needs the
-        hub (the mirror never holds a secret).
+        hub (the mirror never holds a secret).  With ``at_rev``, the item as it was
+        right after that revision, from the hub's history (NotFound if the key did
+        not exist then; InvalidRequest when history no longer reaches back).
         """
         check_key(key)
+        if at_rev is not None:
+            return self._get_at(key, at_rev)
         try:
             reply = self._connection.request(Get(v=PROTOCOL_VERSION, key=key, reveal=reveal))
         except HubUnavailable as down:
@@ -158,9 +166,27 @@ class Client:
         assert isinstance(reply, Item)
         return Reading(reply, Origin(from_mirror=False, rev=None))
 
-    def list(self, prefix: str = "") -> Listing:
-        """Every item whose key starts with ``prefix``, sorted by key."""
+    def _get_at(self, key: str, rev: int) -> Reading:
+        try:
+            reply = self._connection.request(Get(v=PROTOCOL_VERSION, key=key, at_rev=rev))
+        except HubUnavailable as down:
+            raise HubUnavailable(f"{down.message}; a past revision can only be read from the running hub") from down
+        assert isinstance(reply, Item)
+        return Reading(reply, Origin(from_mirror=False, rev=rev))
+
+    def list(self, prefix: str = "", *, at_rev: int | None = None) -> Listing:
+        """Every item whose key starts with ``prefix``, sorted by key.
+
+        With ``at_rev``, as they were right after that revision, from the hub's
+        history (no mirror fallback; InvalidRequest when history no longer reaches back).
+        """
         check_prefix(prefix)
+        if at_rev is not None:
+            try:
+                past = self.snapshot(prefix, at_rev=at_rev)
+            except HubUnavailable as down:
+                raise HubUnavailable(f"{down.message}; a past revision can only be read from the running hub") from down
+            return Listing(past.items, Origin(from_mirror=False, rev=past.rev, epoch=past.epoch))
         try:
             reply = self._connection.request(List(v=PROTOCOL_VERSION, prefix=prefix))
         except HubUnavailable as down:
@@ -181,6 +207,23 @@ class Client:
         request = Snapshot(v=PROTOCOL_VERSION, prefix=prefix, at_rev=at_rev, sealed=sealed)
         reply = self._connection.request(request, timeout=max(5.0, 10 * self.timeout))
         assert isinstance(reply, Items)
+        return reply
+
+    def changes(
+        self, after: int, *, prefix: str = "", limit: int = DEFAULT_PAGE_LIMIT, max_bytes: int = DEFAULT_PAGE_BYTES
+    ) -> ChangePage:
+        """One page of the hub's change feed: the committed revisions after ``after``, whole and in order.
+
+        Read ``page.changes``, then ask again after ``page.last`` while ``page.more``.
+        ``page.compacted`` means history no longer reaches back to ``after`` (it
+        starts at ``page.oldest``): rebuild from ``snapshot()`` instead.  With
+        ``prefix``, only changes of keys under it; ``last`` still advances over the
+        revisions that touch none.  The hub must be up.
+        """
+        check_prefix(prefix)
+        request = Changes(v=PROTOCOL_VERSION, after=after, prefix=prefix, limit=limit, max_bytes=max_bytes)
+        reply = self._connection.request(request, timeout=max(5.0, 10 * self.timeout))
+        assert isinstance(reply, ChangePage)
         return reply
 
     def history(self, key: str, limit: int = 100) -> builtins.list[Version]:
@@ -290,25 +333,42 @@ class Client:
     # --- change stream and waterfall ---------------------------------------------
 
     @overload
-    def subscribe(self, prefix: str = "", callback: None = None) -> Subscription: ...
+    def subscribe(
+        self, prefix: str = "", callback: None = None, *, since: tuple[str, int] | None = None
+    ) -> Subscription: ...
 
     @overload
-    def subscribe(self, prefix: str = "", *, callback: Callable[[Event], object]) -> SubscriptionThread: ...
+    def subscribe(
+        self, prefix: str = "", *, callback: Callable[[Event], object], since: tuple[str, int] | None = None
+    ) -> SubscriptionThread: ...
 
     @overload
-    def subscribe(self, prefix: str, callback: Callable[[Event], object]) -> SubscriptionThread: ...
+    def subscribe(
+        self, prefix: str, callback: Callable[[Event], object], *, since: tuple[str, int] | None = None
+    ) -> SubscriptionThread: ...
 
     def subscribe(
-        self, prefix: str = "", callback: Callable[[Event], object] | None = None
+        self,
+        prefix: str = "",
+        callback: Callable[[Event], object] | None = None,
+        *,
+        since: tuple[str, int] | None = None,
     ) -> Subscription | SubscriptionThread:
         """A live replica of the keys under ``prefix``, on the hub this client talks to.
 
         Without ``callback``: a Subscription to iterate (or ``next_event``) in
         this thread; close it when done.  With one: a started SubscriptionThread
         that calls ``callback(event)`` in its own thread for each event; call
-        ``stop()`` to end it.  Events are ``Synced``, ``Update`` and ``HubDown``
-        (``statehub.Event``).  This is the one way to subscribe: it follows the
-        same hub as the client's reads and writes, remote or local.
+        ``stop()`` to end it.  Events are ``Synced``, ``Update``, ``CaughtUp`` and
+        ``HubDown`` (``statehub.Event``).  This is the one way to subscribe: it
+        follows the same hub as the client's reads and writes, remote or local.
+
+        ``since=(epoch, rev)`` resumes after the last revision a consumer handled
+        (kept across its own restarts): the first ``Synced`` is the state at
+        ``rev``, then every later revision comes as an ``Update`` with origin
+        ``replay``.  When the hub's history no longer reaches back to ``rev``, or
+        its epoch is not ``epoch`` (``""`` accepts any), that ``Synced`` is a
+        resync at the current revision instead (``resync`` set, ``reason`` says why).
         """
         from statehub.subscription import Subscription, SubscriptionThread
 
@@ -322,6 +382,7 @@ class Client:
                 events=self._events,
                 timeout=self.timeout,
                 remote=self._remote,
+                since=since,
             )
 
         if callback is None:

@@ -10,8 +10,8 @@ use crate::discovery::{resolve_data_dir, Endpoints, Layout};
 use crate::error::{Error, Result};
 use crate::mirror::{read_mirror, MirrorState};
 use crate::protocol::{
-    decode, encode, Committed, HubStatus, Item, Items, Op, Reply, Request, Version, WriteMeta,
-    PROTOCOL_VERSION,
+    decode, encode, ChangePage, Committed, HubStatus, Item, Items, Op, Reply, Request, Version, WriteMeta,
+    DEFAULT_PAGE_BYTES, PROTOCOL_VERSION,
 };
 use crate::remote::{self, Remote, RemoteOptions};
 use crate::util::{current_user, iso_time, new_request_id};
@@ -241,13 +241,23 @@ impl Client {
 
     // --- reads ------------------------------------------------------------------
 
-    /// The key's item; from the mirror when the hub is down (see [`Fetched::mirror`]).
     /// The key's current item from the hub itself, never from the mirror.
     pub fn get_from_hub(&mut self, key: &str) -> Result<Item> {
+        self.get_item(key, None)
+    }
+
+    /// The key as it was right after revision `rev`, from the hub's history:
+    /// `NotFound` if it did not exist then, `Invalid` when history no longer reaches back.
+    pub fn get_at(&mut self, key: &str, rev: u64) -> Result<Item> {
+        self.get_item(key, Some(rev))
+    }
+
+    fn get_item(&mut self, key: &str, at_rev: Option<u64>) -> Result<Item> {
         let request = Request::Get {
             v: PROTOCOL_VERSION,
             key: key.into(),
             reveal: false,
+            at_rev,
         };
         match self.request(&request)? {
             Reply::Item(item) => Ok(item),
@@ -255,6 +265,7 @@ impl Client {
         }
     }
 
+    /// The key's item; from the mirror when the hub is down (see [`Fetched::mirror`]).
     pub fn get(&mut self, key: &str) -> Result<Fetched<Item>> {
         match self.get_from_hub(key) {
             Ok(item) => Ok(Fetched {
@@ -315,17 +326,45 @@ impl Client {
     /// Every key under `prefix` in one message, for the sync algorithm. Never
     /// from the mirror; waits ten times the timeout, since the reply can be large.
     pub fn snapshot(&mut self, prefix: &str) -> Result<Items> {
+        self.snapshot_at(prefix, None)
+    }
+
+    /// Every key under `prefix` as it was right after revision `at_rev` (from
+    /// history; `Invalid` when it no longer reaches back), or now with `None`.
+    pub fn snapshot_at(&mut self, prefix: &str, at_rev: Option<u64>) -> Result<Items> {
         let request = Request::Snapshot {
             v: PROTOCOL_VERSION,
             prefix: prefix.into(),
-            at_rev: None,
+            at_rev,
             sealed: false,
         };
-        let timeout = (self.timeout * SNAPSHOT_TIMEOUT_FACTOR).max(MIN_SNAPSHOT_TIMEOUT);
-        match self.request_with(&request, timeout, 0)? {
+        match self.request_with(&request, self.long_timeout(), 0)? {
             Reply::Items(items) => Ok(items),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// One page of the change feed: the committed revisions after `after`, whole
+    /// and in order, at most `limit` changes (1..10000) under `prefix`. Ask again
+    /// after `page.last` while `page.more`; `page.compacted` means history no
+    /// longer reaches back (rebuild from [`Client::snapshot`]).
+    pub fn changes(&mut self, after: u64, prefix: &str, limit: u32) -> Result<ChangePage> {
+        let request = Request::Changes {
+            v: PROTOCOL_VERSION,
+            after,
+            prefix: prefix.into(),
+            limit,
+            max_bytes: DEFAULT_PAGE_BYTES,
+        };
+        match self.request_with(&request, self.long_timeout(), 0)? {
+            Reply::ChangePage(page) => Ok(page),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Snapshots and pages can be large: wait ten times the timeout, at least 5 s.
+    fn long_timeout(&self) -> Duration {
+        (self.timeout * SNAPSHOT_TIMEOUT_FACTOR).max(MIN_SNAPSHOT_TIMEOUT)
     }
 
     /// The key's versions, newest first (`limit` 1..10000; the hub's default is 100).

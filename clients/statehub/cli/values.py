@@ -38,9 +38,20 @@ def register(app: typer.Typer) -> None:
     add_command(app, explain)
 
 
-def get(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
+RevOption = Annotated[
+    int | None,
+    typer.Option(
+        "--rev",
+        help="As it was right after this revision, read from the hub's history (the hub must be up, and still "
+        "hold that history: see `statehub serve --history-keep`).",
+        min=0,
+    ),
+]
+
+
+def get(ctx: typer.Context, key: str, as_json: JsonOption = False, rev: RevOption = None) -> None:
     """Print the value of KEY (from the mirror, with a warning, when the hub is down)."""
-    print_value(settings_of(ctx), key, as_json)
+    print_value(settings_of(ctx), key, as_json, at_rev=rev)
 
 
 def set_(
@@ -116,13 +127,14 @@ def list_(
     ctx: typer.Context,
     prefix: Annotated[str, typer.Argument(help="Only keys starting with this (use 'plant.' for a subtree).")] = "",
     as_json: JsonOption = False,
+    rev: RevOption = None,
 ) -> None:
     """List keys and values, sorted by key."""
     from statehub import json_text
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
-        listing = client.list(prefix)
+        listing = client.list(prefix, at_rev=rev)
         warn_if_mirror(listing.origin)
         if as_json:
             items = [item_dict(item) for item in listing.items]

@@ -25,6 +25,7 @@ from typing import Any
 
 from statehub import (
     MAX_TXN_OPS,
+    CaughtUp,
     Client,
     ConflictError,
     Event,
@@ -123,8 +124,8 @@ class FileSync:
                 self.path.name,
             )
             return
-        if isinstance(event, Synced):
-            if not self.live and not event.first:
+        if isinstance(event, (Synced, CaughtUp)):
+            if not self.live and not (isinstance(event, Synced) and event.first):
                 log.info("the hub is back at revision %d", event.rev)
             self.live = True
             self._told_down = False
