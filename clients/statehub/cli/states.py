@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from statehub.cli.base import echo, echo_json, reported, settings_of
+from statehub.cli.base import echo, echo_json, reported, settings_of, writing
 from statehub.cli.options import JsonOption, PrefixOption, add_command
 
 if TYPE_CHECKING:
@@ -127,7 +127,6 @@ def _apply_state(
     as_json: bool,
     sealed: dict[str, str] | None = None,
 ) -> None:
-    from statehub import Queued
     from statehub.hub.state_files import changes_to, describe, placeholders_skipped
 
     current = client.snapshot(prefix).items
@@ -144,8 +143,8 @@ def _apply_state(
     if dry_run or not ops:
         _report(what, ops, lines, None, dry_run, as_json)
         return
-    committed = client.txn(ops)
-    assert not isinstance(committed, Queued)  # not queue=True: a hub that is down raised
+    with writing():
+        committed = client.txn(ops)
     _report(what, ops, lines, committed.rev, dry_run, as_json)
 
 
