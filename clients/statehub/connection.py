@@ -167,7 +167,7 @@ class Link:
 
     def read_events(self) -> None:
         """Take in what the monitor has reported since the last look."""
-        while self.monitor.get(zmq.EVENTS) & zmq.POLLIN:
+        while _readable(self.monitor):
             event = parse_monitor_message(self.monitor.recv_multipart())
             kind, value = int(event["event"]), int(event["value"])
             if kind == zmq.EVENT_CONNECTED:
@@ -180,6 +180,12 @@ class Link:
                 self.connected = False
             else:
                 self.handshake_error = reachability.handshake_refused(self.endpoint, self.remote, kind, value)
+
+
+def _readable(sock: zmq.Socket[bytes]) -> bool:
+    """Has ``sock`` a message waiting?  (A socket option read: cheaper than a poll on every request.)"""
+    events = sock.get(zmq.EVENTS)
+    return isinstance(events, int) and bool(events & zmq.POLLIN)
 
 
 class Connection:

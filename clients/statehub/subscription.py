@@ -249,26 +249,24 @@ class Subscription:
         if not change.value_omitted:
             return change
         try:
-            reply = self._connection.request(Get(v=PROTOCOL_VERSION, key=change.key))
+            reply = self._connection.call(Get(v=PROTOCOL_VERSION, key=change.key), Item)
         except NotFound:
             return change
         except HubUnavailable:
             self._go_down(f"could not fetch the large value of {change.key!r}")
             return change
-        assert isinstance(reply, Item)
         return msgspec.structs.replace(
             change, value=reply.value, value_omitted=False, rev=reply.rev, time=reply.time, source=reply.source, user=reply.user
         )
 
     def _sync(self, reason: str) -> None:
         try:
-            reply = self._connection.request(
-                Snapshot(v=PROTOCOL_VERSION, prefix=self.prefix), timeout=max(5.0, 10 * self._timeout)
+            reply = self._connection.call(
+                Snapshot(v=PROTOCOL_VERSION, prefix=self.prefix), Items, timeout=max(5.0, 10 * self._timeout)
             )
         except HubUnavailable as exc:
             self._go_down(f"snapshot failed: {exc.message}")
             return
-        assert isinstance(reply, Items)
         first = not self._synced_once
         new_items = {item.key: item for item in reply.items}
         changes = [] if first else _diff(self.items, new_items, reply.rev, reply.epoch)

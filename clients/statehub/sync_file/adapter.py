@@ -31,7 +31,7 @@ from statehub import (
     HubDown,
     HubUnavailable,
     InvalidRequest,
-    Queued,
+    OutcomeUnknown,
     StatehubError,
     StorageError,
     Subscription,
@@ -153,7 +153,7 @@ class FileSync:
             base_rev, base = self._base(saved.header, subscription)
             plan = plan_save(saved.values, dict(subscription.items), base_rev, base)
             changes, rev = self._send(plan, base)
-        except (HubUnavailable, StorageError) as exc:
+        except (HubUnavailable, OutcomeUnknown, StorageError) as exc:  # a retry plans against what the hub has
             self.retry_at = time.monotonic() + RETRY_AFTER
             log.warning("the hub did not take the save of %s (%s); trying again", self.path.name, exc.message)
             return
@@ -224,7 +224,6 @@ class FileSync:
                     break
                 try:
                     committed = self.client.txn(chunk.ops)  # never queued: a save waits for the hub itself
-                    assert not isinstance(committed, Queued)
                     rev = committed.rev
                 except ConflictError as exc:
                     if not exc.conflicts:
