@@ -214,4 +214,4 @@ def unanswered_write(endpoint: str, pid: int | None, timeout: float, *, dropped:
         happened = f"{where(endpoint, pid)} went away after it received the write, and no hub answered it again"
     else:
         happened = f"{where(endpoint, pid)} received the write but did not answer"
-    return OutcomeUnknown(f"{happened} within {timeout:g} s: it may or may not have been applied")
+    return OutcomeUnknown(f"{happened} within {timeout:g} s")  # the class's hint: it may be applied; repeat it
