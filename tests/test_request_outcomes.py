@@ -1,10 +1,8 @@
 """Honest timeouts and honest answers: how long a client waits, and what it says a request came to.
 
-A hub that is alive but silent is a SIGSTOPped hub process (a real one); on
-loopback tcp the kernel's own queues show, without timing, that a client's
-connection is waiting to be accepted, or that its request is waiting unread.
-A "hub" that takes writes and never answers is a ROUTER socket this test owns,
-announced in hub.json with the test's own pid: the client under test is real.
+A hub that is alive but silent is a SIGSTOPped hub process (a real one); a
+"hub" that takes writes and never answers is a ROUTER socket the test owns
+(tests/outcome_support.py): the client under test is real either way.
 """
 
 from __future__ import annotations
@@ -32,41 +30,9 @@ from statehub.hub.protocol import Committed as CommittedReply
 from statehub.reachability import SILENT_HINT
 from statehub.testing import HubProcess, wait_until
 from tests.conftest import cli_env, run_cli
+from tests.outcome_support import linux_only, receive, rpc_port, silent_hub, stopped, tcp_queues
 
 PACKAGE = Path(__file__).resolve().parent.parent / "clients" / "statehub"
-linux_only = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the kernel's tcp queues")
-
-
-def tcp_queues(port: int) -> tuple[int, int]:
-    """(connections waiting to be accepted on ``port``, bytes waiting unread in its accepted ones)."""
-    backlog = unread = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[1].split(":")[1], 16) != port:
-            continue
-        waiting = int(fields[4].split(":")[1], 16)
-        if fields[3] == "0A":  # LISTEN: rx_queue is the accept backlog
-            backlog += waiting
-        elif fields[3] == "01":  # ESTABLISHED: bytes not read yet
-            unread += waiting
-    return backlog, unread
-
-
-def rpc_port(data_dir: Path) -> int:
-    info = read_hub_info(Layout(data_dir))
-    assert info is not None and info.rpc.startswith("tcp://")
-    return int(info.rpc.rsplit(":", 1)[1])
-
-
-@contextlib.contextmanager
-def stopped(hub: HubProcess) -> Iterator[None]:
-    """The hub process alive but frozen (SIGSTOP) inside the block, running again after it."""
-    os.kill(hub.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        if hub.process is not None and hub.process.poll() is None:  # not if the block killed it
-            os.kill(hub.pid, signal.SIGCONT)
 
 
 class Outcome:
@@ -211,13 +177,14 @@ def test_the_resend_after_a_dropped_connection_is_the_same_request(tmp_path: Pat
         outcome = Outcome()
         client = Client(tmp_path, timeout=30)
         outcome.run(lambda: client.set("plant.rate", 33))
-        first = _receive(router)
+        first = receive(router)
         port = endpoint.rsplit(":", 1)[1]
         router.close(linger=0)  # the connection drops with the write unanswered
         again = zmq.Context.instance().socket(zmq.ROUTER)
-        again.bind(f"tcp://127.0.0.1:{port}")
         try:
-            second = _receive(again)
+            # The old listener closes in libzmq's own thread: bind once the port is free again.
+            assert wait_until(lambda: _bound(again, f"tcp://127.0.0.1:{port}"), timeout=30)
+            second = receive(again)
             assert second[-1] == first[-1]
             assert msgspec.msgpack.decode(second[-1])["request_id"] == msgspec.msgpack.decode(first[-1])["request_id"]
             again.send_multipart([*second[:-1], msgspec.msgpack.encode(CommittedReply(epoch="e", rev=7))])
@@ -232,7 +199,7 @@ def test_the_cli_says_a_delivered_unanswered_write_is_unknown_and_exits_7(tmp_pa
     """A write the hub took and never answered: exit 7, its own error and hint, never "nothing was written"."""
     with silent_hub(tmp_path) as (router, endpoint):
         result = run_cli(tmp_path, "--timeout", "1", "set", "plant.rate", "34")
-        request = msgspec.msgpack.decode(_receive(router)[-1])
+        request = msgspec.msgpack.decode(receive(router)[-1])
     assert (request["type"], request["key"], request["value"]) == ("set", "plant.rate", 34)
     assert result.returncode == 7
     assert result.stderr.splitlines() == [
@@ -324,33 +291,13 @@ def test_a_reply_of_the_wrong_kind_is_a_protocol_error(tmp_path: Path) -> None:
     )
     with silent_hub(tmp_path) as (router, _endpoint):
         child = subprocess.Popen([sys.executable, "-O", "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-        request = _receive(router)
+        request = receive(router)
         router.send_multipart([*request[:-1], msgspec.msgpack.encode(CommittedReply(epoch="e", rev=1))])
         out, _ = child.communicate(timeout=30)
     assert out.strip() == "the hub answered a get request with committed, not item"
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def silent_hub(data_dir: Path) -> Iterator[tuple[zmq.Socket[bytes], str]]:
-    """A ROUTER announced as the hub of ``data_dir`` (with this process's live pid) that answers nothing itself."""
-    router = zmq.Context.instance().socket(zmq.ROUTER)
-    router.bind("tcp://127.0.0.1:*")
-    endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    info = {"pid": os.getpid(), "version": "0.1.0", "protocol": 1, "rpc": endpoint, "events": endpoint, "started": 1.0}
-    Layout(data_dir).hub_file.write_text(json.dumps(info))
-    try:
-        yield router, endpoint
-    finally:
-        router.close(linger=0)
-
-
-def _receive(router: zmq.Socket[bytes], timeout: float = 30) -> list[bytes]:
-    assert router.poll(int(timeout * 1000)), "no request arrived"
-    return router.recv_multipart()
 
 
 @contextlib.contextmanager
@@ -361,6 +308,14 @@ def _closed_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
+
+
+def _bound(sock: zmq.Socket[bytes], endpoint: str) -> bool:
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError:
+        return False
+    return True
 
 
 def _value(client: Client, key: str) -> Any:

@@ -311,8 +311,9 @@ class Connection:
             return link.handshake_error
         local = self._remote is None
         if ready is Ready.REFUSED:
-            return reachability.refused(link.endpoint, local)
-        return reachability.silent(link.endpoint, link.pid, timeout, connected=link.was_connected, local=local)
+            return reachability.refused(link.endpoint, local, pid=link.pid, hub_file=Layout(self.data_dir).hub_file)
+        pid = link.pid if link.pid is not None and reachability.process_exists(link.pid) else None
+        return reachability.silent(link.endpoint, pid, timeout, connected=link.was_connected, local=local)
 
     def _unanswered(self, is_write: bool, timeout: float, *, dropped: bool) -> HubUnavailable | OutcomeUnknown:
         endpoint, pid = self._last

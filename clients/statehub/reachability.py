@@ -33,7 +33,12 @@ SHARE_DOC = "docs/security.md, File permissions"
 
 
 def announced_hub(layout: Layout) -> HubInfo:
-    """The hub.json of a live hub; HubUnavailable when no hub runs, or when this user cannot tell."""
+    """The data dir's hub.json; HubUnavailable when there is none, or when this user may not read it.
+
+    Its pid may have exited (a SIGKILLed hub leaves hub.json): that alone does
+    not say the endpoint is dead, since a restarting hub binds before it
+    rewrites hub.json.  A refused connection to it does (see ``refused``).
+    """
     try:
         data = layout.hub_file.read_bytes()
     except FileNotFoundError:
@@ -51,8 +56,6 @@ def announced_hub(layout: Layout) -> HubInfo:
             f"{layout.hub_file} is damaged ({exc})",
             hint="if the hub runs, restart it (it rewrites the file); else start it with `statehub serve`",
         ) from None
-    if not process_exists(info.pid):
-        raise not_running(f"{layout.hub_file} names pid {info.pid}, which has exited")
     return info
 
 
@@ -139,8 +142,10 @@ def where(endpoint: str, pid: int | None) -> str:
     return f"the hub (pid {pid}) at {endpoint}" if pid is not None else f"the hub at {endpoint}"
 
 
-def refused(endpoint: str, local: bool) -> HubUnavailable:
-    """Connecting failed: nothing listens there (the evidence that no hub runs)."""
+def refused(endpoint: str, local: bool, *, pid: int | None = None, hub_file: Path | None = None) -> HubUnavailable:
+    """Connecting failed: nothing listens there (the evidence that no hub runs), named with hub.json's dead pid."""
+    if pid is not None and hub_file is not None and not process_exists(pid):
+        return not_running(f"{hub_file} names pid {pid}, which has exited")
     if local:
         return not_running(f"nothing accepts connections at {endpoint}")
     return HubUnavailable(

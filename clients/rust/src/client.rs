@@ -492,8 +492,14 @@ impl Client {
         let local = self.remote.is_none();
         match (ready, link.handshake_error) {
             (Ready::HandshakeRefused, Some(error)) => error,
-            (Ready::Refused, _) => reachability::refused(&link.endpoint, local),
-            _ => reachability::silent(&link.endpoint, link.pid, timeout, link.was_connected, local),
+            (Ready::Refused, _) => {
+                let announced = link.pid.map(|pid| (pid, &self.layout));
+                reachability::refused(&link.endpoint, local, announced)
+            }
+            _ => {
+                let pid = link.pid.filter(|pid| reachability::process_exists(*pid));
+                reachability::silent(&link.endpoint, pid, timeout, link.was_connected, local)
+            }
         }
     }
 

@@ -17,7 +17,10 @@ pub const START_HINT: &str = "start it with `statehub serve`";
 pub const SILENT_HINT: &str = "it may be busy or stopped: try again, or with a longer --timeout; \
                                if it stays silent, check its log and restart it";
 
-/// The `hub.json` of a live hub; `HubUnavailable` when no hub runs, or when this user cannot tell.
+/// The data dir's `hub.json`; `HubUnavailable` when there is none, or when this user may not read it.
+/// Its pid may have exited (a SIGKILLed hub leaves `hub.json`): that alone does not say the
+/// endpoint is dead, since a restarting hub binds before it rewrites `hub.json`; a refused
+/// connection does (see [`refused`]).
 pub fn announced_hub(layout: &Layout) -> Result<HubInfo, Error> {
     let path = layout.hub_file();
     let text = match std::fs::read(&path) {
@@ -45,13 +48,6 @@ pub fn announced_hub(layout: &Layout) -> Result<HubInfo, Error> {
             path.display()
         ))
     })?;
-    if !process_exists(info.pid) {
-        return Err(not_running(&format!(
-            "{} names pid {}, which has exited",
-            path.display(),
-            info.pid
-        )));
-    }
     Ok(info)
 }
 
@@ -87,8 +83,15 @@ pub fn hub_at(endpoint: &str, pid: Option<u64>) -> String {
     }
 }
 
-/// Connecting failed: nothing listens there (the evidence that no hub runs).
-pub fn refused(endpoint: &str, local: bool) -> Error {
+/// Connecting failed: nothing listens there (the evidence that no hub runs), named with
+/// `hub.json`'s pid when that has exited.
+pub fn refused(endpoint: &str, local: bool, announced: Option<(u64, &Layout)>) -> Error {
+    if let Some((pid, layout)) = announced.filter(|(pid, _)| !process_exists(*pid)) {
+        return not_running(&format!(
+            "{} names pid {pid}, which has exited",
+            layout.hub_file().display()
+        ));
+    }
     if local {
         return not_running(&format!("nothing accepts connections at {endpoint}"));
     }
