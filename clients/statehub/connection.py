@@ -47,6 +47,11 @@ from statehub.remote import Remote, secure
 R = TypeVar("R")
 
 REOPEN_PAUSE = 0.1  # between attempts to reach a hub that went away while a write was in flight
+HANDSHAKE_FAILURES = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+)
 WATCHED_EVENTS = (
     zmq.EVENT_CONNECTED
     | zmq.EVENT_CLOSED
@@ -77,6 +82,7 @@ class Ready(enum.Enum):
     """What waiting for a connection that can take a request came to."""
 
     YES = "ready"
+    DROPPED = "dropped"  # its connection went down since the last request: look the hub up again
     REFUSED = "refused"  # connecting failed: nothing listens there
     HANDSHAKE_REFUSED = "handshake refused"
     TIMED_OUT = "timed out"
@@ -119,6 +125,9 @@ class Link:
                 return Ready.YES
             except zmq.Again:
                 pass
+            self.read_events()  # only now: a request on a working connection pays nothing for the monitor
+            if self.dropped:
+                return Ready.DROPPED
             ready = self._wait_writable(deadline)
             if ready is not Ready.YES:
                 return ready
@@ -135,6 +144,23 @@ class Link:
                     return self.socket.recv() if self.socket.poll(0, zmq.POLLIN) else None
             if time.monotonic() >= deadline:
                 return None
+
+    def read_events(self) -> None:
+        """Take in what the monitor has reported since the last look."""
+        while _readable(self.monitor):
+            event = parse_monitor_message(self.monitor.recv_multipart())
+            kind, value = int(event["event"]), int(event["value"])
+            if kind == zmq.EVENT_CONNECTED:
+                self.connected = self.was_connected = True
+                self.refused = False
+            elif kind == zmq.EVENT_CLOSED and not self.connected:
+                self.refused = True
+            elif kind == zmq.EVENT_DISCONNECTED:
+                self.dropped = self.dropped or self.connected
+                self.connected = False
+            elif kind in HANDSHAKE_FAILURES:
+                refusal = reachability.handshake_refused(self.endpoint, self.remote, kind, value)
+                self.handshake_error = refusal or self.handshake_error
 
     def close(self) -> None:
         try:
@@ -164,22 +190,6 @@ class Link:
     @staticmethod
     def _has(events: dict[zmq.Socket[bytes], int], sock: zmq.Socket[bytes], flag: int) -> bool:
         return bool(events.get(sock, 0) & flag)
-
-    def read_events(self) -> None:
-        """Take in what the monitor has reported since the last look."""
-        while _readable(self.monitor):
-            event = parse_monitor_message(self.monitor.recv_multipart())
-            kind, value = int(event["event"]), int(event["value"])
-            if kind == zmq.EVENT_CONNECTED:
-                self.connected = self.was_connected = True
-                self.refused = False
-            elif kind == zmq.EVENT_CLOSED and not self.connected:
-                self.refused = True
-            elif kind == zmq.EVENT_DISCONNECTED:
-                self.dropped = self.dropped or self.connected
-                self.connected = False
-            else:
-                self.handshake_error = reachability.handshake_refused(self.endpoint, self.remote, kind, value)
 
 
 def _readable(sock: zmq.Socket[bytes]) -> bool:
@@ -260,6 +270,9 @@ class Connection:
                     raise self._unanswered(is_write, timeout, dropped=True) from None
                 raise
             ready = link.send(body, deadline)
+            if ready is Ready.DROPPED:
+                self._reset()  # the hub went away since the last request: find it again (maybe on new ports)
+                continue
             if ready is not Ready.YES:
                 self._reset()
                 if in_doubt and ready is not Ready.TIMED_OUT and self._pause(deadline):
@@ -278,10 +291,7 @@ class Connection:
 
     def _open(self) -> Link:
         if self._link is not None:
-            self._link.read_events()
-            if not self._link.dropped:
-                return self._link
-            self._reset()  # the hub went away since: find it again (it may be back, on new ports)
+            return self._link
         if self._explicit_rpc is not None:
             endpoint, pid = self._explicit_rpc, None
         else:

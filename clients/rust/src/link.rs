@@ -148,8 +148,9 @@ impl Link {
                 zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL
                 | zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL
                 | zmq::SocketEvent::HANDSHAKE_FAILED_AUTH => {
-                    self.handshake_error =
+                    let refusal =
                         reachability::handshake_refused(&self.endpoint, self.remote.as_ref(), event, value);
+                    self.handshake_error = refusal.or(self.handshake_error.take());
                 }
                 _ => {}
             }
