@@ -188,7 +188,9 @@ def test_a_group_member_reads_the_shared_mirror_and_is_told_why_not_the_hub(open
     import pwd
 
     owner = pwd.getpwuid(os.geteuid()).pw_name
-    with HubProcess(open_base / "data", args=["--mirror-mode", "0640"]) as hub:
+    data = open_base / "data"
+    ipc = ["--rpc", f"ipc://{data}/rpc.sock", "--events", f"ipc://{data}/events.sock"]  # a socket file, also under STATEHUB_TEST_TCP
+    with HubProcess(data, args=["--mirror-mode", "0640", *ipc]) as hub:
         with hub.client() as client:
             client.set("plant.rate", 30)
         assert wait_until(lambda: mirror_holds(hub, "plant.rate"))
