@@ -171,6 +171,17 @@ def test_a_write_lost_with_its_hub_is_sent_again_with_the_same_request_id_to_the
         client.close()
 
 
+def test_a_write_after_a_hub_restart_is_sent_once(hub: HubProcess) -> None:
+    """A client whose hub restarted between writes sends each later write once: none comes back a duplicate."""
+    with hub.client() as client:
+        client.set("plant.rate", 1)
+        hub.kill()
+        hub.start()  # the same ipc path: the old socket reconnects by itself, sooner or later
+        answers = [client.set("plant.rate", value) for value in range(2, 12)]
+    assert [a.duplicate for a in answers] == [False] * 10
+    assert [a.rev for a in answers] == list(range(2, 12))
+
+
 def test_the_resend_after_a_dropped_connection_is_the_same_request(tmp_path: Path) -> None:
     """A write whose connection drops is sent again byte for byte (same request id) and takes the answer it gets."""
     with silent_hub(tmp_path) as (router, endpoint):

@@ -105,7 +105,9 @@ class Link:
         self.connected = False  # a connection is up (its handshake may still be pending)
         self.was_connected = False
         self.refused = False  # the last attempt to connect failed
-        self.dropped = False  # a connection went down after it was up
+        self.disconnects = 0  # connections that went down after they were up
+        self.used = False  # a request went out on it
+        self._disconnects_at_send = 0
         self.handshake_error: HubUnavailable | None = None
         self.socket = context.socket(zmq.REQ)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -119,18 +121,25 @@ class Link:
 
     def send(self, body: bytes, deadline: float) -> Ready:
         """Send ``body`` once a connection can take it; else say why not by ``deadline``."""
+        self.read_events()  # a few microseconds when nothing happened; it dates any later drop
+        if self.used and not self.connected:
+            return Ready.DROPPED  # the hub went away since the last request (a new link sorts itself out)
         while True:
+            self._disconnects_at_send = self.disconnects
             try:
                 self.socket.send(body, zmq.DONTWAIT)
+                self.used = True
                 return Ready.YES
             except zmq.Again:
                 pass
-            self.read_events()  # only now: a request on a working connection pays nothing for the monitor
-            if self.dropped:
-                return Ready.DROPPED
             ready = self._wait_writable(deadline)
             if ready is not Ready.YES:
                 return ready
+
+    @property
+    def dropped(self) -> bool:
+        """The connection that took the last request went down: its reply can never come."""
+        return self.disconnects > self._disconnects_at_send
 
     def receive(self, deadline: float) -> bytes | None:
         """The reply; None at ``deadline``, or as soon as the connection drops (the reply is lost then)."""
@@ -156,7 +165,8 @@ class Link:
             elif kind == zmq.EVENT_CLOSED and not self.connected:
                 self.refused = True
             elif kind == zmq.EVENT_DISCONNECTED:
-                self.dropped = self.dropped or self.connected
+                if self.connected:
+                    self.disconnects += 1
                 self.connected = False
             elif kind in HANDSHAKE_FAILURES:
                 refusal = reachability.handshake_refused(self.endpoint, self.remote, kind, value)
