@@ -19,6 +19,7 @@ from statehub.hub.mirror import read_mirror
 from statehub.hub.paths import Layout
 from statehub.hub.protocol import Op
 from statehub.testing import HubProcess, wait_until
+from tests.outcome_support import linux_only, receive, rpc_port, silent_hub, stopped, tcp_queues
 
 CRATE = Path(__file__).resolve().parent.parent / "clients" / "rust"
 BINARY = CRATE / "target" / "release" / "statehub-rs"
@@ -211,9 +212,10 @@ def test_rust_client_with_an_allowed_key_works_over_curve(rust_bin: Path, tmp_pa
             client.set("rs.remote", 8)
         out, err = watch.communicate(timeout=30)
         assert json.loads(out.splitlines()[-1])["value"] == 8, err
-        wrong = [*command[:3], "--hub", remote.rpc, "--server-key", remote.client_public, "--timeout", "0.3", "get", "rs.remote"]
+        wrong = [*command[:3], "--hub", remote.rpc, "--server-key", remote.client_public, "--timeout", "30", "get", "rs.remote"]
         refused = subprocess.run(wrong, capture_output=True, text=True, timeout=30, env=env)
-        assert refused.returncode == 5 and "refused this client's CURVE handshake" in refused.stderr
+        assert refused.returncode == 5
+        assert "the server key given is most likely not this hub's" in refused.stderr  # at once, not after 30 s
 
 
 
@@ -382,3 +384,43 @@ def test_a_paused_rust_watch_reads_what_is_queued_before_calling_the_hub_down(ru
         watch.stdout.close()
     assert "hub unavailable" not in err, err
     assert [c["value"] for c in lines] == list(range(60)), err
+
+
+@linux_only
+def test_rust_waits_its_timeout_for_a_stopped_hub_and_sets_when_it_resumes(rust_bin: Path, data_dir: Path) -> None:
+    """`statehub-rs --timeout 30 set` against a frozen hub (fresh connection) exits 0 once the hub resumes."""
+    with HubProcess(data_dir, args=["--tcp"]) as hub:
+        port = rpc_port(hub.data_dir)
+        with stopped(hub):
+            command = [str(rust_bin), "--data-dir", str(hub.data_dir), "--timeout", "30", "set", "rs.rate", "7"]
+            setter = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert wait_until(lambda: tcp_queues(port)[0] >= 1 or setter.poll() is not None, timeout=30)
+            assert setter.poll() is None, f"gave up on a hub that runs: {setter.communicate()}"
+        out, err = setter.communicate(timeout=40)
+        assert setter.returncode == 0, err
+        with hub.client() as client:
+            assert client.get("rs.rate").value == 7
+
+
+def test_rust_says_a_delivered_unanswered_write_is_unknown_and_exits_7(rust_bin: Path, tmp_path: Path) -> None:
+    """A write the hub took and never answered: exit 7 and "may or may not have been applied"."""
+    with silent_hub(tmp_path) as (router, endpoint):
+        result = rs(rust_bin, tmp_path, "--timeout", "1", "set", "rs.rate", "8")
+        assert receive(router)  # it was delivered
+    assert result.returncode == 7
+    assert result.stderr.startswith(
+        f"statehub-rs: error: the hub (pid {os.getpid()}) at {endpoint} received the write but did not answer "
+        "within 1 s; the write may or may not have been applied; repeating the same command is safe"
+    )
+
+
+def test_rust_says_not_running_from_a_dead_pid(rust_bin: Path, hub: HubProcess) -> None:
+    """After SIGKILL, statehub-rs says the hub is not running, naming the dead pid, and exits 5."""
+    pid = hub.pid
+    hub.kill()
+    result = rs(rust_bin, hub.data_dir, "--timeout", "30", "set", "rs.rate", "9")
+    assert result.returncode == 5
+    assert result.stderr == (
+        f"statehub-rs: error: hub unavailable: the hub is not running ({hub.data_dir / 'hub.json'} names pid {pid}, "
+        "which has exited); start it with `statehub serve`\n"
+    )

@@ -236,13 +236,12 @@ class Subscription:
     def _fetch(self, fetch: Fetch) -> None:
         request = Changes(v=PROTOCOL_VERSION, after=fetch.after, prefix=self.prefix, limit=fetch.limit)
         try:
-            page = self._connection.request(request, timeout=self._long_timeout)
+            page = self._connection.call(request, ChangePage, timeout=self._long_timeout)
         except HubUnavailable:
             raise
         except StatehubError as exc:  # a hub that cannot page its history (older, or a store behind us)
             self._todo = Resync("refused", f"the hub refused the changes after revision {fetch.after}: {exc.message}")
             return
-        assert isinstance(page, ChangePage)
         self._heard()
         self._handle(self._replica.receive_page(page))
 
@@ -266,8 +265,7 @@ class Subscription:
 
     def _snapshot(self, at_rev: int | None = None) -> Items:
         request = Snapshot(v=PROTOCOL_VERSION, prefix=self.prefix, at_rev=at_rev)
-        reply = self._connection.request(request, timeout=self._long_timeout)
-        assert isinstance(reply, Items)
+        reply = self._connection.call(request, Items, timeout=self._long_timeout)
         self._heard()
         return reply
 

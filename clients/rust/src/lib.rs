@@ -32,8 +32,10 @@
 pub mod client;
 pub mod discovery;
 pub mod error;
+pub mod link;
 pub mod mirror;
 pub mod protocol;
+pub mod reachability;
 pub mod remote;
 pub mod rules;
 pub mod schema;

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from statehub import ConflictError, HubUnavailable, InvalidRequest, Op, Queued
+from statehub import ConflictError, HubUnavailable, InvalidRequest, Op, OutcomeUnknown
 from statehub.eds.formats import parse_file
 from statehub.eds.plan import Mode, Plan, Stored, make_plan
 from statehub.eds.point_map import PointMap
@@ -171,10 +171,11 @@ def _commit_with_retries(
                 "another writer changed %s during the ingest; reading the hub again",
                 exc.conflicts[0].key if exc.conflicts else "a key",
             )
-        except HubUnavailable as exc:
-            raise HubUnavailable(
+        except (HubUnavailable, OutcomeUnknown) as exc:
+            raise type(exc)(
                 f"{exc.message}; {tally.committed} readings were committed before that: "
-                "run the same ingest again to continue (committed readings are skipped)"
+                "run the same ingest again to continue (committed readings are skipped)",
+                hint=exc.hint,
             ) from exc
     raise AssertionError("unreachable")
 
@@ -200,7 +201,6 @@ def _commit(
     for batch in plan.batches:
         ops = [Op(op="set", key=e.key, value=e.record, expect=revs.get(e.key, 0)) for e in batch]
         committed = client.txn(ops)
-        assert not isinstance(committed, Queued)  # without queue=True a write is committed or raises
         for entry in batch:
             revs[entry.key] = committed.rev
         tally.committed += len(batch)

@@ -31,14 +31,15 @@ const TICK: Duration = Duration::from_millis(200);
     name = "statehub-rs",
     version,
     about = "Read, write and follow a statehub hub (the Rust client).",
-    after_help = "Exit codes: 0 ok, 1 other error, 2 bad input, 3 not found, 4 conflict, 5 hub unavailable."
+    after_help = "Exit codes: 0 ok, 1 other error, 2 bad input, 3 not found, 4 conflict, 5 hub unavailable, \
+                  6 the hub could not persist the change, 7 a write's outcome is unknown (repeating it is safe)."
 )]
 struct Cli {
     /// The data dir (else $STATEHUB_DATA_DIR, else the platform's user data folder)
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Seconds to wait for a reply before the hub counts as unavailable
-    /// (give it before the command)
+    /// Seconds to wait for the hub (a connection, then the reply) before it counts
+    /// as unavailable (give it before the command)
     #[arg(long, value_name = "SECS", default_value = "0.5", value_parser = parse_seconds)]
     timeout: Duration,
     /// Print results as JSON
