@@ -1,26 +1,38 @@
-"""Writing the mirror: one consistent read of the store, rendered and replaced atomically, off the hub's thread.
+"""Writing the mirror: kept current change by change, replaced atomically, off the hub's thread.
 
 The format and the reading side are ``hub.mirror`` (clients load only that);
-this module is the hub's: it reads the store through ``StoreReader`` on a
-read-only connection of its own, so the mirror thread never touches the
-server thread's connection.
+this module is the hub's.  The mirror thread loads the whole state once, through
+``StoreReader`` on a read-only connection of its own, and keeps every key's
+rendered line in memory.  After that, the server thread hands it each commit's
+``Applied`` records (``MirrorWriter.apply``, an append to a deque): the thread
+re-renders only the lines those changed, and writes the file from the lines it
+holds, in chunks.  So a rewrite costs the join and the write of the file, not
+the rendering of every key, and the mirror of 100,000 keys trails the store by
+the interval plus tens of milliseconds instead of seconds.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import re
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from statehub.hub.atomic_file import write_atomically
 from statehub.hub.errors import StatehubError
 from statehub.hub.log_limit import RateLimitedLog
-from statehub.hub.mirror import render
+from statehub.hub.mirror import LineRenderer, render
+from statehub.hub.records import Applied, Change
 from statehub.hub.store_reads import StoreReader
 
 log = logging.getLogger(__name__)
+
+CHUNK_LINES = 2000  # lines joined per write: bounds how long one step holds the GIL
+_CREATED = re.compile(rb" created=(\d+) ")
 
 
 def write_mirror(store_path: Path, mirror_path: Path, mode: int = 0o600) -> int:
@@ -36,18 +48,84 @@ def write_mirror(store_path: Path, mirror_path: Path, mode: int = 0o600) -> int:
     return rev
 
 
+class MirrorLines:
+    """The mirror's lines at one revision, in key order, updated by applying commits."""
+
+    def __init__(self, epoch: str, rev: int, lines: dict[str, bytes]) -> None:
+        self.epoch = epoch
+        self.rev = rev
+        self._lines = lines
+        self._keys = sorted(lines)
+        self._unsorted = False
+        self._renderer = LineRenderer()
+
+    @classmethod
+    def load(cls, store_path: Path) -> MirrorLines:
+        """Every key's line, read in one consistent snapshot of the store."""
+        renderer = LineRenderer()
+        reader = StoreReader.open(store_path)
+        try:
+            with reader.snapshot():
+                epoch, rev = str(reader.meta("epoch")), int(reader.meta("rev"))
+                lines = {entry.key: renderer.line(*entry) for entry in reader.entries()}
+        finally:
+            reader.close()
+        return cls(epoch, rev, lines)
+
+    def apply(self, applied: list[Applied]) -> None:
+        """Apply one commit's writes; revisions already held (read by ``load``) are skipped."""
+        for write in applied:
+            for change in write.changes:
+                if change.rev > self.rev:  # a txn's changes share its revision: all or none
+                    self._apply_change(change)
+            if write.changes and write.rev > self.rev:
+                self.rev = write.rev
+
+    def _apply_change(self, change: Change) -> None:
+        old = self._lines.get(change.key)
+        if change.blob is None:
+            if old is not None:
+                del self._lines[change.key]
+                self._unsorted = True
+            return
+        created = change.rev if old is None else _created_rev(old, change.rev)
+        self._lines[change.key] = self._renderer.line(
+            change.key, change.blob, change.rev, created, change.time, change.source, change.user
+        )
+        if old is None:
+            self._unsorted = True
+
+    def chunks(self, written: float) -> Iterator[bytes]:
+        """The mirror text: the header, then the lines in key order, CHUNK_LINES at a time."""
+        if self._unsorted:
+            self._keys = sorted(self._lines)  # nearly sorted already: timsort takes a pass
+            self._unsorted = False
+        yield self._renderer.header(self.epoch, self.rev, len(self._keys), written)
+        lines = self._lines
+        for start in range(0, len(self._keys), CHUNK_LINES):
+            yield b"".join([lines[key] for key in self._keys[start : start + CHUNK_LINES]])
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+
+def _created_rev(line: bytes, default: int) -> int:
+    match = _CREATED.search(line)
+    return int(match.group(1)) if match else default
+
+
 class MirrorWriter:
-    """Rewrites the mirror off the hub's thread, coalescing bursts of commits.
+    """Keeps the mirror current off the hub's thread, coalescing bursts of commits.
 
-    After ``request()``, the mirror is rewritten within ``interval`` seconds plus
-    the time one rewrite takes, or, for a large store, within the pause that keeps
-    rewriting to at most 1/DUTY_SHARE of the time: rewriting 100,000 keys takes
-    about half a second of the hub's CPU (and its GIL), which back to back would
-    halve the hub's write throughput under sustained load.
+    The server thread calls ``apply(applied)`` after each commit.  The mirror is
+    rewritten within ``interval`` seconds plus one rewrite, or for a very large
+    store within the pause that keeps rewriting to at most 1/DUTY_SHARE of the
+    time.  A rewrite joins lines already rendered, so it is short even at
+    100,000 keys (docs/performance.md gives the figure).
 
-    A failed rewrite (the folder deleted or read-only, the store gone) is logged,
-    then once a minute while it lasts, and retried; the store is the authority,
-    so a mirror fault never stops the hub.
+    A failed rewrite (the folder deleted or read-only) is logged, then once a
+    minute while it lasts, and retried; a failed load of the store is retried
+    the same way.  The store is the authority, so a mirror fault never stops the hub.
     """
 
     DUTY_SHARE = 5
@@ -57,15 +135,26 @@ class MirrorWriter:
         self._mirror_path = mirror_path
         self._mode = mode  # owner-only unless the operator shares the mirror (docs/security.md)
         self._interval = interval
+        self._queue: collections.deque[list[Applied]] = collections.deque()
+        self._lines: MirrorLines | None = None
         self._wanted = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="statehub-mirror", daemon=True)
         self._faults = RateLimitedLog(log)
+        self.rewrites = 0  # mirror files written since start
+        self.written_rev = -1  # the revision of the last mirror written
 
     def start(self) -> None:
         self._thread.start()
 
+    def apply(self, applied: list[Applied]) -> None:
+        """Hand over one commit's writes (server thread); the mirror will show them."""
+        if applied:
+            self._queue.append(applied)
+        self._wanted.set()
+
     def request(self) -> None:
+        """Ask for a rewrite even without new commits (the first mirror, a mirror deleted)."""
         self._wanted.set()
 
     def stop(self) -> None:
@@ -89,7 +178,8 @@ class MirrorWriter:
 
     def _write(self) -> None:
         try:
-            rev = write_mirror(self._store_path, self._mirror_path, self._mode)
+            lines = self._current()
+            write_atomically(self._mirror_path, lines.chunks(time.time()), mode=self._mode)
         except Exception as exc:  # whatever it is, the thread must live to try again
             self._faults.report(
                 "write",
@@ -99,5 +189,20 @@ class MirrorWriter:
             )
             self._wanted.set()
             return
+        self.rewrites += 1
+        self.written_rev = lines.rev
         if self._faults.clear("write"):
-            log.warning("mirror %s written again at revision %d", self._mirror_path, rev)
+            log.warning("mirror %s written again at revision %d", self._mirror_path, lines.rev)
+
+    def _current(self) -> MirrorLines:
+        """The lines with every commit handed over so far applied (loading the store the first time)."""
+        if self._lines is None:
+            self._lines = MirrorLines.load(self._store_path)
+        lines = self._lines
+        try:
+            while self._queue:
+                lines.apply(self._queue.popleft())
+        except Exception:
+            self._lines = None  # a bug: start again from the store rather than write a wrong mirror
+            raise
+        return lines
