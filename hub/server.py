@@ -129,12 +129,14 @@ class Hub:
         configure_xpub(self.xpub)
         self.endpoints["rpc"] = bind(self.router, rpc)
         self.endpoints["events"] = bind(self.xpub, events)
+        self.publisher.guard(self.xpub, self.endpoints["events"])
         if self.config.listen:
             self.remote = open_listeners(
                 self._ctx, self.layout, self.config.listen, self.config.listen_events
             )
             self.endpoints.update(self.remote.endpoints)
             self.publisher.add(self.remote.xpub)
+            self.publisher.guard(self.remote.xpub, self.endpoints["listen_events"])
 
     def _routers(self) -> list[zmq.Socket[bytes]]:
         return [self.router] if self.remote is None else [self.router, self.remote.router]

@@ -7,15 +7,20 @@ see meanwhile: answers within their default timeout, not absolute latencies.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+import pytest
 import zmq
 
 from statehub.client import Client
 from statehub.hub.paths import Layout, read_hub_info
 from statehub.hub.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Op, Txn
-from statehub.testing import HubProcess
+from statehub.remote import Remote, secure
+from statehub.subscription import Synced
+from statehub.testing import HubProcess, wait_until
+from tests.test_curve import started_remote_hub
 
 FLOOD_SECONDS = 40.0  # a backstop: every loop here ends on a handshake long before
 
@@ -89,3 +94,75 @@ def test_reads_are_answered_in_time_and_small_writes_between_max_size_txns_arriv
         assert not any(f.failure for f in flooders), [f.failure for f in flooders]
         assert min(f.answered for f in flooders) >= 4, "the flood did not run: nothing was measured"
         assert reads >= 8 and writes >= 4
+
+
+# --- subscriptions ----------------------------------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _flood_subscriptions(endpoint: str, topic_bytes: int, count: int, remote: Remote | None = None) -> None:
+    """One SUB subscribing to ``count`` distinct topics of ``topic_bytes``; returns once the hub has cut it off."""
+    context = zmq.Context()
+    try:
+        sub = context.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        secure(sub, remote)
+        monitor = sub.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        for i in range(count):
+            sub.setsockopt(zmq.SUBSCRIBE, b"%06d" % i + b"x" * (topic_bytes - 6))
+        sub.connect(endpoint)
+        assert monitor.poll(int(FLOOD_SECONDS * 1000)), "the hub never cut the flooding peer off"
+    finally:
+        context.destroy(linger=0)
+
+
+def _assert_flood_leaves_rss(hub: HubProcess, flood: Callable[[int], None], subscribe: Callable[[], None]) -> None:
+    subscribe()  # warm: the hub's first subscriber, its first welcome and snapshot
+    flood(400)  # and its first cut-off peer: what a first connection and a first refusal allocate
+    assert wait_until(lambda: "subscribed to more than" in hub.log, 10), hub.log
+    before = _rss(hub.pid)
+    flood(4000)  # the issue's flood: over the frame limit, dropped before libzmq stores it
+    for _ in range(3):
+        flood(400)  # under the frame limit: the peer is disconnected at its cap, again and again
+    subscribe()  # the hub still welcomes a subscriber
+    grown = _rss(hub.pid) - before
+    assert grown < 8 * MIB, f"the hub grew by {grown / MIB:.1f} MiB"
+
+
+def test_a_subscription_flood_from_one_local_peer_leaves_the_hub_rss_within_a_few_mib(tmp_path: Path) -> None:
+    """2,000 distinct 4,000-byte subscriptions, then 2,000 of 400 bytes, from one peer: cut off, hub RSS within 8 MiB."""
+    with HubProcess(tmp_path / "data") as hub, Client(hub.data_dir, timeout=5) as client:
+        info = read_hub_info(Layout(hub.data_dir))
+        assert info is not None
+
+        def subscribe() -> None:
+            with client.subscribe("") as subscription:
+                assert isinstance(subscription.next_event(10), Synced)
+
+        _assert_flood_leaves_rss(hub, lambda size: _flood_subscriptions(info.events, size, 2000), subscribe)
+
+
+@pytest.mark.skipif(not zmq.has("curve"), reason="this libzmq has no CURVE")
+def test_a_subscription_flood_from_a_curve_client_leaves_the_hub_rss_within_a_few_mib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same flood from an allow-listed CURVE client on --listen: cut off, hub RSS within 8 MiB."""
+    monkeypatch.setenv("STATEHUB_CONFIG_DIR", str(tmp_path / "client-config"))
+    with started_remote_hub(tmp_path) as remote, remote.client(tmp_path) as client:
+        client.timeout = 5
+
+        def subscribe() -> None:
+            with client.subscribe("") as subscription:
+                assert isinstance(subscription.next_event(10), Synced)
+
+        _assert_flood_leaves_rss(
+            remote.hub, lambda size: _flood_subscriptions(remote.events, size, 2000, remote.remote()), subscribe
+        )
