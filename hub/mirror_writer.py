@@ -58,6 +58,7 @@ class MirrorLines:
         self._keys = sorted(lines)
         self._unsorted = False
         self._renderer = LineRenderer()
+        self.rendered = len(lines)  # lines rendered since loading: what a rewrite costs beyond the join
 
     @classmethod
     def load(cls, store_path: Path) -> MirrorLines:
@@ -92,6 +93,7 @@ class MirrorLines:
         self._lines[change.key] = self._renderer.line(
             change.key, change.blob, change.rev, created, change.time, change.source, change.user
         )
+        self.rendered += 1
         if old is None:
             self._unsorted = True
 

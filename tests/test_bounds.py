@@ -7,6 +7,7 @@ see meanwhile: answers within their default timeout, not absolute latencies.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,8 +16,12 @@ import pytest
 import zmq
 
 from statehub.client import Client
+from statehub.hub import inbox
+from statehub.hub.mirror import read_mirror, render
+from statehub.hub.mirror_writer import MirrorLines
 from statehub.hub.paths import Layout, read_hub_info
-from statehub.hub.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Op, Txn
+from statehub.hub.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Op, Set, Txn, Unset
+from statehub.hub.store import Store
 from statehub.remote import Remote, secure
 from statehub.subscription import Synced
 from statehub.testing import HubProcess, wait_until
@@ -166,3 +171,76 @@ def test_a_subscription_flood_from_a_curve_client_leaves_the_hub_rss_within_a_fe
         _assert_flood_leaves_rss(
             remote.hub, lambda size: _flood_subscriptions(remote.events, size, 2000, remote.remote()), subscribe
         )
+
+
+# --- queued writes --------------------------------------------------------------------------
+
+
+def test_a_thousand_queued_writes_apply_in_batches_while_reads_are_answered(tmp_path: Path) -> None:
+    """1,000 writes appear in the inbox at once: they apply in order over several chores, and reads with the default timeout are answered meanwhile."""
+    staging = tmp_path / "staging"
+    queued = [
+        inbox.enqueue(staging, Set(v=PROTOCOL_VERSION, key=f"queued.k{i:04d}", value=i, request_id=f"q{i}"))
+        for i in range(1000)
+    ]
+    with HubProcess(tmp_path / "data", heartbeat=0.2) as hub, Client(hub.data_dir, fallback=False) as reader:
+        target = inbox.inbox_dir(hub.data_dir)
+        target.mkdir(mode=0o700, exist_ok=True)
+        for path in queued:  # renames: the whole inbox appears between two chores
+            path.replace(target / path.name)
+        applied_seen = set()
+        deadline = time.monotonic() + FLOOD_SECONDS
+        for _ in range(1_000_000):  # each status waits its 0.5 s timeout at most
+            keys = reader.status().keys
+            applied_seen.add(keys)
+            if keys == 1000 or time.monotonic() > deadline:
+                break
+        assert keys == 1000, f"only {keys} of 1,000 queued writes applied"
+        assert wait_until(lambda: not list(target.glob("*.json")), 10), "applied writes left in the inbox"
+        revs = [reader.get(f"queued.k{i:04d}").item.rev for i in range(0, 1000, 97)]
+        assert revs == sorted(revs), "queued writes applied out of the order they were made"
+        assert len(applied_seen) > 2, "reads were not answered between the batches"
+
+
+# --- the mirror -----------------------------------------------------------------------------
+
+
+def test_the_mirror_renders_only_the_keys_a_commit_changed(tmp_path: Path) -> None:
+    """Loaded once from a store of 20,000 keys, the mirror's lines take a commit of 3 changes by rendering the 2 lines set, and read back equal to the store."""
+    store = Store(tmp_path / "state.db")
+    try:
+        for start in range(0, 20_000, 1000):
+            store.commit(
+                [Txn(v=1, ops=[Op(op="set", key=f"m.k{i:05d}", value={"n": i}) for i in range(start, start + 1000)])]
+            )
+        lines = MirrorLines.load(store.path)
+        assert lines.rendered == 20_000 and lines.rev == 20
+        applied = store.commit(
+            [
+                Set(v=1, key="m.k00007", value="changed"),
+                Unset(v=1, key="m.k00008"),
+                Txn(v=1, ops=[Op(op="set", key="m.new", value=[1, 2])]),
+            ]
+        )
+        lines.apply([a for a in applied if not isinstance(a, Exception)])
+        assert lines.rendered == 20_002 and lines.rev == 23  # two sets rendered; the unset removes a line
+        written = b"".join(lines.chunks(1_700_000_000.0))
+        expected = render(store.epoch, store.rev, store.entries(), 1_700_000_000.0)
+        assert written == expected
+    finally:
+        store.close()
+
+
+def test_the_hubs_mirror_follows_writes_to_a_large_store_and_ends_at_the_last_revision(tmp_path: Path) -> None:
+    """With 20,000 keys and writes going on, the mirror keeps up: it shows the last revision once writes stop, equal to the store."""
+    with HubProcess(tmp_path / "data") as hub, hub.client(timeout=10) as client:
+        for start in range(0, 20_000, 1000):
+            client.txn([Op(op="set", key=f"m.k{i:05d}", value={"n": i}) for i in range(start, start + 1000)])
+        last = 0
+        for n in range(300):
+            last = client.set(f"m.k{n % 50:05d}", {"n": -n}).rev
+        layout = Layout(hub.data_dir)
+        assert wait_until(lambda: read_mirror(layout.mirror).rev == last, 20), "the mirror never reached the last revision"
+        state = read_mirror(layout.mirror)
+        assert len(state.items) == 20_000
+        assert state.items["m.k00049"].value == {"n": -299} and state.items["m.k00050"].value == {"n": 50}
