@@ -41,7 +41,7 @@ def free_port() -> int:
 
 
 def missing_binaries() -> list[str]:
-    return [name for name in ("redis-server", "etcd") if shutil.which(name) is None]
+    return [name for name in ("redis-server", "etcd", "mosquitto") if shutil.which(name) is None]
 
 
 class ServerProcess:
