@@ -186,6 +186,10 @@ class Dispatcher:
         chosen = {id(p) for p in batch}
         self._waiting = [p for p in self._waiting if id(p) not in chosen]
         writes = [p.write for p in batch]
+        if len(batch) == 1 and batch[0].size < LARGE_BYTES and self.committer.pending == 0:
+            # One small write and an idle store thread: nothing to overlap, so no hand-off.
+            self._committed(batch, self.committer.run_here(lambda store: store.commit(writes)))
+            return
         self._committing = True
         self.committer.submit(lambda store: store.commit(writes), lambda outcome: self._committed(batch, outcome))
 
