@@ -32,6 +32,7 @@ from statehub.hub.store_reads import StoreReader
 log = logging.getLogger(__name__)
 
 CHUNK_LINES = 2000  # lines joined per write: bounds how long one step holds the GIL
+CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024  # the mirror thread checkpoints the WAL beyond this
 _CREATED = re.compile(rb" created=(\d+) ")
 
 
@@ -173,6 +174,7 @@ class MirrorWriter:
             if self._stopping.is_set():
                 return
             self._wanted.clear()
+            self._load()  # once: not a rewrite's cost, so not paced like one
             started = time.monotonic()
             self._write()
             took = time.monotonic() - started
@@ -195,6 +197,37 @@ class MirrorWriter:
         self.written_rev = lines.rev
         if self._faults.clear("write"):
             log.warning("mirror %s written again at revision %d", self._mirror_path, lines.rev)
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the store file here, off the write path (PASSIVE: it never blocks a writer).
+
+        The server thread's connection no longer checkpoints inside a commit
+        (``hub.store_file``), which made an acknowledgement wait now and then.
+        """
+        wal = self._store_path.with_name(self._store_path.name + "-wal")
+        try:
+            if wal.stat().st_size < CHECKPOINT_WAL_BYTES:
+                return
+            # mode=rw: never create a store file where the hub's is gone (the store thread writes it back).
+            conn = sqlite3.connect(f"file:{self._store_path}?mode=rw", uri=True, isolation_level=None)
+            try:
+                conn.execute("PRAGMA busy_timeout = 1000")
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                conn.close()
+        except (OSError, sqlite3.Error) as exc:
+            self._faults.report("checkpoint", logging.WARNING, f"cannot checkpoint {self._store_path}: {exc}")
+            return
+        self._faults.clear("checkpoint")
+
+    def _load(self) -> None:
+        if self._lines is not None:
+            return
+        try:
+            self._lines = MirrorLines.load(self._store_path)
+        except Exception:  # _write tries again, and reports it
+            return
 
     def _current(self) -> MirrorLines:
         """The lines with every commit handed over so far applied (loading the store the first time)."""
