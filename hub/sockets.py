@@ -16,7 +16,7 @@ PUBLISH_HWM = 10_000  # per subscriber; beyond it ZeroMQ drops and subscribers r
 # over this drops the peer before libzmq stores anything; it must still fit the handshake's
 # commands (a CURVE INITIATE is ~300 bytes) and a CURVE-boxed subscription (33 bytes more).
 MAX_SUBSCRIPTION_BYTES = 512
-SUBSCRIPTIONS_QUEUED = 64  # per peer, before libzmq stops reading its socket
+SUBSCRIPTIONS_QUEUED = 8  # per peer, before libzmq stops reading its socket
 
 
 def configure_router(router: zmq.Socket[bytes]) -> None:
