@@ -66,8 +66,47 @@ def check_value(value: Any) -> None:
     element by element, and only down the branch that holds the problem (found
     by halving), so the message still names the first problem and its path.
     """
+    if type(value) in _SCALAR_TYPES:
+        return
+    try:
+        _walk_small(value, "$", 0, [SMALL_VALUE_ELEMENTS])
+        return
+    except _TooBig:
+        pass
     if not _is_valid_level([value], 0):
         _raise_first_problem(value, "$", 0)
+
+
+SMALL_VALUE_ELEMENTS = 64  # below this the plain walk is cheaper than the level passes' set-up
+
+
+class _TooBig(Exception):
+    """The value has more elements than the plain walk is worth."""
+
+
+def _walk_small(value: Any, path: str, depth: int, budget: list[int]) -> None:
+    """The element-by-element check, for a small value; raises _TooBig past ``budget`` elements."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooBig
+    if depth > MAX_VALUE_DEPTH:
+        raise InvalidRequest(f"value nested deeper than {MAX_VALUE_DEPTH} levels at {path}")
+    kind = type(value)
+    if kind in _SCALAR_TYPES:
+        return
+    if kind is list:
+        for i, element in enumerate(value):
+            _walk_small(element, f"{path}[{i}]", depth + 1, budget)
+        return
+    if kind is dict:
+        for name, element in value.items():
+            if type(name) is not str:
+                break
+            _walk_small(element, f"{path}.{name}", depth + 1, budget)
+        else:
+            return
+    # floats, subclasses and anything invalid: the full rules decide (and name the problem)
+    _raise_first_problem(value, path, depth)
 
 
 _SCALAR_TYPES = frozenset((type(None), bool, int, str))
