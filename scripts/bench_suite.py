@@ -404,7 +404,12 @@ SECTION_TITLES = MappingProxyType(
     }
 )
 PEER_TITLES = MappingProxyType(
-    {"redis": "Redis", "etcd": "etcd", "mosquitto": "Mosquitto (not durable per message)"}
+    {
+        "redis": "Redis",
+        "etcd": "etcd",
+        "mosquitto": "Mosquitto (not durable per message)",
+        "naive": "naive hub (a floor)",
+    }
 )
 
 
@@ -529,7 +534,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--peers",
         action="store_true",
-        help="also measure Redis, etcd and Mosquitto (sections ack, notify, throughput)",
+        help="also measure Redis, etcd, Mosquitto and a naive one-thread hub (sections ack, notify, throughput)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="the ~10 s smoke variant: 1 repetition, small counts"
@@ -572,6 +577,7 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 @contextlib.contextmanager
 def _peer_servers(run: Run, meta: dict[str, Any]) -> Iterator[list[Target]]:
     import bench_mosquitto
+    import bench_naive
     import bench_peers
 
     missing = bench_peers.missing_binaries()
@@ -586,6 +592,7 @@ def _peer_servers(run: Run, meta: dict[str, Any]) -> Iterator[list[Target]]:
             bench_peers.RedisServer(run.tmp),
             bench_peers.EtcdServer(run.tmp),
             bench_mosquitto.MosquittoServer(run.tmp),
+            bench_naive.NaiveServer(run.tmp),
         ]
         for server in servers:
             stack.callback(server.stop)
