@@ -83,6 +83,11 @@ class ServerProcess:
         )
 
     @property
+    def address(self) -> str:
+        port = getattr(self, "port", None)
+        return f"127.0.0.1:{port}" if port is not None else str(self.dir)
+
+    @property
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid

@@ -599,7 +599,7 @@ def _peer_servers(run: Run, meta: dict[str, Any]) -> Iterator[list[Target]]:
             server.start()
             meta["peers"][server.name] = server.settings()
             run.progress(
-                f"{server.name} {meta['peers'][server.name]} serving on 127.0.0.1:{server.port}, pid {server.pid}"
+                f"{server.name} {meta['peers'][server.name]} serving on {server.address}, pid {server.pid}"
             )
             targets.append(server.target())
         yield targets
