@@ -24,7 +24,7 @@ from statehub.hub.protocol import MAX_PAGE_BYTES, MAX_PAGE_LIMIT, Changed, Chang
 from statehub.hub.publisher import changed_message
 from statehub.hub.records import Change
 from statehub.hub.rules import check_key, check_prefix
-from statehub.hub.store import Store
+from statehub.hub.store import StoreView
 
 # A filtered page looks at most this many revisions ahead: a prefix that nothing touches must
 # not make one request scan all of history.  ``last`` still advances over what was looked at.
@@ -33,10 +33,15 @@ SCAN_REVISIONS = 100_000
 CHANGE_OVERHEAD_BYTES = 96
 
 
-def change_page(store: Store, request: Changes) -> ChangePage:
+def change_page(store: StoreView, request: Changes) -> ChangePage:
     """One page of the feed after ``request.after``, or a ``compacted`` page when history no longer reaches it."""
     check_page_request(request)
-    head, oldest, after = store.rev, store.history_from, request.after
+    with store.snapshot():  # head, oldest and the rows from one instant, while the store thread commits
+        return _page(store, request)
+
+
+def _page(store: StoreView, request: Changes) -> ChangePage:
+    head, oldest, after = int(store.meta("rev")), int(store.meta("history_from")), request.after
     if after > head:
         raise InvalidRequest(
             f"revision {after} is ahead of this store (at revision {head}): it is not the store you "
@@ -49,7 +54,7 @@ def change_page(store: Store, request: Changes) -> ChangePage:
     try:
         changes, last, complete = _whole_revisions(store.epoch, rows, request.limit, request.max_bytes)
     finally:
-        rows.close()  # a page that stops early must not leave its SELECT open on the write connection
+        rows.close()  # a page that stops early must not leave its SELECT open
     if complete:
         last = until  # every revision up to it was looked at; those without a row here touch nothing under the prefix
     return ChangePage(
@@ -123,7 +128,7 @@ def _cost(change: Change) -> int:
     return value + len(change.key) + len(change.source) + len(change.user) + CHANGE_OVERHEAD_BYTES
 
 
-def item_at(store: Store, key: str, rev: int) -> Item:
+def item_at(store: StoreView, key: str, rev: int) -> Item:
     """``key`` as it was right after revision ``rev``: NotFound if it did not exist then.
 
     InvalidRequest, naming the oldest revision kept, when history no longer reaches back.

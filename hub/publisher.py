@@ -30,6 +30,7 @@ from statehub.hub.protocol import (
 )
 from statehub.hub.records import Applied, Change
 from statehub.hub.secret_box import is_sealed
+from statehub.hub.subscriptions import SubscriptionGuard
 
 MAX_SUBSCRIPTIONS_PER_TURN = 4096  # bounds the time one turn spends welcoming
 
@@ -73,10 +74,15 @@ class Publisher:
         self.published_rev = rev  # every revision up to this one has left the hub
         self.heartbeat_interval = heartbeat
         self._encode = msgspec.msgpack.Encoder().encode
+        self._guards: dict[zmq.Socket[bytes], SubscriptionGuard] = {}
 
     def add(self, xpub: zmq.Socket[bytes]) -> None:
         """Publish on ``xpub`` too (the ``--listen`` one)."""
         self.xpubs.append(xpub)
+
+    def guard(self, xpub: zmq.Socket[bytes], endpoint: str) -> None:
+        """Hold the subscriptions of ``xpub`` (bound at ``endpoint``) to the hub's rules (hub.subscriptions)."""
+        self._guards[xpub] = SubscriptionGuard(xpub, endpoint)
 
     def publish(self, applied: Iterable[Applied]) -> None:
         """Publish the changes of committed writes, in the order given (revision order)."""
@@ -93,13 +99,14 @@ class Publisher:
 
     def welcome(self, xpub: zmq.Socket[bytes]) -> None:
         """Welcome the new subscriptions of ``xpub`` on that socket (the others' subscribers need none)."""
+        guard = self._guards[xpub]
         for _ in range(MAX_SUBSCRIPTIONS_PER_TURN):
             try:
-                frame = xpub.recv(zmq.NOBLOCK)
+                frame = xpub.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            if frame[:1] == b"\x01":  # b"\x00" is an unsubscription: nothing to answer
-                topic = frame[1:]
+            topic = guard.admit(frame)
+            if topic is not None:  # an unsubscription needs no answer
                 welcome = Welcome(
                     epoch=self.epoch,
                     rev=self.published_rev,

@@ -26,7 +26,6 @@ from statehub.hub.protocol import (
     Reply,
     Request,
     Rotated,
-    RotateKey,
     Set,
     Snapshot,
     Status,
@@ -34,8 +33,9 @@ from statehub.hub.protocol import (
     Unset,
     request_decoder,
 )
+from statehub.hub.records import Rotation
 from statehub.hub.rules import check_key, check_prefix, check_write
-from statehub.hub.store import Store
+from statehub.hub.store import StoreView
 
 # msgspec raises UnicodeDecodeError for invalid UTF-8 and RecursionError for absurd
 # nesting, outside its own exception tree.
@@ -68,8 +68,8 @@ class RequestDecoder:
         return request
 
 
-def answer(store: Store, request: Request, status: Callable[[], HubStatus]) -> Reply:
-    """The reply to a request that is not a write (``status`` makes the hub's status)."""
+def answer(store: StoreView, request: Request, status: Callable[[], HubStatus]) -> Reply:
+    """The reply to a request that only reads (``status`` makes the hub's status), on the server thread's view."""
     if isinstance(request, Changes):
         return feed.change_page(store, request)
     if isinstance(request, Get) and request.at_rev is not None:
@@ -89,19 +89,21 @@ def answer(store: Store, request: Request, status: Callable[[], HubStatus]) -> R
     if isinstance(request, (Snapshot, List)):
         check_prefix(request.prefix)
         sealed = isinstance(request, Snapshot) and request.sealed
-        return replies.items(store.epoch, store.rev, store.entries(request.prefix), sealed=sealed)
+        rev, entries = store.current(request.prefix)
+        return replies.items(store.epoch, rev, entries, sealed=sealed)
     if isinstance(request, History):
         check_key(request.key)
         if not 1 <= request.limit <= MAX_HISTORY_LIMIT:
             raise InvalidRequest(f"history limit {request.limit} is outside 1..{MAX_HISTORY_LIMIT}")
         return replies.versions(request.key, store.history(request.key, request.limit))
-    if isinstance(request, RotateKey):
-        rotation = store.rotate_secrets()
-        return Rotated(secrets=rotation.secrets, versions=rotation.versions)
     if isinstance(request, Status):
         return status()
-    # A bug if reached: the dispatcher commits writes instead; it answers `internal` and logs this.
-    raise TypeError(f"a {type(request).__name__} request is a write: it is committed, not answered")
+    # A bug if reached: the dispatcher hands writes (and key rotation) to the store thread.
+    raise TypeError(f"a {type(request).__name__} request writes: the store thread runs it, not answer()")
+
+
+def rotated(rotation: Rotation) -> Rotated:
+    return Rotated(secrets=rotation.secrets, versions=rotation.versions)
 
 
 def _malformed(body: bytes, exc: Exception) -> InvalidRequest | ProtocolError:
