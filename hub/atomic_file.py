@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 _REPLACE_ATTEMPTS = 20  # Windows refuses a replace while a reader holds the file open
 
 
-def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync it, rename it over ``path``.
+def write_atomically(path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o600) -> None:
+    """Write ``data`` (bytes, or chunks of them) to a temp file beside ``path``, fsync it, rename it over ``path``.
 
     The file gets exactly ``mode``, whatever the process umask: the caller decides
     who may read it.  The folder is fsynced after the rename so the new name itself
@@ -23,7 +24,11 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
         with os.fdopen(fd, "wb") as handle:
             if os.name == "posix":
                 os.fchmod(handle.fileno(), mode)  # the umask may have narrowed it; the rename publishes it as asked
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                for chunk in data:  # the GIL is free while each chunk is written
+                    handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         _replace(temp, path)

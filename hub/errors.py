@@ -72,8 +72,28 @@ class StorageError(StatehubError):
 
 
 class HubUnavailable(StatehubError):
+    """No answer from a hub.  For a write: it never reached one, so nothing was written
+    (a write that reached the hub and got no answer is OutcomeUnknown).
+
+    ``not_running`` is True only on evidence that no hub runs (no hub.json, its
+    pid gone, the connection refused): the one case where queueing a write for
+    the hub's return helps.  A hub that runs but is silent, or that this user or
+    this key may not reach, leaves it False.
+    """
+
     code = "unavailable"
     exit_code = 5
+
+    def __init__(
+        self,
+        message: str,
+        conflicts: list[ConflictDetail] | None = None,
+        *,
+        hint: str | None = None,
+        not_running: bool = False,
+    ) -> None:
+        super().__init__(message, conflicts, hint=hint)
+        self.not_running = not_running
 
 
 class MirrorError(HubUnavailable):

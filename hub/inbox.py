@@ -44,9 +44,9 @@ def enqueue(data_dir: Path, write: WriteRequest) -> Path:
     return path
 
 
-def pending(data_dir: Path) -> list[QueuedWrite]:
-    """Queued writes in the order they were made."""
-    return [_load(path) for path in sorted(inbox_dir(data_dir).glob("*.json"))]
+def pending(data_dir: Path, limit: int | None = None) -> list[QueuedWrite]:
+    """Queued writes in the order they were made (the first ``limit`` of them)."""
+    return [_load(path) for path in sorted(inbox_dir(data_dir).glob("*.json"))[:limit]]
 
 
 def rejected(data_dir: Path) -> list[QueuedWrite]:

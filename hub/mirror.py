@@ -71,29 +71,41 @@ def _meta_value(text: str) -> str:
     return text if _BARE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
 
 
-def render(epoch: str, rev: int, entries: Iterable[Entry], written: float) -> bytes:
-    """The mirror text of the store's entries at revision ``rev``."""
-    decode = msgspec.msgpack.Decoder().decode
-    to_json = msgspec.json.Encoder().encode
-    lines = []
-    placeholder = json.dumps(SECRET_PLACEHOLDER)
-    for key, blob, key_rev, created_rev, when, source, user in entries:
+class LineRenderer:
+    """Renders the mirror's lines: one per key, and the header.  Holds its codecs, so make one and reuse it."""
+
+    def __init__(self) -> None:
+        self._decode = msgspec.msgpack.Decoder().decode
+        self._to_json = msgspec.json.Encoder().encode
+        self._placeholder = json.dumps(SECRET_PLACEHOLDER).encode()
+
+    def line(self, key: str, blob: bytes, rev: int, created_rev: int, when: float, source: str, user: str) -> bytes:
+        """The line of one key, newline included."""
         secret = is_sealed(blob)
-        value = placeholder if secret else to_json(decode(blob)).decode()
-        meta = f"rev={key_rev} created={created_rev} time={iso_time(when)}"
+        value = self._placeholder if secret else self._to_json(self._decode(blob))
+        meta = f"rev={rev} created={created_rev} time={iso_time(when)}"
         meta += f" source={_meta_value(source)} user={_meta_value(user)}"
         meta += " secret=yes" if secret else ""
-        lines.append(f"{key} = {value}  # {meta}\n")
-    header = (
-        "# statehub mirror: the hub's current state. Do not edit: the hub rewrites this file.\n"
-        "# To change a value use `statehub set`; to edit by hand use `statehub sync-file`.\n"
-        f"# format: {MIRROR_FORMAT}\n"
-        f"# epoch: {epoch}\n"
-        f"# revision: {rev}\n"
-        f"# written: {iso_time(written)}\n"
-        f"# keys: {len(lines)}\n"
-    )
-    return (header + "".join(lines)).encode()
+        return b"".join((key.encode(), b" = ", value, f"  # {meta}\n".encode()))
+
+    @staticmethod
+    def header(epoch: str, rev: int, keys: int, written: float) -> bytes:
+        return (
+            "# statehub mirror: the hub's current state. Do not edit: the hub rewrites this file.\n"
+            "# To change a value use `statehub set`; to edit by hand use `statehub sync-file`.\n"
+            f"# format: {MIRROR_FORMAT}\n"
+            f"# epoch: {epoch}\n"
+            f"# revision: {rev}\n"
+            f"# written: {iso_time(written)}\n"
+            f"# keys: {keys}\n"
+        ).encode()
+
+
+def render(epoch: str, rev: int, entries: Iterable[Entry], written: float) -> bytes:
+    """The mirror text of the store's entries at revision ``rev``."""
+    renderer = LineRenderer()
+    lines = [renderer.line(*entry) for entry in entries]
+    return renderer.header(epoch, rev, len(lines), written) + b"".join(lines)
 
 
 def parse(text: str) -> MirrorState:

@@ -25,6 +25,12 @@ MAX_BATCH_OPS = 10_000  # ops in all the writes of one batch
 MAX_VALUE_DEPTH = 32
 MAX_NAME_LENGTH = 64  # source and user names
 MAX_HISTORY_LIMIT = 10_000
+# A page of the change feed (the ``changes`` request): at most this many changes,
+# and about this many bytes, unless its first revision alone is larger.
+DEFAULT_PAGE_LIMIT = 1000
+MAX_PAGE_LIMIT = 10_000
+DEFAULT_PAGE_BYTES = 1024 * 1024
+MAX_PAGE_BYTES = 16 * 1024 * 1024
 # A published change carries its value only up to this size; a larger one is
 # sent with ``value_omitted`` and subscribers fetch it.  This is what bounds the
 # memory a stalled subscriber can pin in the hub's send queue.
@@ -47,6 +53,7 @@ class Get(_Message, tag="get"):
     v: int
     key: str
     reveal: bool = False  # a secret's plaintext instead of the placeholder
+    at_rev: int | None = None  # the item as it was right after this revision (from history)
 
 
 class List(_Message, tag="list"):
@@ -145,7 +152,17 @@ class RotateKey(_Message, tag="rotate_key"):
     v: int
 
 
-Request = Get | List | Snapshot | History | Status | Set | Unset | Txn | Batch | RotateKey
+class Changes(_Message, tag="changes"):
+    """The committed changes after revision ``after``, in revision order: one page of the feed."""
+
+    v: int
+    after: int
+    prefix: str = ""  # only changes of keys under it (the revision sequence stays global)
+    limit: int = DEFAULT_PAGE_LIMIT  # changes per page, 1..MAX_PAGE_LIMIT
+    max_bytes: int = DEFAULT_PAGE_BYTES  # about this many bytes per page, 1..MAX_PAGE_BYTES
+
+
+Request = Get | List | Snapshot | History | Status | Set | Unset | Txn | Batch | RotateKey | Changes
 WriteRequest = Set | Unset | Txn
 
 # --- replies (hub -> client) -----------------------------------------------
@@ -242,7 +259,26 @@ class Error(_Message, tag="error"):
     conflicts: list[ConflictDetail] = []
 
 
-Reply = Item | Items | Versions | HubStatus | Committed | BatchCommitted | Rotated | Error
+class ChangePage(_Message, tag="change_page"):
+    """Revisions ``after``+1 .. ``last`` of the feed, whole, each change with its value as of its revision.
+
+    ``head`` is the store's revision when the page was read (``more``: last < head);
+    ``oldest`` the first revision whose history is kept.  ``compacted``: the history
+    after ``after`` is gone (pruned), so the page is empty and the reader must
+    rebuild from a snapshot.
+    """
+
+    epoch: str
+    after: int
+    last: int
+    head: int
+    oldest: int
+    changes: list[Changed] = []
+    more: bool = False
+    compacted: bool = False
+
+
+Reply = Item | Items | Versions | HubStatus | Committed | BatchCommitted | Rotated | Error | ChangePage
 
 # --- published (hub -> subscribers, over XPUB/SUB) --------------------------
 
@@ -261,7 +297,8 @@ class Changed(_Message, tag="changed"):
     source: str = ""
     user: str = ""
     secret: bool = False  # the value is the placeholder: subscribers learn only that it changed
-    value_omitted: bool = False  # larger than MAX_INLINE_VALUE_BYTES: fetch it with Get
+    value_omitted: bool = False  # larger than MAX_INLINE_VALUE_BYTES: read its revision's page
+    prev_rev: int = 0  # the key's revision before this change; 0: it did not exist
     backfill: bool = False  # history written after the fact: a consumer may skip or batch it
 
 

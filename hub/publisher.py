@@ -30,12 +30,17 @@ from statehub.hub.protocol import (
 )
 from statehub.hub.records import Applied, Change
 from statehub.hub.secret_box import is_sealed
+from statehub.hub.subscriptions import SubscriptionGuard
 
 MAX_SUBSCRIPTIONS_PER_TURN = 4096  # bounds the time one turn spends welcoming
 
 
-def changed_message(epoch: str, change: Change) -> Changed:
-    """The published form of a change: a secret as the placeholder, a large value omitted."""
+def changed_message(epoch: str, change: Change, *, inline_limit: int | None = MAX_INLINE_VALUE_BYTES) -> Changed:
+    """The published form of a change: a secret as the placeholder, a value over ``inline_limit`` omitted.
+
+    The feed's pages (``hub.feed``) pass ``inline_limit=None``: a page is a reply,
+    so a large value in it pins no memory in the publisher.
+    """
     message = Changed(
         epoch=epoch,
         rev=change.rev,
@@ -47,13 +52,14 @@ def changed_message(epoch: str, change: Change) -> Changed:
         source=change.source,
         user=change.user,
         backfill=change.backfill,
+        prev_rev=change.prev_rev,
     )
     blob = change.blob
     if blob is None:
         return message
     if is_sealed(blob):
         message.value, message.secret = SECRET_PLACEHOLDER, True
-    elif len(blob) > MAX_INLINE_VALUE_BYTES:
+    elif inline_limit is not None and len(blob) > inline_limit:
         message.value_omitted = True
     else:
         message.value = msgspec.Raw(blob)
@@ -69,10 +75,15 @@ class Publisher:
         self.published_rev = rev  # every revision up to this one has left the hub
         self.heartbeat_interval = heartbeat
         self._encode = msgspec.msgpack.Encoder().encode
+        self._guards: dict[zmq.Socket[bytes], SubscriptionGuard] = {}
 
     def add(self, xpub: zmq.Socket[bytes]) -> None:
         """Publish on ``xpub`` too (the ``--listen`` one)."""
         self.xpubs.append(xpub)
+
+    def guard(self, xpub: zmq.Socket[bytes], endpoint: str) -> None:
+        """Hold the subscriptions of ``xpub`` (bound at ``endpoint``) to the hub's rules (hub.subscriptions)."""
+        self._guards[xpub] = SubscriptionGuard(xpub, endpoint)
 
     def publish(self, applied: Iterable[Applied]) -> None:
         """Publish the changes of committed writes, in the order given (revision order)."""
@@ -89,13 +100,14 @@ class Publisher:
 
     def welcome(self, xpub: zmq.Socket[bytes]) -> None:
         """Welcome the new subscriptions of ``xpub`` on that socket (the others' subscribers need none)."""
+        guard = self._guards[xpub]
         for _ in range(MAX_SUBSCRIPTIONS_PER_TURN):
             try:
-                frame = xpub.recv(zmq.NOBLOCK)
+                frame = xpub.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            if frame[:1] == b"\x01":  # b"\x00" is an unsubscription: nothing to answer
-                topic = frame[1:]
+            topic = guard.admit(frame)
+            if topic is not None:  # an unsubscription needs no answer
                 welcome = Welcome(
                     epoch=self.epoch,
                     rev=self.published_rev,

@@ -12,13 +12,14 @@ from collections.abc import Callable
 
 import msgspec
 
-from statehub.hub import replies
+from statehub.hub import feed, replies
 from statehub.hub.errors import InvalidRequest, ProtocolError
 from statehub.hub.protocol import (
     MAX_HISTORY_LIMIT,
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
     Batch,
+    Changes,
     Get,
     History,
     HubStatus,
@@ -26,7 +27,6 @@ from statehub.hub.protocol import (
     Reply,
     Request,
     Rotated,
-    RotateKey,
     Set,
     Snapshot,
     Status,
@@ -34,8 +34,9 @@ from statehub.hub.protocol import (
     Unset,
     request_decoder,
 )
+from statehub.hub.records import Rotation
 from statehub.hub.rules import check_batch, check_key, check_prefix, check_write
-from statehub.hub.store import Store
+from statehub.hub.store import StoreView
 
 # msgspec raises UnicodeDecodeError for invalid UTF-8 and RecursionError for absurd
 # nesting, outside its own exception tree.
@@ -70,8 +71,14 @@ class RequestDecoder:
         return request
 
 
-def answer(store: Store, request: Request, status: Callable[[], HubStatus]) -> Reply:
-    """The reply to a request that is not a write (``status`` makes the hub's status)."""
+def answer(store: StoreView, request: Request, status: Callable[[], HubStatus]) -> Reply:
+    """The reply to a request that only reads (``status`` makes the hub's status), on the server thread's view."""
+    if isinstance(request, Changes):
+        return feed.change_page(store, request)
+    if isinstance(request, Get) and request.at_rev is not None:
+        if request.reveal:
+            raise InvalidRequest("reveal reads a secret as it is now; it cannot be combined with at_rev")
+        return feed.item_at(store, request.key, request.at_rev)
     if isinstance(request, Get):
         check_key(request.key)
         entry = store.entry(request.key)
@@ -85,19 +92,21 @@ def answer(store: Store, request: Request, status: Callable[[], HubStatus]) -> R
     if isinstance(request, (Snapshot, List)):
         check_prefix(request.prefix)
         sealed = isinstance(request, Snapshot) and request.sealed
-        return replies.items(store.epoch, store.rev, store.entries(request.prefix), sealed=sealed)
+        rev, entries = store.current(request.prefix)
+        return replies.items(store.epoch, rev, entries, sealed=sealed)
     if isinstance(request, History):
         check_key(request.key)
         if not 1 <= request.limit <= MAX_HISTORY_LIMIT:
             raise InvalidRequest(f"history limit {request.limit} is outside 1..{MAX_HISTORY_LIMIT}")
         return replies.versions(request.key, store.history(request.key, request.limit))
-    if isinstance(request, RotateKey):
-        rotation = store.rotate_secrets()
-        return Rotated(secrets=rotation.secrets, versions=rotation.versions)
     if isinstance(request, Status):
         return status()
-    # A bug if reached: the dispatcher commits writes instead; it answers `internal` and logs this.
-    raise TypeError(f"a {type(request).__name__} request is a write: it is committed, not answered")
+    # A bug if reached: the dispatcher hands writes (and key rotation) to the store thread.
+    raise TypeError(f"a {type(request).__name__} request writes: the store thread runs it, not answer()")
+
+
+def rotated(rotation: Rotation) -> Rotated:
+    return Rotated(secrets=rotation.secrets, versions=rotation.versions)
 
 
 def _malformed(body: bytes, exc: Exception) -> InvalidRequest | ProtocolError:

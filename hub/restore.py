@@ -14,12 +14,13 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from statehub.hub.data_dir import acquire_lock, prepare_data_dir
-from statehub.hub.errors import StorageError
+from statehub.hub.errors import HubAlreadyRunning, StorageError
 from statehub.hub.mirror import MirrorError, read_mirror
 from statehub.hub.mirror_writer import write_mirror
-from statehub.hub.paths import Layout
+from statehub.hub.paths import Layout, read_hub_info
 from statehub.hub.protocol import PROTOCOL_VERSION, Op, Txn
 from statehub.hub.state_files import StateFile, list_snapshots
 from statehub.hub.store import Store
@@ -34,13 +35,33 @@ class Restored:
     moved_aside: list[Path]
 
 
-def restore(data_dir: Path, state: StateFile) -> Restored:
+def lock_for_restore(data_dir: Path) -> IO[bytes]:
+    """Hold the data dir's lock for a restore (keep it until ``restore`` is done): refuse while a hub runs.
+
+    Taken before anything is asked or changed, so a person is never asked to
+    confirm a restore that cannot happen.
+    """
     layout = Layout(data_dir)
     prepare_data_dir(layout)
-    lock = acquire_lock(layout)
+    try:
+        return acquire_lock(layout)
+    except HubAlreadyRunning:
+        info = read_hub_info(layout)
+        who = f"a hub (pid {info.pid})" if info is not None else "a hub"
+        raise HubAlreadyRunning(
+            f"{who} is serving {data_dir}: restore replaces its store, so it cannot run while the hub does",
+            hint="stop the hub (Ctrl-C, or `systemctl stop statehub`), then run the same restore again",
+        ) from None
+
+
+def restore(data_dir: Path, state: StateFile, lock: IO[bytes] | None = None) -> Restored:
+    """Replace the store with ``state``; ``lock`` from ``lock_for_restore``, else it is taken here (and released)."""
+    layout = Layout(data_dir)
+    held = lock if lock is not None else lock_for_restore(data_dir)
     try:
         floor = max([state.rev, _readable_rev(layout.store), _mirror_rev(layout), *_snapshot_revs(data_dir)])
         moved = _move_aside(layout.store)
+        prepare_data_dir(layout)  # the new store file is made 0600 before SQLite opens it (docs/security.md)
         store = Store(layout.store)
         try:
             store.raise_revision(floor)
@@ -55,7 +76,7 @@ def restore(data_dir: Path, state: StateFile) -> Restored:
         write_mirror(layout.store, layout.mirror)
         return Restored(rev, epoch, len(ops), moved)
     finally:
-        lock.close()
+        held.close()
 
 
 def _move_aside(store: Path) -> list[Path]:

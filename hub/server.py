@@ -30,9 +30,10 @@ from typing import IO, Any
 import msgspec
 import zmq
 
-from statehub.hub import __version__
+from statehub.hub import __version__, inbox
 from statehub.hub.access import RemoteListeners, open_listeners
 from statehub.hub.atomic_file import write_atomically
+from statehub.hub.committer import Committer
 from statehub.hub.data_dir import acquire_lock, prepare_data_dir
 from statehub.hub.dispatch import Dispatcher
 from statehub.hub.errors import InvalidRequest, StorageError
@@ -44,7 +45,7 @@ from statehub.hub.publisher import Publisher
 from statehub.hub.records import Applied
 from statehub.hub.secret_box import SecretBox
 from statehub.hub.sockets import bind, configure_router, configure_xpub
-from statehub.hub.store import Store
+from statehub.hub.store import Store, StoreView
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,10 @@ class Hub:
         self.mirror = MirrorWriter(
             layout.store, layout.mirror, config.mirror_interval, mode=config.mirror_mode
         )
+        self.committer = Committer(store)
+        self.view = StoreView(store)
         self.dispatcher = Dispatcher(
-            store, self.publisher, status=self._status, on_commit=self.mirror.request
+            self.committer, self.view, self.publisher, status=self._status, on_commit=self.mirror.apply
         )
         self._chores = Chores()
         self._wakeup_r, self._wakeup_w = socket.socketpair()
@@ -126,19 +129,22 @@ class Hub:
         configure_xpub(self.xpub)
         self.endpoints["rpc"] = bind(self.router, rpc)
         self.endpoints["events"] = bind(self.xpub, events)
+        self.publisher.guard(self.xpub, self.endpoints["events"])
         if self.config.listen:
             self.remote = open_listeners(
                 self._ctx, self.layout, self.config.listen, self.config.listen_events
             )
             self.endpoints.update(self.remote.endpoints)
             self.publisher.add(self.remote.xpub)
+            self.publisher.guard(self.remote.xpub, self.endpoints["listen_events"])
 
     def _routers(self) -> list[zmq.Socket[bytes]]:
         return [self.router] if self.remote is None else [self.router, self.remote.router]
 
     def announce(self) -> None:
         """Apply queued writes, write hub.json (clients find the hub by it) and the first mirror."""
-        self._chores.run("applying queued writes", self._apply_inbox)
+        self._chores.run("applying queued writes", self._apply_whole_inbox)
+        self.committer.start()
         self.mirror.start()
         self._announced = True
         self.mirror.request()
@@ -194,6 +200,9 @@ class Hub:
         for sock in (*self._routers(), *self.publisher.xpubs):
             poller.register(sock, zmq.POLLIN)
         poller.register(self._wakeup_r, zmq.POLLIN)
+        poller.register(self.dispatcher.intake.wakeup, zmq.POLLIN)
+        poller.register(self.committer.wakeup, zmq.POLLIN)
+        woken_by = {self.dispatcher.intake.wakeup.fileno(), self.committer.wakeup.fileno()}
         next_beat = time.monotonic() + self.config.heartbeat
         while not self._stopping:
             timeout = max(0.0, next_beat - time.monotonic())
@@ -202,31 +211,52 @@ class Hub:
                 if xpub in ready:
                     self.publisher.welcome(xpub)
             routers = [router for router in self._routers() if router in ready]
-            if routers:
+            if routers or not woken_by.isdisjoint(ready):
                 self.dispatcher.serve(routers)
             if time.monotonic() >= next_beat:
                 self._housekeeping()
                 next_beat = time.monotonic() + self.config.heartbeat
+        # What the store thread still has (a batch, a chore) is finished, acknowledged and published.
+        self.committer.stop()
+        self.dispatcher.serve([])
         log.info("statehub stopping at revision %d", self.store.rev)
 
     def _housekeeping(self) -> None:
-        """The chores of each heartbeat interval; a failing one is logged and the loop goes on."""
-        self._chores.run("checking the store file", self.store.ensure_file)
+        """The chores of each heartbeat interval; a failing one is logged and the loop goes on.
+
+        Chores that touch the store run on the store thread, one at a time: a
+        chore still running (a slow disk) is not queued again behind itself.
+        """
+        if self.committer.pending == 0:
+            self._on_store_thread("checking the store file", lambda store: store.ensure_file())
+            self._apply_inbox()
         self._chores.run("checking hub.json", self._ensure_hub_file)
-        self._chores.run("applying queued writes", self._apply_inbox)
         self._chores.run("publishing the heartbeat", self.publisher.heartbeat)
+
+    def _on_store_thread(self, name: str, work: Callable[[Store], object]) -> None:
+        self.committer.submit(work, lambda outcome: self._chores.run(name, outcome.result))
 
     def _ensure_hub_file(self) -> None:
         """Someone may delete the data dir under a running hub: put back the file clients find it by."""
         if self.layout.data_dir.is_dir() and not self.layout.hub_file.exists():
             self._write_hub_file()
 
-    def _apply_inbox(self) -> None:
-        apply_inbox(self.layout.data_dir, self.store, self._publish_one)
+    def _apply_whole_inbox(self) -> None:
+        """At start, before the store thread runs: every queued write, before any client is served."""
+        while inbox.pending(self.layout.data_dir, 1):  # each batch moves files out, or raises
+            self._publish(apply_inbox(self.layout.data_dir, self.store))
 
-    def _publish_one(self, applied: Applied) -> None:
-        self.publisher.publish([applied])
-        self.mirror.request()
+    def _apply_inbox(self) -> None:
+        """Apply a bounded batch of queued writes on the store thread; publish them when it is done."""
+        data_dir = self.layout.data_dir
+        self.committer.submit(
+            lambda store: apply_inbox(data_dir, store),
+            lambda outcome: self._chores.run("applying queued writes", lambda: self._publish(outcome.result())),
+        )
+
+    def _publish(self, applied: list[Applied]) -> None:
+        self.publisher.publish(applied)
+        self.mirror.apply(applied)
 
     def close(self) -> None:
         """Write the last mirror, close the sockets without lingering, release the lock.
@@ -241,8 +271,11 @@ class Hub:
         if self.remote is not None:
             steps.append(("closing the --listen sockets", self.remote.close))
         steps += [
+            ("stopping the intake thread", self.dispatcher.close),
+            ("stopping the store thread", self.committer.close),
             ("closing the sockets", self._close_sockets),
             ("removing the ipc socket files", self._remove_ipc_files),
+            ("closing the read connection", self.view.close),
             ("closing the store", self.store.close),
             ("releasing the data dir lock", self._lock.close),
         ]
@@ -274,9 +307,9 @@ class Hub:
             version=__version__,
             protocol=PROTOCOL_VERSION,
             epoch=self.store.epoch,
-            rev=self.store.rev,
+            rev=self.view.rev,
             uptime=time.time() - self._started,
-            keys=self.store.count(),
+            keys=self.view.count(),
             pid=os.getpid(),
             data_dir=str(self.layout.data_dir),
             store=str(self.layout.store),

@@ -12,7 +12,11 @@ from statehub.hub.errors import InvalidRequest
 from statehub.hub.protocol import MAX_MESSAGE_BYTES
 
 PUBLISH_HWM = 10_000  # per subscriber; beyond it ZeroMQ drops and subscribers resync
-MAX_SUBSCRIPTION_BYTES = 4096  # subscribers only send subscriptions
+# Subscribers only send subscriptions, and need only "" (a key prefix at most: 256 bytes).  A frame
+# over this drops the peer before libzmq stores anything; it must still fit the handshake's
+# commands (a CURVE INITIATE is ~300 bytes) and a CURVE-boxed subscription (33 bytes more).
+MAX_SUBSCRIPTION_BYTES = 512
+SUBSCRIPTIONS_QUEUED = 8  # per peer, before libzmq stops reading its socket
 
 
 def configure_router(router: zmq.Socket[bytes]) -> None:
@@ -25,8 +29,10 @@ def configure_router(router: zmq.Socket[bytes]) -> None:
 
 
 def configure_xpub(xpub: zmq.Socket[bytes]) -> None:
-    """A change-stream XPUB: every subscription handed up (for welcomes), a bounded queue per subscriber."""
-    xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
+    """A change-stream XPUB: every subscription handed up (for welcomes) and applied by the hub, a bounded queue per subscriber."""
+    xpub.setsockopt(zmq.XPUB_MANUAL, 1)  # hub.subscriptions subscribes each peer to "" itself
+    # libzmq stores a peer's queued subscriptions before the hub sees the first: keep that queue short.
+    xpub.setsockopt(zmq.RCVHWM, SUBSCRIPTIONS_QUEUED)
     xpub.setsockopt(zmq.SNDHWM, PUBLISH_HWM)
     xpub.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
     xpub.setsockopt(zmq.LINGER, 0)

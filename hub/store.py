@@ -38,7 +38,7 @@ from statehub.hub.protocol import (
 from statehub.hub.records import Applied, AppliedBatch, Change, Entry, Rotation
 from statehub.hub.secret_box import SecretBox, SecretKeyError, is_sealed
 from statehub.hub.store_file import Transaction, open_for_writing, open_store_file
-from statehub.hub.store_reads import StoreReader
+from statehub.hub.store_reads import StoreReader, connect
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class Store(StoreReader):
         self.epoch: str = self.meta("epoch")
         self.rev: int = int(self.meta("rev"))
         self.history_from: int = int(self.meta("history_from"))
+        self.generation = 0  # counts the times the file was written back: readers must reopen then
         self._check_secrets_key()
 
     # --- setup ----------------------------------------------------------------
@@ -143,6 +144,7 @@ class Store(StoreReader):
             self._conn.close()
             self._conn = open_for_writing(self.path)
             self._inode = os.stat(self.path).st_ino
+            self.generation += 1
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(
                 f"the store {self.path} was deleted and cannot be written back: {exc}"
@@ -425,6 +427,43 @@ def _entries_after(
         created = entry.created_rev if entry is not None else rev
         after[op.key] = None if blob is None else Entry(op.key, blob, rev, created, now, write.source, write.user)
     return after
+
+
+class StoreView(StoreReader):
+    """The server thread's read-only connection, while the store thread writes through the Store.
+
+    WAL lets it read committed state while a commit is under way.  ``current``
+    reads the revision and the keys in one read transaction, so a reply never
+    pairs a revision with keys of another.
+    """
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(connect(store.path, readonly=True))
+        self.path = store.path
+        self.epoch = store.epoch
+        self.secrets = store.secrets
+        self.generation = store.generation
+        self.meta("epoch")  # opens the WAL now: later its folder may be gone (the hub serves reads then too)
+
+    def reopen(self, generation: int) -> None:
+        """Read the store file written back under the same path (its ``generation``)."""
+        self._conn.close()
+        self._conn = connect(self.path, readonly=True)
+        self.generation = generation
+        self.meta("epoch")
+
+    @property
+    def rev(self) -> int:
+        return int(self.meta("rev"))
+
+    def current(self, prefix: str = "") -> tuple[int, list[Entry]]:
+        """The committed revision and the keys under ``prefix``, from the same instant."""
+        with self.snapshot():
+            return int(self.meta("rev")), list(self.entries(prefix))
+
+    def open_secret(self, entry: Entry) -> bytes:
+        """The plain MessagePack value of a secret (SecretKeyError when the key file cannot open it)."""
+        return self.secrets.open(entry.blob, entry.key)
 
 
 def _check_conditions(ops: list[Op], current: dict[str, Entry | None]) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 from statehub.hub.errors import StorageError
 from statehub.hub.store_reads import connect
 
+BACKSTOP_CHECKPOINT_PAGES = 16_384  # 64 MiB of WAL: only reached if the mirror thread's checkpoints stop
+
 # The tables as schema 1 made them; MIGRATIONS bring them to SCHEMA_VERSION, for new
 # stores too, so there is one path to the current layout.
 _SCHEMA = """
@@ -87,6 +89,10 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         # FULL makes every commit fsync the WAL: an acknowledged write survives power loss.
         conn.execute("PRAGMA synchronous = FULL")
+        # A checkpoint inside a COMMIT (SQLite's default, every 1,000 pages) made one write in a
+        # few hundred wait for milliseconds.  The hub's mirror thread checkpoints instead
+        # (hub.mirror_writer, PASSIVE: writers go on); this is only the backstop.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}")
     except BaseException:
         conn.close()
         raise

@@ -10,7 +10,7 @@ tables lives here and in ``hub.store`` only.  Results are the records of
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,12 @@ _CHANGE = (
     "SELECT rev, idx, (SELECT count(*) FROM history AS part WHERE part.rev = history.rev), "
     "key, op, value, prev_value, prev_rev, time, source, user, backfill != 0 FROM history"
 )
+# What a change found before it (its previous value and revision) and, from the row of the
+# change that wrote that value (if still kept), when and by whom: the key right before ``later``.
+_UNDO = (
+    "SELECT later.key, later.prev_value, later.prev_rev, wrote.time, wrote.source, wrote.user "
+    "FROM history AS later LEFT JOIN history AS wrote ON wrote.key = later.key AND wrote.rev = later.prev_rev"
+)
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -32,7 +38,8 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     else:
-        conn = sqlite3.connect(path, isolation_level=None)
+        # The hub opens its write connection, then hands it to its store thread (one user at a time).
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
 
@@ -105,29 +112,56 @@ class StoreReader:
         """The keys under ``prefix`` as they were right after revision ``rev``.
 
         Undoes, key by key, the first change made after ``rev``: history rows
-        carry the value they replaced.  Keys restored this way know only their
-        value and revision (no time or writer).
+        carry the value they replaced, and the row of the change that wrote it
+        (while history still holds it) its time and writer.  A key restored this
+        way does not know when it was created: its ``created_rev`` is its ``rev``.
         """
         with self.snapshot():
             self._check_rebuildable(rev)
             entries = {entry.key: entry for entry in self.entries(prefix)}
-            sql = "SELECT key, prev_value, prev_rev FROM history WHERE rev > ?"
+            sql = _UNDO + " WHERE later.rev > ?"
             args: tuple[Any, ...] = (rev,)
             if prefix:
-                sql += " AND key >= ? AND key < ?"
+                sql += " AND later.key >= ? AND later.key < ?"
                 args += key_range(prefix)
             undone: set[str] = set()
-            for key, prev_blob, prev_rev in self._conn.execute(sql + " ORDER BY rev, idx", args):
+            for key, *state in self._conn.execute(sql + " ORDER BY later.rev, later.idx", args):
                 if key in undone:
                     continue
                 undone.add(key)
-                if prev_rev == 0:
+                restored = _restored(key, *state)
+                if restored is None:
                     entries.pop(key, None)
                 else:
-                    entries[key] = Entry(key, prev_blob, prev_rev, prev_rev, 0.0, "", "")
+                    entries[key] = restored
         return [entries[key] for key in sorted(entries)]
 
+    def entry_at(self, key: str, rev: int) -> Entry | None:
+        """The key as it was right after revision ``rev`` (None: it did not exist then), as ``state_at`` rebuilds it."""
+        with self.snapshot():
+            self._check_rebuildable(rev)
+            row = self._conn.execute(
+                _UNDO + " WHERE later.key = ? AND later.rev > ? ORDER BY later.rev LIMIT 1", (key, rev)
+            ).fetchone()
+            if row is None:
+                return self.find(key)  # nothing changed it since: as it is now
+        return _restored(*row)
+
+    def changes_after(self, after: int, until: int, prefix: str = "") -> Generator[Change, None, None]:
+        """The history rows of revisions ``after``+1 .. ``until``, in revision and index order, read lazily.
+
+        With ``prefix``, only those of keys under it (``count`` still counts the
+        whole revision).  Values are the stored bytes: sealed secrets stay sealed.
+        """
+        if prefix:
+            sql = _CHANGE + " WHERE rev > ? AND rev <= ? AND key >= ? AND key < ? ORDER BY rev, idx"
+            rows = self._conn.execute(sql, (after, until, *key_range(prefix)))
+        else:
+            rows = self._conn.execute(_CHANGE + " WHERE rev > ? AND rev <= ? ORDER BY rev, idx", (after, until))
+        return (change_of(row) for row in rows)
+
     def _check_rebuildable(self, rev: int) -> None:
+        """InvalidRequest unless history reaches back to the state right after ``rev``."""
         current, history_from = int(self.meta("rev")), int(self.meta("history_from"))
         if not 0 <= rev <= current:
             raise InvalidRequest(f"revision {rev} does not exist: the store is at revision {current}")
@@ -142,6 +176,15 @@ def change_of(row: tuple[Any, ...]) -> Change:
     """The Change of a row selected with ``_CHANGE`` (SQLite has no booleans: backfill comes as 0 or 1)."""
     rev, index, count, key, op, blob, prev_blob, prev_rev, when, source, user, backfill = row
     return Change(rev, index, count, key, op, blob, prev_blob, prev_rev, when, source, user, bool(backfill))
+
+
+def _restored(
+    key: str, prev_blob: bytes | None, prev_rev: int, time: float | None, source: str | None, user: str | None
+) -> Entry | None:
+    """A key as a later change found it: gone (prev_rev 0), or its previous value and revision."""
+    if prev_rev == 0 or prev_blob is None:
+        return None
+    return Entry(key, prev_blob, prev_rev, prev_rev, time or 0.0, source or "", user or "")
 
 
 def key_range(prefix: str) -> tuple[str, str]:

@@ -41,7 +41,7 @@ def free_port() -> int:
 
 
 def missing_binaries() -> list[str]:
-    return [name for name in ("redis-server", "etcd") if shutil.which(name) is None]
+    return [name for name in ("redis-server", "etcd", "mosquitto") if shutil.which(name) is None]
 
 
 class ServerProcess:
@@ -81,6 +81,11 @@ class ServerProcess:
         raise RuntimeError(
             f"{self.name} did not start within {START_TIMEOUT:.0f} s; its log ends:\n{log_text}"
         )
+
+    @property
+    def address(self) -> str:
+        port = getattr(self, "port", None)
+        return f"127.0.0.1:{port}" if port is not None else str(self.dir)
 
     @property
     def pid(self) -> int:

@@ -6,9 +6,10 @@
 
 A hub runs in a temp dir; py-spy samples it (``--idle``, so time blocked in fsync or in
 poll counts too, unless ``--cpu``; and ``--nonblocking``, so sampling does not slow the hub)
-while bench.py's drivers load it.  The report gives, for the hub's server thread, the share of samples in
-which each step of the write path was on the stack (inclusive), and the lines that were
-running (exclusive), so "COMMIT" is the time fsync-ing the WAL and "poll" the time idle.
+while bench.py's drivers load it.  The report gives, for the hub's server thread and its store
+thread, the share of samples in which each step of the write path was on the stack (inclusive),
+and the lines that were running (exclusive), so "COMMIT" is the time fsync-ing the WAL and "poll"
+the time idle.  It runs against an older tree too (steps it lacks are left out).
 """
 
 from __future__ import annotations
@@ -35,18 +36,22 @@ STEPS = (
     ("poll: waiting for requests", "run (hub/server.py", "poll ("),
     ("Dispatcher.serve: one turn", "serve (hub/dispatch.py", None),
     ("recv_multipart", "_drain (hub/dispatch.py", "recv_multipart ("),
-    ("_answer: decode + validate (+ reads)", "_answer (hub/dispatch.py", None),
-    ("_commit: store + reply + publish", "_commit (hub/dispatch.py", None),
+    ("decode + validate", "decode_or_refuse (hub/dispatch.py", None),
+    ("reads answered", "_answer (hub/dispatch.py", None),
+    ("a lone write committed on the loop (run_here)", "run_here (hub/committer.py", None),
+    ("store thread: waiting for a job", "_run (hub/committer.py", "get ("),
     ("Store.commit: the transaction", "commit (hub/store.py", None),
     ("Store._apply: SQL per write", "_apply (hub/store.py", None),
     ("Transaction.__enter__: BEGIN IMMEDIATE", "__enter__ (hub/store_file.py", None),
     ("Transaction.__exit__: COMMIT (WAL fsync)", "__exit__ (hub/store_file.py", None),
     ("_check_still_there: stat per commit", "_check_still_there (hub/store.py", None),
+    ("acknowledge + publish (_committed; _commit before the store thread)", "_commit", None),
     ("Publisher.publish: PUB", "publish (hub/publisher.py", None),
     ("_reply: send replies", "_reply (hub/dispatch.py", None),
-    ("mirror.request", "request (hub/mirror_writer.py", None),
+    ("mirror hand-over (apply; request before)", "(hub/mirror_writer.py", None),
     ("chores: store file, hub.json, inbox, heartbeat", "_housekeeping (hub/server.py", None),
 )
+THREADS = (("server thread", "run (hub/server.py"), ("store thread", "_run (hub/committer.py"))
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]*)(?::(?P<line>\d+))?\)$")
 
 
@@ -69,32 +74,35 @@ def load_stacks(path: Path) -> list[tuple[list[str], int]]:
 
 
 def summarise(stacks: list[tuple[list[str], int]], title: str) -> str:
-    server = [(frames, n) for frames, n in stacks if any("run (hub/server.py" in f for f in frames)]
-    total = sum(n for _, n in server) or 1
-    lines = [
-        f"## {title}",
-        "",
-        f"server thread: {total} samples",
-        "",
-        "| step (inclusive) | share |",
-        "|---|---|",
-    ]
+    lines = [f"## {title}", ""]
+    for name, marker in THREADS:
+        thread = [(frames, n) for frames, n in stacks if any(marker in f for f in frames)]
+        if thread:
+            lines += _thread_shares(thread, name)
+    known = [marker for _, marker in THREADS]
+    others = [(frames, n) for frames, n in stacks if not any(m in f for f in frames for m in known)]
+    mirror = sum(n for frames, n in others if any("hub/mirror_writer.py" in f for f in frames))
+    lines += [f"other threads: {sum(n for _, n in others)} samples, of which mirror thread {mirror}", ""]
+    return "\n".join(lines)
+
+
+def _thread_shares(thread: list[tuple[list[str], int]], name: str) -> list[str]:
+    total = sum(n for _, n in thread) or 1
+    lines = [f"{name}: {total} samples", "", "| step (inclusive) | share |", "|---|---|"]
     for label, frame, inner in STEPS:
         hits = 0
-        for frames, n in server:
+        for frames, n in thread:
             positions = [i for i, f in enumerate(frames) if frame in f]
             if positions and (inner is None or any(inner in f for f in frames[positions[0] + 1 :])):
                 hits += n
-        lines.append(f"| {label} | {hits / total:.1%} |")
+        if hits:
+            lines.append(f"| {label} | {hits / total:.1%} |")
     leaves: collections.Counter[str] = collections.Counter()
-    for frames, n in server:
+    for frames, n in thread:
         leaves[_short(frames[-1])] += n
     lines += ["", "| running line (exclusive) | share |", "|---|---|"]
-    lines += [f"| `{leaf}` | {n / total:.1%} |" for leaf, n in leaves.most_common(15)]
-    others = [(frames, n) for frames, n in stacks if not any("run (hub/server.py" in f for f in frames)]
-    mirror = sum(n for frames, n in others if any("hub/mirror_writer.py" in f for f in frames))
-    lines += ["", f"other threads: {sum(n for _, n in others)} samples, of which mirror thread {mirror}", ""]
-    return "\n".join(lines)
+    lines += [f"| `{leaf}` | {n / total:.1%} |" for leaf, n in leaves.most_common(12)]
+    return [*lines, ""]
 
 
 def _short(frame: str) -> str:

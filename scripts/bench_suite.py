@@ -1,7 +1,7 @@
 """statehub's benchmark (issue 8): latency, throughput, cold start and footprint, optionally against peers.
 
     scripts/bench                      # every section, 3 repetitions (several minutes)
-    scripts/bench --peers              # also Redis (AOF, appendfsync always) and etcd, same run
+    scripts/bench --peers              # also Redis (AOF, appendfsync always), etcd and Mosquitto, same run
     scripts/bench --quick              # ~10 s smoke variant: 1 repetition, small counts
     scripts/bench --only ack,notify    # some sections: ack, notify, throughput, cli, footprint
 
@@ -403,7 +403,14 @@ SECTION_TITLES = MappingProxyType(
         "footprint": "5. hub footprint",
     }
 )
-PEER_TITLES = MappingProxyType({"redis": "Redis", "etcd": "etcd"})
+PEER_TITLES = MappingProxyType(
+    {
+        "redis": "Redis",
+        "etcd": "etcd",
+        "mosquitto": "Mosquitto (not durable per message)",
+        "naive": "naive hub (a floor)",
+    }
+)
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -525,7 +532,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="scripts/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--peers", action="store_true", help="also measure Redis and etcd (sections ack, notify, throughput)"
+        "--peers",
+        action="store_true",
+        help="also measure Redis, etcd, Mosquitto and a naive one-thread hub (sections ack, notify, throughput)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="the ~10 s smoke variant: 1 repetition, small counts"
@@ -567,22 +576,30 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 
 @contextlib.contextmanager
 def _peer_servers(run: Run, meta: dict[str, Any]) -> Iterator[list[Target]]:
+    import bench_mosquitto
+    import bench_naive
     import bench_peers
 
     missing = bench_peers.missing_binaries()
     if missing:
         raise SystemExit(
             f"error: --peers needs {' and '.join(missing)} on PATH; `scripts/bench --peers` installs "
-            "them (Debian: apt-get install redis-server etcd-server etcd-client)"
+            "them (Debian: apt-get install redis-server etcd-server etcd-client mosquitto)"
         )
     with contextlib.ExitStack() as stack:
         targets: list[Target] = []
-        for server in (bench_peers.RedisServer(run.tmp), bench_peers.EtcdServer(run.tmp)):
+        servers: list[Any] = [
+            bench_peers.RedisServer(run.tmp),
+            bench_peers.EtcdServer(run.tmp),
+            bench_mosquitto.MosquittoServer(run.tmp),
+            bench_naive.NaiveServer(run.tmp),
+        ]
+        for server in servers:
             stack.callback(server.stop)
             server.start()
             meta["peers"][server.name] = server.settings()
             run.progress(
-                f"{server.name} {meta['peers'][server.name]} serving on 127.0.0.1:{server.port}, pid {server.pid}"
+                f"{server.name} {meta['peers'][server.name]} serving on {server.address}, pid {server.pid}"
             )
             targets.append(server.target())
         yield targets

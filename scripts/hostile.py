@@ -410,8 +410,10 @@ def flood(
                     result.dropped += 1
                 else:
                     pending.append((kind, expected))
-            # Replies come back in order, except that writes are answered at the end of the hub's
-            # turn; so match each reply to any pending message it fits.
+            # Replies come back in order, except that writes are answered when their batch commits
+            # and large messages once checked off the loop; so match each reply to any pending
+            # message it fits, one with a definite prediction before one predicted to "crash"
+            # (which fits either error).
             for _ in range(len(pending)):
                 reply = peer.receive(10.0)
                 if reply is None:
@@ -422,7 +424,8 @@ def flood(
                 decoded = _decode_reply(reply)
                 code = decoded.code if isinstance(decoded, Error) else "ok"
                 replies[code] += 1
-                fit = next((i for i, (_k, e) in enumerate(pending) if matches(e, reply)), None)
+                order = sorted(range(len(pending)), key=lambda i: pending[i][1] == "crash")
+                fit = next((i for i in order if matches(pending[i][1], reply)), None)
                 if fit is None:
                     result.wrong += 1
                     result.problems.append(f"reply {code!r} fits none of {sorted({e for _k, e in pending})}")

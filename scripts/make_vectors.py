@@ -3,7 +3,9 @@
 Each vector is one message: its kind (request, reply or published), its meaning
 as JSON, and its exact MessagePack bytes as hex.  The Python and Rust test suites
 both decode every vector and compare it with its meaning, and encode the requests
-and compare the bytes.  Run this only when the protocol changes on purpose:
+and compare the bytes.  It also writes the mirror vector, and tests/vectors/sync.json,
+the table of sync cases both replicas are held to (scripts/sync_cases.py).
+Run this only when the protocol changes on purpose:
 
     python scripts/make_vectors.py
 """
@@ -17,12 +19,17 @@ from pathlib import Path
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import sync_cases  # noqa: E402
 
 from statehub.hub.protocol import (  # noqa: E402
     Batch,
     BatchCommitted,
     BatchWrite,
     Changed,
+    ChangePage,
+    Changes,
     Committed,
     ConflictDetail,
     Error,
@@ -248,6 +255,39 @@ def vectors() -> list[tuple[str, str, msgspec.Struct]]:
         ),
         ("heartbeat", "published", Heartbeat(epoch=E, rev=14, time=T)),
         ("welcome", "published", Welcome(epoch=E, rev=14, topic="")),
+        *feed_vectors(),
+    ]
+
+
+def feed_vectors() -> list[tuple[str, str, msgspec.Struct]]:
+    """The change feed: pages after a revision, reads at a past revision, prev_rev on changes."""
+    replaced = Changed(
+        epoch=E, rev=17, index=0, count=1, key="plant.rate", op="set", value=32, time=T, source="cli", prev_rev=13
+    )
+    txn = [
+        Changed(epoch=E, rev=18, index=0, count=2, key="pump.1.speed", op="set", value=1450, time=T, prev_rev=3),
+        Changed(epoch=E, rev=18, index=1, count=2, key="pump.2.speed", op="unset", time=T, prev_rev=14),
+    ]
+    large = Changed(
+        epoch=E, rev=19, index=0, count=1, key="plant.table", op="set", value={"rows": [1, 2, 3]}, time=T, prev_rev=16
+    )
+    return [
+        ("changes", "request", Changes(v=1, after=16)),
+        ("changes_prefix_limits", "request", Changes(v=1, after=16, prefix="pump.", limit=50, max_bytes=65536)),
+        ("get_at_rev", "request", Get(v=1, key="plant.rate", at_rev=12)),
+        ("changed_prev_rev", "published", replaced),
+        (
+            "change_page",
+            "reply",
+            ChangePage(epoch=E, after=16, last=18, head=19, oldest=1, changes=[replaced, *txn], more=True),
+        ),
+        ("change_page_last", "reply", ChangePage(epoch=E, after=18, last=19, head=19, oldest=1, changes=[large])),
+        ("change_page_caught_up", "reply", ChangePage(epoch=E, after=19, last=19, head=19, oldest=1)),
+        (
+            "change_page_compacted",
+            "reply",
+            ChangePage(epoch=E, after=3, last=3, head=120000, oldest=20001, compacted=True),
+        ),
     ]
 
 
@@ -266,7 +306,10 @@ def main() -> None:
     folder = Path(__file__).resolve().parent.parent / "tests" / "vectors"
     (folder / "protocol.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     write_mirror_vector(folder)
-    print(f"wrote {len(out)} protocol vectors and a mirror vector to {folder}")
+    cases = sync_cases.cases()
+    sync = {"about": (sync_cases.__doc__ or "").strip(), "cases": cases}
+    (folder / "sync.json").write_text(json.dumps(sync, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {len(out)} protocol vectors, a mirror vector and {len(cases)} sync cases to {folder}")
 
 
 def write_mirror_vector(folder: Path) -> None:

@@ -39,7 +39,7 @@ import msgspec  # noqa: E402
 
 from statehub.client import Client  # noqa: E402
 from statehub.hub.protocol import Item, Op  # noqa: E402
-from statehub.subscription import Subscription, Synced  # noqa: E402
+from statehub.subscription import CaughtUp, Subscription, Synced  # noqa: E402
 from statehub.testing import HubProcess  # noqa: E402
 
 REPORT_EVERY = 0.2  # seconds between a subscriber process's status lines
@@ -85,8 +85,8 @@ class _Replica(threading.Thread):
                 self.subscription = subscription
                 while not self.stopping.is_set():
                     event = subscription.next_event(0.1)
-                    if isinstance(event, Synced) and not event.first:
-                        self.reasons.append(event.reason)
+                    if isinstance(event, (Synced, CaughtUp)) and not (isinstance(event, Synced) and event.first):
+                        self.reasons.append(event.reason)  # a resync, or a catch-up from history
                     elif event is not None:
                         self.updates += 1
         except Exception as exc:  # reported, so the supervisor sees it instead of a silent thread
@@ -99,10 +99,11 @@ class _Replica(threading.Thread):
     def final(self) -> dict[str, Any]:
         s = self.subscription
         if s is None:
-            return {"rev": 0, "resyncs": 0, "digest": "", "keys": 0, "reasons": [], "error": self.error}
+            return {"rev": 0, "resyncs": 0, "replayed": 0, "digest": "", "keys": 0, "reasons": [], "error": self.error}
         return {
             "rev": s.rev,
             "resyncs": s.resyncs,
+            "replayed": s.replayed,
             "digest": digest(s.items),
             "keys": len(s.items),
             "reasons": self.reasons[-5:],

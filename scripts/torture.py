@@ -46,7 +46,7 @@ import msgspec  # noqa: E402
 import zmq  # noqa: E402
 
 from statehub.connection import Connection  # noqa: E402
-from statehub.hub.errors import ConflictError, HubUnavailable, NotFound, StorageError  # noqa: E402
+from statehub.hub.errors import ConflictError, HubUnavailable, NotFound, OutcomeUnknown, StorageError  # noqa: E402
 from statehub.hub.mirror import MirrorError, MirrorState, read_mirror  # noqa: E402
 from statehub.hub.paths import Layout  # noqa: E402
 from statehub.hub.protocol import PROTOCOL_VERSION, Committed, Get, Item, Set  # noqa: E402
@@ -109,14 +109,13 @@ def run_writer(
 def _read_counter(connection: Connection, key: str, stats: Counter[str]) -> tuple[int, int] | None:
     """(value, rev) of a counter, (0, 0) when absent; None when the hub is down (after a short pause)."""
     try:
-        reply = connection.request(Get(v=PROTOCOL_VERSION, key=key))
+        reply = connection.call(Get(v=PROTOCOL_VERSION, key=key), Item)
     except NotFound:
         return 0, 0
     except (HubUnavailable, StorageError):
         stats["unavailable"] += 1
         time.sleep(0.01)
         return None
-    assert isinstance(reply, Item)
     return int(reply.value), reply.rev
 
 
@@ -132,18 +131,17 @@ def _resolve(connection: Connection, write: Set, stats: Counter[str]) -> Committ
     while time.monotonic() < deadline:
         attempts += 1
         try:
-            reply = connection.request(write)
+            reply = connection.call(write, Committed)
         except ConflictError:
             stats["conflicts"] += 1
             return None
         except StorageError:
             stats["storage_refusals"] += 1
             return None
-        except HubUnavailable:
+        except (HubUnavailable, OutcomeUnknown):  # not sent, or sent and unanswered: the same id settles it
             stats["unavailable"] += 1
             time.sleep(0.01)
             continue
-        assert isinstance(reply, Committed)
         if attempts > 1:
             stats["resent"] += 1
         if reply.duplicate:

@@ -79,3 +79,13 @@ def test_is_hub_announced_follows_hub_json_and_its_process(tmp_path: Path) -> No
             assert not client.is_hub_announced()
             hub.start()
             assert wait_until(client.is_hub_announced, 10)
+
+
+def test_a_replica_keeps_the_secret_flag_of_a_published_change() -> None:
+    """apply_change carries `secret`, so a front end masks a secret that arrived on the stream."""
+    from statehub import SECRET_PLACEHOLDER, Changed, Item, apply_change
+
+    items: dict[str, Item] = {}
+    change = Changed(epoch="e", rev=3, index=0, count=1, key="eds.password", op="set", time=1.0, value=SECRET_PLACEHOLDER, secret=True)
+    apply_change(items, change)
+    assert items["eds.password"].secret is True and items["eds.password"].value == SECRET_PLACEHOLDER

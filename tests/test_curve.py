@@ -142,14 +142,42 @@ def test_strangers_are_refused_and_logged_while_the_allowed_client_is_served(
     assert stranger[1].decode() not in log  # never a secret key
 
 
-def test_a_refused_client_is_told_both_likely_causes(remote_hub: RemoteHub, tmp_path: Path) -> None:
-    """With a wrong server key the CLI exits 5 and names the hub being down and a refused handshake."""
-    wrong = ["--hub", remote_hub.rpc, "--server-key", zmq.curve_keypair()[0].decode()]
+def test_a_wrong_server_key_is_named_as_the_cause(remote_hub: RemoteHub, tmp_path: Path) -> None:
+    """With a wrong server key the CLI exits 5 at once, blaming the key, and says where to check it."""
+    wrong = ["--timeout", "30", "--hub", remote_hub.rpc, "--server-key", zmq.curve_keypair()[0].decode()]
     result = run_cli(tmp_path / "elsewhere", *wrong, "get", "plant.rate", env=remote_hub.env())
     assert result.returncode == 5
-    assert f"no reply from the hub at {remote_hub.rpc} within 0.5 s" in result.stderr
-    assert "refused this client's CURVE handshake" in result.stderr
-    assert remote_hub.client_public in result.stderr  # the key to allow-list, quoted for the shell
+    assert result.stderr.splitlines() == [
+        f"error: the CURVE handshake with the hub at {remote_hub.rpc} failed: the server key given is most "
+        "likely not this hub's",
+        "hint: compare it with `statehub keys show-server` on the hub (the hub logs this as a wrong server key)",
+    ]
+
+
+def test_a_key_off_the_allow_list_is_told_how_to_get_on_it(remote_hub: RemoteHub, tmp_path: Path) -> None:
+    """A client whose key the hub refuses hears so at once, with the `keys add` line to run on the hub."""
+    assert run_cli(remote_hub.hub.data_dir, "keys", "remove", "laptop").returncode == 0
+    result = run_cli(
+        tmp_path / "elsewhere", "--timeout", "30", *remote_hub.options(), "set", "a", "1", env=remote_hub.env()
+    )
+    assert result.returncode == 5
+    assert result.stderr.splitlines() == [
+        f"error: the hub at {remote_hub.rpc} refused this client's key {remote_hub.client_public}: it is not on "
+        "the hub's allow-list; nothing was written",
+        f"hint: allow it on the hub, as the hub's user: statehub keys add NAME -- '{remote_hub.client_public}'",
+    ]
+
+
+def test_a_curve_listener_reached_without_a_server_key_asks_for_one(remote_hub: RemoteHub, tmp_path: Path) -> None:
+    """A loopback --hub that is really a CURVE listener is named as one, not as a hub to start."""
+    result = run_cli(tmp_path / "elsewhere", "--timeout", "30", "--hub", remote_hub.rpc, "status", env=remote_hub.env())
+    assert result.returncode == 5
+    assert result.stderr.splitlines() == [
+        f"error: the hub at {remote_hub.rpc} requires CURVE (it is a `statehub serve --listen` endpoint), and "
+        "this client has no server key for it",
+        "hint: give the hub's public key with --server-key, $STATEHUB_SERVER_KEY or server_key in client.toml "
+        "(print it on the hub with `statehub keys show-server`)",
+    ]
 
 
 def test_keys_add_list_remove_take_effect_without_a_restart(remote_hub: RemoteHub, tmp_path: Path) -> None:

@@ -40,6 +40,8 @@ HUB_ENTRY_POINTS = (
 
 PUBLIC_NAMES = [
     "BatchCommitted",
+    "CaughtUp",
+    "ChangePage",
     "Changed",
     "Client",
     "Committed",
@@ -201,14 +203,14 @@ def test_every_public_name_resolves_to_what_its_table_names() -> None:
     assert set(statehub.__all__) == {"__version__", *statehub._WHERE}
     for name in statehub._WHERE:
         assert getattr(statehub, name) is not None, name
-    assert statehub.Event == statehub.Update | statehub.Synced | statehub.HubDown
+    assert statehub.Event == statehub.Update | statehub.Synced | statehub.CaughtUp | statehub.HubDown
 
 
 def test_every_type_the_client_returns_is_public() -> None:
     """What a Client method or an event hands back can be named from statehub alone."""
     import typing
 
-    from statehub import client, subscription
+    from statehub import client, replica, subscription
 
     # Names the modules import for type checkers only, resolved through the public API.
     public = {name: getattr(statehub, name) for name in statehub._WHERE}
@@ -217,8 +219,8 @@ def test_every_type_the_client_returns_is_public() -> None:
         method = getattr(client.Client, name)
         if not name.startswith("_") and callable(method):
             hints.append(typing.get_type_hints(method, {**vars(client), **public}).get("return"))
-    for event in (subscription.Update, subscription.Synced, subscription.HubDown):
-        hints.extend(typing.get_type_hints(event, {**vars(subscription), **public}).values())
+    for event in (subscription.Update, subscription.Synced, subscription.CaughtUp, subscription.HubDown):
+        hints.extend(typing.get_type_hints(event, {**vars(replica), **vars(subscription), **public}).values())
     named: set[str] = set()
     for hint in hints:
         stack = [hint]

@@ -17,12 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statehub.hub.protocol import Item
+from statehub.hub.protocol import ConflictDetail, Item, Op
 from statehub.sync_file.adapter import FileSync, Options
 from statehub.sync_file.document import END_LINE, FileError, Header, format_for, parse, render
 from statehub.sync_file.note import render_section
-from statehub.sync_file.plan import ABSENT, plan_save, same_value
+from statehub.sync_file.plan import ABSENT, Plan, plan_save, refuse_conflicts, same_value
 from statehub.sync_file.toml_values import from_toml, toml_value
+from statehub.sync_file.watch import FileWatcher
 from statehub.testing import HubProcess, wait_until
 
 from .conftest import cli_env
@@ -49,17 +50,22 @@ class Running:
         assert not self._thread.is_alive()
         self.adapter.client.close()
 
-    def quiet(self, seconds: float = 0.6) -> bool:
-        """True when the adapter neither saved nor wrote anything for ``seconds``.
+    def quiet(self) -> bool:
+        """True when the adapter, looking at the file long enough to notice a change, neither saved nor wrote.
 
         Counted from the end of the rewrite the file shows: the file is renamed
         into place (and the folder fsynced) before the adapter counts the rewrite,
-        and a test that saw the file may get here in between.
+        and a test that saw the file may get here in between.  "Long enough" is
+        the adapter's own progress, not a sleep: it must have looked at the file
+        later than a change seen now would have settled (settle plus two polls),
+        however slowly a busy machine runs its thread.
         """
-        assert wait_until(lambda: self.adapter.counters.last_rev == file_rev(self.path), 10)
-        before = (self.adapter.counters.saves, self.adapter.counters.rewrites, self.path.read_bytes())
-        time.sleep(seconds)
-        return before == (self.adapter.counters.saves, self.adapter.counters.rewrites, self.path.read_bytes())
+        counters = self.adapter.counters
+        assert wait_until(lambda: counters.last_rev == file_rev(self.path), 30)
+        before = (counters.saves, counters.rewrites, self.path.read_bytes())
+        settled = time.monotonic() + self.adapter.options.settle + 2 * self.adapter.options.interval
+        assert wait_until(lambda: counters.last_look > settled, 30), "the adapter stopped looking at the file"
+        return before == (counters.saves, counters.rewrites, self.path.read_bytes())
 
 
 @pytest.fixture
@@ -167,10 +173,12 @@ def test_a_change_in_the_hub_is_written_to_the_file(
     rev = seed(hub, plant__rate=31)
     wait_for_file(sync.path, lambda t: '"plant.rate" = 31' in t)
     assert file_rev(sync.path) == rev
-    assert wait_until(lambda: sync.quiet(0.3), timeout=5)  # let a rewrite under way finish first
+    assert wait_until(sync.quiet, timeout=30)  # let a rewrite under way finish first
     writes = sync.adapter.counters.rewrites
     seed(hub, other__x=5)  # outside the prefix: no rewrite
-    assert sync.quiet(0.4) and sync.adapter.counters.rewrites == writes
+    marker = seed(hub, plant__marker=1)  # inside it, and after: the one rewrite since
+    assert wait_until(lambda: sync.adapter.counters.last_rev == marker, 30)
+    assert sync.adapter.counters.rewrites == writes + 1
 
 
 # --- a person's saves reach the hub ------------------------------------------------------------
@@ -220,11 +228,10 @@ def test_a_save_written_slowly_is_not_read_until_it_is_whole(
     with open(sync.path, "w") as handle:
         handle.write(text[:cut])
         handle.flush()
-        time.sleep(4 * SETTLE)  # the adapter sees a settled, incomplete file
+        assert wait_until(lambda: "save looks incomplete" in caplog.text, 30)  # it read the settled half
         assert values(hub) == {"plant.a": 1, "plant.b": 2, "plant.z": 26}
         handle.write(text[cut:])
     assert wait_until(lambda: values(hub) == {"plant.a": 100, "plant.b": 2, "plant.z": 26}, 10), values(hub)
-    assert "save looks incomplete" in caplog.text
 
 
 def test_a_rapid_series_of_saves_ends_at_the_last_one(
@@ -322,8 +329,9 @@ def test_a_malformed_save_is_reported_with_line_and_column_and_left_alone(
     save_by_rename(sync.path, bad)
     assert wait_until(lambda: expected in caplog.text, 5), caplog.text
     assert "nothing was applied, and the file is left as it is until it parses" in caplog.text
-    seed(hub, plant__other=1)  # a hub change must not overwrite the person's broken save
-    assert sync.quiet(0.4)
+    moved = seed(hub, plant__other=1)  # a hub change must not overwrite the person's broken save
+    assert wait_until(lambda: sync.adapter.counters.seen_rev >= moved, 30)  # the adapter has it, and holds it back
+    assert sync.quiet()
     assert sync.path.read_text() == bad and values(hub) == {"plant.rate": 30, "plant.other": 1}
 
     save_by_rename(sync.path, text.replace('"plant.rate" = 30', '"plant.rate" = 32'))
@@ -345,7 +353,7 @@ def test_a_save_while_the_hub_is_down_is_applied_when_it_is_back(
     assert wait_until(lambda: not sync.adapter.live, 10)
     edited = text.replace('"plant.rate" = 30', '"plant.rate" = 40')
     save_by_truncate(sync.path, edited)
-    time.sleep(0.5)
+    assert wait_until(lambda: sync.adapter.pending == edited.encode(), 30)  # seen, and held for the hub
     assert sync.path.read_text() == edited
     hub.start()
     assert wait_until(lambda: values(hub).get("plant.rate") == 40, 15)
@@ -489,3 +497,33 @@ def test_a_file_without_its_last_line_is_incomplete_and_one_without_a_header_is_
         parse("toml", f'"p.a" = 1\n{END_LINE}\n', "p.")
     with pytest.raises(FileError, match="written for the prefix 'p.'"):
         parse("toml", whole, "q.")
+
+
+def test_a_retried_save_whose_first_attempt_was_applied_is_no_conflict() -> None:
+    """The hub holding exactly what was saved (the first attempt's answer was lost) is neither sent nor refused."""
+    plan = Plan(ops=[Op(op="set", key="plant.rate", value=31.5, expect=3), Op(op="unset", key="plant.old", expect=2)])
+    conflicts = [
+        ConflictDetail(key="plant.rate", expected=3, rev=4, exists=True, value=31.5),  # our own, applied
+        ConflictDetail(key="plant.old", expected=2, rev=5, exists=True, value="theirs"),  # someone else's
+    ]
+    refuse_conflicts(plan, conflicts, base={"plant.rate": 30, "plant.old": "mine"})
+    assert plan.ops == []
+    assert [(r.key, r.yours) for r in plan.refused] == [("plant.old", ABSENT)]
+
+
+def test_a_save_landing_while_the_adapter_fsyncs_its_rewrite_is_still_read(tmp_path: Path) -> None:
+    """A save made after the rewrite's rename but before the watcher records it is handed out, however late."""
+    path = tmp_path / "plant.toml"
+    path.write_bytes(b"old\n")
+    watcher = FileWatcher(path, settle=0.0)
+    assert watcher.poll(0.0) == b"old\n"
+    ours, temp = b"ours\n", tmp_path / ".plant.toml.tmp"
+    temp.write_bytes(ours)
+    written = os.stat(temp)
+    os.replace(temp, path)
+    path.write_bytes(b"the person's save\n")  # in place, during our folder fsync
+    long_ago = time.time() - 60  # older than any same-tick window: only the stat can tell
+    os.utime(path, (long_ago, long_ago))
+    watcher.wrote(ours, written)
+    seen = [watcher.poll(t) for t in (1.0, 2.0, 3.0)]
+    assert b"the person's save\n" in seen

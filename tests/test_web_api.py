@@ -220,15 +220,14 @@ def test_a_client_too_far_behind_or_from_another_epoch_gets_one_resync(hub: HubP
 def test_the_stream_reports_the_hub_down_with_the_mirror_and_goes_on_when_it_returns(hub: HubProcess, web: WebProcess) -> None:
     """Kill the hub: a status event says down with the mirror's revision; restart it: the stream goes on.
 
-    A change made as the hub returns arrives as a change, or inside the resync the
-    follower makes when the client library rebuilds from a snapshot (before the
-    resumable feed lands); either way the stream's state holds it.
+    The follower replays what the hub committed as it returned from the hub's history, so
+    the changes arrive as changes, in order, and the stream is never resynced.
     """
     with hub.client() as client:
         client.set("d.k", 1)
     reader = SseReader(web.url + "api/events")
     try:
-        assert wait_until(lambda: reader.of("status"), 10)
+        assert wait_until(lambda: reader.of("status") and reader.state() == {"d.k": 1}, 10)
         hub.kill()
         assert wait_until(lambda: any(e.data["state"] == "down" for e in reader.of("status")), 15), reader.raw
         down = next(e for e in reader.of("status") if e.data["state"] == "down")
@@ -240,6 +239,8 @@ def test_the_stream_reports_the_hub_down_with_the_mirror_and_goes_on_when_it_ret
             client.set("d.j", 3)
         assert wait_until(lambda: reader.state() == {"d.k": 2, "d.j": 3}, 15), reader.raw
         assert wait_until(lambda: reader.of("status")[-1].data["state"] == "live", 5)
+        assert len(reader.of("resync")) == 1  # the stream's start; none for the restart
+        assert [key for _, key in reader.changed_keys()][-2:] == ["d.k", "d.j"]
     finally:
         reader.close()
 

@@ -48,11 +48,13 @@ _WHERE = {
     "Subscription": "statehub.subscription",
     "SubscriptionThread": "statehub.subscription",
     "Event": "statehub.subscription",
-    "Update": "statehub.subscription",
-    "Synced": "statehub.subscription",
+    "Update": "statehub.replica",
+    "Synced": "statehub.replica",
+    "CaughtUp": "statehub.replica",
     "HubDown": "statehub.subscription",
     "Changed": "statehub.hub.protocol",
-    "apply_change": "statehub.subscription",
+    "ChangePage": "statehub.hub.protocol",
+    "apply_change": "statehub.replica",
     # the waterfall
     "Explanation": "statehub.waterfall",
     "MISSING": "statehub.waterfall",
@@ -120,8 +122,10 @@ __all__ = [
     "Event",
     "Update",
     "Synced",
+    "CaughtUp",
     "HubDown",
     "Changed",
+    "ChangePage",
     "apply_change",
     "Explanation",
     "MISSING",
@@ -198,6 +202,7 @@ if TYPE_CHECKING:
         SECRET_PLACEHOLDER,
         BatchCommitted,
         Changed,
+        ChangePage,
         Committed,
         ConflictDetail,
         HubStatus,
@@ -211,13 +216,6 @@ if TYPE_CHECKING:
     from statehub.hub.rules import check_key, check_prefix, check_value
     from statehub.readings import Listing, Origin, Reading
     from statehub.remote import client_key_dir, make_client_keys
-    from statehub.subscription import (
-        Event,
-        HubDown,
-        Subscription,
-        SubscriptionThread,
-        Synced,
-        Update,
-        apply_change,
-    )
+    from statehub.replica import CaughtUp, Synced, Update, apply_change
+    from statehub.subscription import Event, HubDown, Subscription, SubscriptionThread
     from statehub.waterfall import MISSING, Explanation, env_name, parse_text_value

@@ -9,6 +9,7 @@ from statehub.display import age_text
 from statehub.hub.protocol import Item
 
 if TYPE_CHECKING:
+    from statehub.hub.errors import HubUnavailable
     from statehub.hub.mirror import MirrorState
 
 
@@ -20,6 +21,9 @@ class Origin:
     rev: int | None
     epoch: str | None = None
     age: float | None = None  # seconds since the mirror was written
+    # Why the hub was not asked (from the mirror only), and what to do about it: the HubUnavailable's words.
+    hub_problem: str = ""
+    hint: str = ""
 
     def describe(self) -> str:
         if not self.from_mirror:
@@ -47,5 +51,7 @@ class Listing:
     origin: Origin
 
 
-def mirror_origin(mirror: MirrorState) -> Origin:
-    return Origin(from_mirror=True, rev=mirror.rev, epoch=mirror.epoch, age=mirror.age)
+def mirror_origin(mirror: MirrorState, down: HubUnavailable | None = None) -> Origin:
+    """A read from ``mirror``, made because of ``down``."""
+    problem, hint = (down.message, down.hint) if down is not None else ("", "")
+    return Origin(from_mirror=True, rev=mirror.rev, epoch=mirror.epoch, age=mirror.age, hub_problem=problem, hint=hint)

@@ -54,17 +54,6 @@ class Remote:
     server_key: bytes | None = None
     keys: KeyPair | None = None
 
-    def silence_hint(self) -> str:
-        """Why a remote hub may not answer: CURVE refusals are silent, so name them with the rest."""
-        if self.keys is None:
-            return "start it with `statehub serve`"
-        return (
-            "the hub is down or unreachable, or it refused this client's CURVE handshake, which looks "
-            "the same from here: check the server key (`statehub keys show-server` on the hub) and that "
-            f"this client's key is allow-listed there (statehub keys add NAME '{self.keys.public.decode()}'); "
-            "the hub logs every refusal"
-        )
-
 
 def config_dir() -> Path:
     """The client config dir: $STATEHUB_CONFIG_DIR, else the platform's user config dir."""

@@ -2,9 +2,14 @@
 
 Subscribe to everything, wait for a proof that the subscription is live (a
 welcome, or any message), take a snapshot, then apply each revision only when it
-is the next one and complete.  Anything else — a gap, a new epoch, a heartbeat
-ahead of us, silence — rebuilds the replica from a fresh snapshot, visibly: a
-``Synced`` event, the ``resyncs`` counter and a log line.
+is the next one and complete.  A gap, a heartbeat ahead of us, a reconnect or a
+hub restart replays the missed revisions from the hub's history (the change
+feed), so a consumer sees every revision in order.  Only a new epoch, or history
+that no longer reaches back, rebuilds the replica from a snapshot, visibly: a
+``Synced`` event with ``resync`` set, the ``resyncs`` counter and a log line.
+
+The rules are ``statehub.replica`` (pure, shared with the Rust crate through
+tests/vectors/sync.json); this module drives them with sockets and a clock.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,53 +27,30 @@ import msgspec
 import zmq
 
 from statehub.connection import Connection, find_endpoints
-from statehub.hub.errors import HubUnavailable, NotFound
+from statehub.hub.errors import HubUnavailable, InvalidRequest, StatehubError
 from statehub.hub.mirror import MirrorError, MirrorState, read_mirror
 from statehub.hub.paths import Layout
 from statehub.hub.protocol import (
     PROTOCOL_VERSION,
     Changed,
-    Get,
-    Heartbeat,
+    ChangePage,
+    Changes,
     Item,
     Items,
     Snapshot,
-    Welcome,
     published_decoder,
 )
 from statehub.remote import Remote, secure
+from statehub.replica import CaughtUp, Cause, Fetch, Outcome, Replica, Resync, Synced, Update
 
 log = logging.getLogger(__name__)
 
 SILENT_HEARTBEATS = 3  # this many missed heartbeats mean the hub is gone
 TICK = 0.25  # longest wait before housekeeping (silence checks, endpoint changes)
 RECEIVE_HWM = 10_000
-
-
-@dataclass(frozen=True)
-class Update:
-    """One complete revision that changed keys under the prefix (a txn arrives whole)."""
-
-    rev: int
-    epoch: str
-    changes: list[Changed]
-
-
-@dataclass(frozen=True)
-class Synced:
-    """The replica was (re)built from a snapshot at ``rev``.
-
-    ``items`` is the whole replica then (a copy: the receiver may keep it, even
-    in another thread); ``changes`` is how it differs from the replica before
-    (empty on the first sync); ``reason`` says why it was rebuilt.
-    """
-
-    rev: int
-    epoch: str
-    reason: str
-    first: bool
-    changes: list[Changed] = field(default_factory=list)
-    items: dict[str, Item] = field(default_factory=dict)
+# A poll that returns this much later than asked was not listening all that time (the process
+# was stopped, or starved of CPU): it counts for nothing toward silence (issue 13, item 11).
+PAUSE_SLACK = 0.5
 
 
 @dataclass(frozen=True)
@@ -81,8 +63,12 @@ class HubDown:
 
 # What a subscription hands out.  A consumer that keeps its own replica needs
 # only these: start from ``Synced.items``, apply each ``Update`` with
-# ``apply_change``, and show the mirror on ``HubDown``.
-Event = Update | Synced | HubDown
+# ``apply_change``, and show the mirror on ``HubDown`` until ``CaughtUp`` or ``Synced``.
+Event = Update | Synced | CaughtUp | HubDown
+
+
+class _Start:
+    """The first thing to do once the hub answers: a snapshot, or resuming after ``since``."""
 
 
 class Subscription:
@@ -90,7 +76,13 @@ class Subscription:
 
     Iterate it (or call ``next_event``) in one thread: it owns its sockets.  Its
     state is public and read-only for callers: ``items`` (the replica), ``rev``
-    and ``epoch`` (what it holds), ``is_live`` and ``resyncs``.
+    and ``epoch`` (what it holds), ``is_live``, ``resyncs`` (snapshot rebuilds
+    that lost revisions) and ``replayed`` (revisions replayed from history).
+
+    ``since=(epoch, rev)`` resumes after a revision seen before (a consumer's
+    own restart): the replica is rebuilt as of ``rev`` and every later revision
+    replayed.  If that history is gone, or the hub's epoch is not ``epoch``
+    (``""``: any), the first ``Synced`` is a resync instead, and says why.
     """
 
     def __init__(
@@ -102,13 +94,14 @@ class Subscription:
         events: str | None = None,
         timeout: float = 0.5,
         remote: Remote | None = None,
+        since: tuple[str, int] | None = None,
     ) -> None:
         self.prefix = prefix
-        self.items: dict[str, Item] = {}
-        self.rev = 0
-        self.epoch = ""
         self.resyncs = 0
+        self.replayed = 0
         self.is_live = False
+        self._replica = Replica(prefix)
+        self._since = since
         self._data_dir = data_dir
         self._remote = remote  # a hub on another machine: its endpoints and CURVE keys
         self._explicit = (rpc, events) if remote is None else (remote.rpc, remote.events)
@@ -118,13 +111,25 @@ class Subscription:
         self._decode = published_decoder().decode
         self._sub: zmq.Socket[bytes] | None = None
         self._sub_endpoint = ""
-        self._synced_once = False
         self._down_reported = False
-        self._assembling: list[Changed] = []
+        self._todo: Fetch | Resync | _Start | None = None  # a request to make before reading on
         self._interval = 1.0
-        self._since = time.monotonic()  # last message heard, or when we started waiting
+        self._quiet = 0.0  # seconds spent listening since the last word from the hub
         self._next_endpoint_check = 0.0
         self._events: deque[Event] = deque()
+
+    @property
+    def items(self) -> dict[str, Item]:
+        """The replica: every key under the prefix as of ``rev`` (do not modify it)."""
+        return self._replica.items
+
+    @property
+    def rev(self) -> int:
+        return self._replica.rev
+
+    @property
+    def epoch(self) -> str:
+        return self._replica.epoch
 
     # --- the public face ----------------------------------------------------------
 
@@ -159,18 +164,30 @@ class Subscription:
     # --- one turn -----------------------------------------------------------------
 
     def _step(self, wait: float) -> None:
+        if self._todo is not None:
+            # One request a turn: a long catch-up hands out each page's events before the next.
+            todo, self._todo = self._todo, None
+            self._do(todo)
+            return
         sub = self._ensure_sub()
         if sub is None:
             self._go_down("the hub is not running (no hub.json)")
             time.sleep(wait)
             return
-        if sub.poll(int(wait * 1000), zmq.POLLIN):
+        began = time.monotonic()
+        ready = sub.poll(int(wait * 1000), zmq.POLLIN)
+        listened = time.monotonic() - began
+        if listened <= wait + PAUSE_SLACK:
+            self._quiet += listened
+        if ready:
             for _ in range(1000):  # drain what is queued, but let housekeeping run
                 try:
                     topic, body = sub.recv_multipart(zmq.NOBLOCK)[:2]
                 except (zmq.Again, ValueError):
                     break
                 self._receive(body)
+                if self._todo is not None:
+                    break  # what follows in the socket waits until the request is answered
         self._housekeeping()
 
     def _receive(self, body: bytes) -> None:
@@ -178,117 +195,118 @@ class Subscription:
             message = self._decode(body)
         except msgspec.MsgspecError:
             return  # a kind this client does not know (protocol §9): ignorable
-        self._since = time.monotonic()
+        self._quiet = 0.0
+        if not isinstance(message, Changed):
+            self._interval = message.interval
         if not self.is_live:
-            self._sync("start" if not self._synced_once else "the hub is back")
-            if not self.is_live:
-                return
-            if isinstance(message, Changed):
-                self._on_changed(message)  # it may be newer than the snapshot
+            # The hub answers again: it proved our subscription live.  Whatever this message
+            # says, the snapshot or the catch-up that follows covers it.
+            if not self._replica.is_loaded:
+                self._todo = _Start()
+            else:
+                self._todo = self._replica.catch_up("reconnect", "the hub is back")
             return
-        if isinstance(message, Changed):
-            self._on_changed(message)
-        else:
-            self._on_beat(message)
+        self._handle(self._replica.receive(message))
 
     def _housekeeping(self) -> None:
-        now = time.monotonic()
-        silent = now - self._since
-        if self.is_live and silent > SILENT_HEARTBEATS * self._interval:
-            self._go_down(f"no heartbeat for {silent:.1f} s")
-        elif not self.is_live and silent > self._timeout:
+        if self.is_live and self._quiet > SILENT_HEARTBEATS * self._interval:
+            self._go_down(f"no heartbeat for {self._quiet:.1f} s")
+        elif not self.is_live and self._quiet > self._timeout:
             self._go_down(f"no welcome from the hub within {self._timeout:g} s")
+        now = time.monotonic()
         if not self.is_live and now >= self._next_endpoint_check:
             self._next_endpoint_check = now + 1.0
             self._follow_endpoint()
 
-    # --- the sync algorithm ---------------------------------------------------------
+    # --- requests the rules ask for ------------------------------------------------
 
-    def _on_changed(self, change: Changed) -> None:
-        if change.epoch != self.epoch:
-            self._sync(f"the hub's epoch changed from {self.epoch} to {change.epoch}")
-            return
-        if change.rev <= self.rev:
-            return  # already in the snapshot
-        if self._assembling:
-            last = self._assembling[-1]
-            expected = change.rev == last.rev and change.index == last.index + 1 and change.count == last.count
-        else:
-            expected = change.rev == self.rev + 1 and change.index == 0
-        if not expected:
-            self._sync(f"gap: expected revision {self.rev + 1}, got {change.rev} part {change.index + 1}/{change.count}")
-            return
-        self._assembling.append(change)
-        if change.index == change.count - 1:
-            self._apply(self._assembling)
-            self._assembling = []
-
-    def _on_beat(self, beat: Heartbeat | Welcome) -> None:
-        self._interval = beat.interval
-        if beat.epoch != self.epoch:
-            self._sync(f"the hub's epoch changed from {self.epoch} to {beat.epoch}")
-        elif beat.rev > self.rev:
-            # The hub publishes every part of a revision before any later heartbeat.
-            self._sync(f"missed revisions {self.rev + 1}..{beat.rev} (the hub is at {beat.rev})")
-
-    def _apply(self, changes: list[Changed]) -> None:
-        relevant = [self._complete(c) for c in changes if c.key.startswith(self.prefix)]
-        for change in relevant:
-            apply_change(self.items, change)
-        self.rev = changes[0].rev
-        if relevant:
-            self._events.append(Update(self.rev, self.epoch, relevant))
-
-    def _complete(self, change: Changed) -> Changed:
-        """A change whose large value was left out of the stream, with the value fetched.
-
-        The fetched item may be newer than the change (the key moved on since);
-        its own later change will then agree with it.  A key already deleted
-        again keeps ``value_omitted``: its unset follows.
-        """
-        if not change.value_omitted:
-            return change
+    def _do(self, todo: Fetch | Resync | _Start) -> None:
         try:
-            reply = self._connection.request(Get(v=PROTOCOL_VERSION, key=change.key))
-        except NotFound:
-            return change
-        except HubUnavailable:
-            self._go_down(f"could not fetch the large value of {change.key!r}")
-            return change
-        assert isinstance(reply, Item)
-        return msgspec.structs.replace(
-            change, value=reply.value, value_omitted=False, rev=reply.rev, time=reply.time, source=reply.source, user=reply.user
-        )
-
-    def _sync(self, reason: str) -> None:
-        try:
-            reply = self._connection.request(
-                Snapshot(v=PROTOCOL_VERSION, prefix=self.prefix), timeout=max(5.0, 10 * self._timeout)
-            )
+            if isinstance(todo, Fetch):
+                self._fetch(todo)
+            elif isinstance(todo, Resync):
+                self._resync(todo.cause, todo.reason)
+            elif self._since is not None:
+                self._resume(*self._since)
+            else:
+                self._resync("start", "start")
         except HubUnavailable as exc:
-            self._go_down(f"snapshot failed: {exc.message}")
+            self._go_down(f"{_what(todo)} failed: {exc.message}")
+
+    def _fetch(self, fetch: Fetch) -> None:
+        request = Changes(v=PROTOCOL_VERSION, after=fetch.after, prefix=self.prefix, limit=fetch.limit)
+        try:
+            page = self._connection.call(request, ChangePage, timeout=self._long_timeout)
+        except HubUnavailable:
+            raise
+        except StatehubError as exc:  # a hub that cannot page its history (older, or a store behind us)
+            self._todo = Resync("refused", f"the hub refused the changes after revision {fetch.after}: {exc.message}")
             return
-        assert isinstance(reply, Items)
-        first = not self._synced_once
-        new_items = {item.key: item for item in reply.items}
-        changes = [] if first else _diff(self.items, new_items, reply.rev, reply.epoch)
-        self.items, self.rev, self.epoch = new_items, reply.rev, reply.epoch
-        self._assembling = []
+        self._heard()
+        self._handle(self._replica.receive_page(page))
+
+    def _resume(self, epoch: str, rev: int) -> None:
+        """Rebuild the replica as of ``rev`` (a consumer's last revision), then replay what followed."""
+        where = f"cannot resume after revision {rev}"
+        try:
+            past = self._snapshot(at_rev=rev)
+        except InvalidRequest as exc:
+            self._resync("compacted", f"{where}: {exc.message}")
+            return
+        if epoch and past.epoch != epoch:
+            reason = f"{where}: the hub's store is another one (epoch {past.epoch}, not {epoch}: restored or replaced)"
+            self._resync("epoch", reason)
+            return
+        self._loaded(self._replica.load(past, "resume", f"resuming after revision {rev}", time.time()))
+        self._todo = self._replica.catch_up("resume", f"resumed after revision {rev}")
+
+    def _resync(self, cause: Cause, reason: str) -> None:
+        self._loaded(self._replica.load(self._snapshot(), cause, reason, time.time()))
+
+    def _snapshot(self, at_rev: int | None = None) -> Items:
+        request = Snapshot(v=PROTOCOL_VERSION, prefix=self.prefix, at_rev=at_rev)
+        reply = self._connection.call(request, Items, timeout=self._long_timeout)
+        self._heard()
+        return reply
+
+    def _loaded(self, synced: Synced) -> None:
+        self._since = None
+        self.is_live = True
+        if synced.resync:
+            self.resyncs += 1
+            log.warning("resynced at revision %d: %s (resync #%d)", synced.rev, synced.reason, self.resyncs)
+        else:
+            log.info("synced at revision %d (%d keys): %s", synced.rev, len(synced.items), synced.reason)
+        self._events.append(synced)
+
+    def _handle(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            if isinstance(outcome, Update):
+                self.replayed += outcome.origin == "replay"
+                self._events.append(outcome)
+            elif isinstance(outcome, CaughtUp):
+                log.info(
+                    "caught up at revision %d: replayed %d revisions (%s)", outcome.rev, outcome.replayed, outcome.reason
+                )
+                self._events.append(outcome)
+            else:
+                self._todo = outcome
+
+    def _heard(self) -> None:
+        """The hub answered a request: it is alive, and we follow it."""
+        self._quiet = 0.0
         self.is_live = True
         self._down_reported = False
-        self._synced_once = True
-        self._since = time.monotonic()
-        if first:
-            log.info("synced at revision %d (%d keys)", reply.rev, len(new_items))
-        else:
-            self.resyncs += 1
-            log.warning("resynced at revision %d: %s (resync #%d)", reply.rev, reason, self.resyncs)
-        self._events.append(Synced(reply.rev, reply.epoch, reason, first, changes, dict(new_items)))
+
+    @property
+    def _long_timeout(self) -> float:
+        """Snapshots and pages can be large: wait longer for them than for a plain request."""
+        return max(5.0, 10 * self._timeout)
 
     def _go_down(self, reason: str) -> None:
         self.is_live = False
-        self._assembling = []
-        self._since = time.monotonic()
+        self._todo = None
+        self._quiet = 0.0
         if self._down_reported:
             return
         self._down_reported = True
@@ -321,7 +339,7 @@ class Subscription:
         secure(sub, self._remote)
         sub.connect(endpoint)
         self._sub, self._sub_endpoint = sub, endpoint
-        self._since = time.monotonic()
+        self._quiet = 0.0
 
     def _follow_endpoint(self) -> None:
         """A hub that restarted may have bound new endpoints: follow hub.json."""
@@ -330,51 +348,10 @@ class Subscription:
             self._open_sub(endpoints.events)
 
 
-def apply_change(items: dict[str, Item], change: Changed) -> None:
-    """Apply one published change to a replica of items (keeps a key's created revision)."""
-    if change.op == "unset" or change.value_omitted:
-        # An omitted value that could not be fetched: the key is gone again, or
-        # the hub is, and a resync follows.  Never hold a made-up value.
-        items.pop(change.key, None)
-        return
-    previous = items.get(change.key)
-    items[change.key] = Item(
-        key=change.key,
-        value=change.value,
-        rev=change.rev,
-        created_rev=previous.created_rev if previous else change.rev,
-        time=change.time,
-        source=change.source,
-        user=change.user,
-    )
-
-
-def _diff(old: dict[str, Item], new: dict[str, Item], rev: int, epoch: str) -> list[Changed]:
-    """The changes that turn replica ``old`` into ``new``, one per key that differs."""
-    changes = []
-    for key, item in new.items():
-        before = old.get(key)
-        if before is None or before.rev != item.rev or before.value != item.value:
-            changes.append(_as_change(item, epoch))
-    for key in old.keys() - new.keys():
-        gone = Changed(epoch=epoch, rev=rev, index=0, count=1, key=key, op="unset", time=time.time())
-        changes.append(gone)
-    return changes
-
-
-def _as_change(item: Item, epoch: str) -> Changed:
-    return Changed(
-        epoch=epoch,
-        rev=item.rev,
-        index=0,
-        count=1,
-        key=item.key,
-        op="set",
-        value=item.value,
-        time=item.time,
-        source=item.source,
-        user=item.user,
-    )
+def _what(todo: Fetch | Resync | _Start) -> str:
+    if isinstance(todo, Fetch):
+        return f"reading the changes after revision {todo.after}"
+    return "the snapshot"
 
 
 class SubscriptionThread(threading.Thread):

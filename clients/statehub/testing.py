@@ -6,7 +6,12 @@
         hub.start()         # same data dir, new process
 
 Readiness is a handshake: the hub logs its "serving" banner only after it has
-bound its sockets and written hub.json.
+bound its sockets and written hub.json.  A hub that exits before that is
+reported at once, with its log.
+
+``STATEHUB_TEST_TCP=1`` in the environment runs every HubProcess on loopback
+tcp (``serve --tcp``) instead of ipc, as on Windows: ``STATEHUB_TEST_TCP=1
+scripts/test`` runs the whole suite that way.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 READY_MARK = " ready: serving "
+ENV_TCP = "STATEHUB_TEST_TCP"
 
 
 class HubProcess:
@@ -31,6 +37,7 @@ class HubProcess:
         self.process: subprocess.Popen[str] | None = None
         self.log_lines: list[str] = []
         self._ready = threading.Event()
+        self._settled = threading.Event()  # ready, or its log ended (the hub exited)
         self._reader: threading.Thread | None = None
 
     @property
@@ -46,12 +53,19 @@ class HubProcess:
             str(self.data_dir),
             "--heartbeat",
             str(self.heartbeat),
+            *self._tcp_unless_chosen(),
             *self.args,
         ]
 
+    def _tcp_unless_chosen(self) -> list[str]:
+        """``--tcp`` when $STATEHUB_TEST_TCP asks for it and the test chose no endpoints itself."""
+        chosen = any(arg.split("=")[0] in ("--tcp", "--rpc", "--events") for arg in self.args)
+        return ["--tcp"] if os.environ.get(ENV_TCP) == "1" and not chosen else []
+
     def start(self, timeout: float = 15.0) -> HubProcess:
-        """Start the hub and return once it serves; raise with its log if it does not."""
+        """Start the hub and return once it serves; raise with its log as soon as it exits instead."""
         self._ready.clear()
+        self._settled.clear()
         self.log_lines = []
         self.process = subprocess.Popen(
             self.command(),
@@ -62,23 +76,32 @@ class HubProcess:
         )
         self._reader = threading.Thread(target=self._read_log, args=(self.process.stderr,), daemon=True)
         self._reader.start()
-        if not self._ready.wait(timeout):
-            exited = self.process.poll()
+        self._settled.wait(timeout)
+        if not self._ready.is_set():
+            try:
+                exited: int | None = self.process.wait(timeout=5)  # its log ended: it is exiting
+            except subprocess.TimeoutExpired:
+                exited = None
             self.kill()
-            raise RuntimeError(f"hub not ready within {timeout} s (exit {exited}); log:\n{self.log}")
+            why = f"exited with {exited}" if exited is not None else f"not ready within {timeout} s"
+            raise RuntimeError(f"hub {why}; log:\n{self.log}")
         return self
 
     def _read_log(self, stream: IO[str] | None) -> None:
-        assert stream is not None
+        if stream is None:
+            raise RuntimeError("the hub's stderr is not a pipe")
         for line in stream:
             self.log_lines.append(line)
             if READY_MARK in line:
                 self._ready.set()
+                self._settled.set()
+        self._settled.set()
 
     def client(self, **options: Any) -> Any:
+        """A Client of this hub; its timeout (5 s unless given) is generous: a busy machine is no hub down."""
         from statehub.client import Client
 
-        options.setdefault("timeout", 2.0)
+        options.setdefault("timeout", 5.0)
         return Client(self.data_dir, **options)
 
     def kill(self) -> None:
@@ -89,8 +112,7 @@ class HubProcess:
 
     def terminate(self, timeout: float = 15.0) -> int:
         """SIGTERM and wait; return the exit code."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
+        self._started().send_signal(signal.SIGTERM)
         return self.wait(timeout)
 
     def wait(self, timeout: float = 15.0) -> int:
@@ -105,8 +127,12 @@ class HubProcess:
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+        return self._started().pid
+
+    def _started(self) -> subprocess.Popen[str]:
+        if self.process is None:
+            raise RuntimeError("this HubProcess was never started: call start() first")
+        return self.process
 
     def __enter__(self) -> HubProcess:
         return self.start()

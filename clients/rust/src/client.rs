@@ -1,25 +1,35 @@
 //! Requests to the hub over REQ, with Lazy Pirate timing (docs/protocol.md
 //! section 6) and the mirror as the read fallback while the hub is down.
+//!
+//! A request ends in one of three ways, and the caller is told which: answered;
+//! not delivered (`HubUnavailable`: nothing was written; "not running" only on
+//! evidence, see [`crate::reachability`]); delivered but not answered within the
+//! timeout (a read: `HubUnavailable`; a write: `OutcomeUnknown`, since the hub
+//! may still apply it). A new connection to a busy hub is waited for the whole
+//! timeout, as an old one; a write whose connection drops is resent with the
+//! same bytes (the same request id) until the timeout.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::discovery::{resolve_data_dir, Endpoints, Layout};
 use crate::error::{Error, Result};
+use crate::link::{Link, Ready};
 use crate::mirror::{read_mirror, MirrorState};
 use crate::protocol::{
-    decode, encode, Committed, HubStatus, Item, Items, Op, Reply, Request, Version, WriteMeta,
-    PROTOCOL_VERSION,
+    decode, encode, ChangePage, Committed, HubStatus, Item, Items, Op, Reply, Request, Version, WriteMeta,
+    DEFAULT_PAGE_BYTES, PROTOCOL_VERSION,
 };
+use crate::reachability;
 use crate::remote::{self, Remote, RemoteOptions};
 use crate::util::{current_user, iso_time, new_request_id};
 
 /// The hub-down timeout of the CLIs: how long to wait for a reply.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
-/// `send` fails after this long when no hub is connected (IMMEDIATE=1).
-const SEND_TIMEOUT_MS: i32 = 200;
+/// Between attempts to reach a hub that went away while a write was in flight.
+const REOPEN_PAUSE: Duration = Duration::from_millis(100);
 /// A snapshot holds every key, so it may take longer than a plain request:
 /// ten times the timeout, and at least this long (as the Python client).
 const SNAPSHOT_TIMEOUT_FACTOR: u32 = 10;
@@ -77,7 +87,6 @@ impl<T> Fetched<T> {
 pub struct ClientBuilder {
     data_dir: Option<PathBuf>,
     timeout: Duration,
-    write_retries: u32,
     mirror_fallback: bool,
     source: String,
     user: String,
@@ -90,7 +99,6 @@ impl Default for ClientBuilder {
         ClientBuilder {
             data_dir: None,
             timeout: DEFAULT_TIMEOUT,
-            write_retries: 1,
             mirror_fallback: true,
             source: "rust".into(),
             user: current_user(),
@@ -107,17 +115,10 @@ impl ClientBuilder {
         self
     }
 
-    /// The hub-down timeout: how long to wait for one reply (default 500 ms).
+    /// How long to wait for the hub: for a connection that can take a request,
+    /// and for its reply, together (default 500 ms).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
-        self
-    }
-
-    /// How many times to resend a write whose reply timed out (default 1, as the
-    /// Python client). Safe: the resend keeps its `request_id`, so the hub
-    /// applies it at most once. Reads are not resent: they fall back to the mirror.
-    pub fn write_retries(mut self, retries: u32) -> Self {
-        self.write_retries = retries;
         self
     }
 
@@ -171,13 +172,13 @@ impl ClientBuilder {
             context: self.context.unwrap_or_default(),
             layout: Layout::new(data_dir),
             timeout: self.timeout,
-            write_retries: self.write_retries,
             // The local mirror belongs to a local hub: never pass it off as a remote hub's state.
             mirror_fallback: self.mirror_fallback && remote.is_none(),
             remote,
             source: self.source,
             user: self.user,
-            socket: None,
+            link: None,
+            last: (String::new(), None),
         })
     }
 }
@@ -188,13 +189,14 @@ pub struct Client {
     context: zmq::Context,
     layout: Layout,
     timeout: Duration,
-    write_retries: u32,
     mirror_fallback: bool,
     source: String,
     user: String,
-    /// The REQ socket; None after a timeout, because a REQ that missed its reply
-    /// cannot send again (Lazy Pirate: close it and open a new one).
-    socket: Option<zmq::Socket>,
+    /// The REQ socket and its monitor; None after any failure, because a REQ
+    /// that missed its reply cannot send again (Lazy Pirate: open a new one).
+    link: Option<Link>,
+    /// The endpoint and hub pid last connected to, for the words of a failure.
+    last: (String, Option<u64>),
     /// A hub on another machine (its endpoints and CURVE keys), else None.
     remote: Option<Remote>,
 }
@@ -241,13 +243,23 @@ impl Client {
 
     // --- reads ------------------------------------------------------------------
 
-    /// The key's item; from the mirror when the hub is down (see [`Fetched::mirror`]).
     /// The key's current item from the hub itself, never from the mirror.
     pub fn get_from_hub(&mut self, key: &str) -> Result<Item> {
+        self.get_item(key, None)
+    }
+
+    /// The key as it was right after revision `rev`, from the hub's history:
+    /// `NotFound` if it did not exist then, `Invalid` when history no longer reaches back.
+    pub fn get_at(&mut self, key: &str, rev: u64) -> Result<Item> {
+        self.get_item(key, Some(rev))
+    }
+
+    fn get_item(&mut self, key: &str, at_rev: Option<u64>) -> Result<Item> {
         let request = Request::Get {
             v: PROTOCOL_VERSION,
             key: key.into(),
             reveal: false,
+            at_rev,
         };
         match self.request(&request)? {
             Reply::Item(item) => Ok(item),
@@ -255,6 +267,7 @@ impl Client {
         }
     }
 
+    /// The key's item; from the mirror when the hub is down (see [`Fetched::mirror`]).
     pub fn get(&mut self, key: &str) -> Result<Fetched<Item>> {
         match self.get_from_hub(key) {
             Ok(item) => Ok(Fetched {
@@ -315,17 +328,45 @@ impl Client {
     /// Every key under `prefix` in one message, for the sync algorithm. Never
     /// from the mirror; waits ten times the timeout, since the reply can be large.
     pub fn snapshot(&mut self, prefix: &str) -> Result<Items> {
+        self.snapshot_at(prefix, None)
+    }
+
+    /// Every key under `prefix` as it was right after revision `at_rev` (from
+    /// history; `Invalid` when it no longer reaches back), or now with `None`.
+    pub fn snapshot_at(&mut self, prefix: &str, at_rev: Option<u64>) -> Result<Items> {
         let request = Request::Snapshot {
             v: PROTOCOL_VERSION,
             prefix: prefix.into(),
-            at_rev: None,
+            at_rev,
             sealed: false,
         };
-        let timeout = (self.timeout * SNAPSHOT_TIMEOUT_FACTOR).max(MIN_SNAPSHOT_TIMEOUT);
-        match self.request_with(&request, timeout, 0)? {
+        match self.request_with(&request, self.long_timeout())? {
             Reply::Items(items) => Ok(items),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// One page of the change feed: the committed revisions after `after`, whole
+    /// and in order, at most `limit` changes (1..10000) under `prefix`. Ask again
+    /// after `page.last` while `page.more`; `page.compacted` means history no
+    /// longer reaches back (rebuild from [`Client::snapshot`]).
+    pub fn changes(&mut self, after: u64, prefix: &str, limit: u32) -> Result<ChangePage> {
+        let request = Request::Changes {
+            v: PROTOCOL_VERSION,
+            after,
+            prefix: prefix.into(),
+            limit,
+            max_bytes: DEFAULT_PAGE_BYTES,
+        };
+        match self.request_with(&request, self.long_timeout())? {
+            Reply::ChangePage(page) => Ok(page),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Snapshots and pages can be large: wait ten times the timeout, at least 5 s.
+    fn long_timeout(&self) -> Duration {
+        (self.timeout * SNAPSHOT_TIMEOUT_FACTOR).max(MIN_SNAPSHOT_TIMEOUT)
     }
 
     /// The key's versions, newest first (`limit` 1..10000; the hub's default is 100).
@@ -395,7 +436,7 @@ impl Client {
     }
 
     fn write(&mut self, request: &Request) -> Result<Committed> {
-        match self.request_with(request, self.timeout, self.write_retries)? {
+        match self.request_with(request, self.timeout)? {
             Reply::Committed(committed) => Ok(committed),
             other => Err(unexpected(&other)),
         }
@@ -403,23 +444,25 @@ impl Client {
 
     // --- transport --------------------------------------------------------------
 
-    /// Send one request and wait for its reply (at most the timeout; no resend).
-    /// An `error` reply becomes an `Err`.
+    /// Send one request and wait for its reply, at most the timeout. An `error`
+    /// reply becomes an `Err`; see the module's notes for the other outcomes.
     pub fn request(&mut self, request: &Request) -> Result<Reply> {
-        self.request_with(request, self.timeout, 0)
+        self.request_with(request, self.timeout)
     }
 
-    /// Send `request`, resending it up to `retries` times when its reply times out.
-    fn request_with(&mut self, request: &Request, timeout: Duration, retries: u32) -> Result<Reply> {
+    fn request_with(&mut self, request: &Request, timeout: Duration) -> Result<Reply> {
         let body = encode(request).map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
-        let mut attempt = 0;
-        let reply = loop {
-            match self.exchange(&body, timeout) {
-                Err(Failure::TimedOut) if attempt < retries => attempt += 1,
-                Err(failure) => return Err(self.failure_error(failure, timeout)),
-                Ok(reply) => break reply,
-            }
-        };
+        let is_write = matches!(
+            request,
+            Request::Set { .. } | Request::Unset { .. } | Request::Txn { .. }
+        );
+        let result = self.deliver(&body, timeout, is_write);
+        if result.is_err() {
+            // A REQ that missed its reply cannot send again: start afresh next time.
+            self.link = None;
+        }
+        let reply =
+            decode(&result?).map_err(|e| Error::Protocol(format!("cannot decode the hub's reply: {e}")))?;
         match reply {
             Reply::Error(error) => Err(error.into()),
             Reply::Unknown => Err(Error::Protocol("the hub sent a reply of an unknown type".into())),
@@ -427,69 +470,86 @@ impl Client {
         }
     }
 
-    fn failure_error(&self, failure: Failure, timeout: Duration) -> Error {
-        let rpc = self.endpoints().rpc;
-        let hint = self
-            .remote
-            .as_ref()
-            .map(|r| format!("; {}", r.silence_hint()))
-            .unwrap_or_default();
-        match failure {
-            Failure::NotConnected => Error::HubUnavailable(format!("no hub is listening at {rpc}{hint}")),
-            Failure::TimedOut => Error::HubUnavailable(format!(
-                "no reply from the hub at {rpc} within {:.1} s{hint}",
-                timeout.as_secs_f64()
-            )),
-            Failure::Other(err) => err,
+    /// Deliver `body` and wait for its reply until `timeout` has passed (the module's notes).
+    fn deliver(&mut self, body: &[u8], timeout: Duration, is_write: bool) -> Result<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        // A write reached a hub that went away unanswered: it may be applied.
+        let mut in_doubt = false;
+        loop {
+            let link = match self.link() {
+                Ok(link) => link,
+                Err(_) if in_doubt && pause(deadline) => continue, // a hub may be restarting
+                Err(_) if in_doubt => return Err(self.unanswered(is_write, timeout, true)),
+                Err(err) => return Err(err),
+            };
+            let ready = link.send(body, deadline)?;
+            if ready != Ready::Yes {
+                let link = self.link.take().expect("the link just used");
+                if in_doubt && ready != Ready::TimedOut && pause(deadline) {
+                    continue;
+                }
+                if in_doubt {
+                    return Err(self.unanswered(is_write, timeout, true));
+                }
+                return Err(self.not_delivered(link, ready, timeout));
+            }
+            if let Some(reply) = link.receive(deadline)? {
+                return Ok(reply);
+            }
+            let dropped = self.link.take().is_some_and(|link| link.dropped);
+            in_doubt = is_write;
+            if !dropped || Instant::now() >= deadline {
+                return Err(self.unanswered(is_write, timeout, dropped));
+            }
+            // The hub went away after taking the request: ask again, with the same bytes (and request id).
         }
     }
 
-    /// One send and one receive on the REQ socket, dropping it on any failure.
-    fn exchange(&mut self, body: &[u8], timeout: Duration) -> Result<Reply, Failure> {
-        let result = self.try_exchange(body, timeout);
-        if result.is_err() {
-            // A REQ that missed its reply cannot send again: start afresh next time.
-            self.socket = None;
+    /// The open link, or a new one to where the hub is now (`hub.json` is read afresh).
+    fn link(&mut self) -> Result<&mut Link> {
+        if let Some(link) = self.link.as_mut() {
+            link.read_events()?;
+            if link.dropped {
+                self.link = None; // the hub went away since: find it again (maybe on new ports)
+            }
         }
-        result
+        if self.link.is_none() {
+            let (endpoint, pid) = match &self.remote {
+                Some(remote) => (remote.rpc.clone(), None),
+                None => {
+                    let info = reachability::announced_hub(&self.layout)?;
+                    (info.rpc, Some(info.pid))
+                }
+            };
+            let link = Link::open(&self.context, &endpoint, pid, self.remote.as_ref())?;
+            self.last = (endpoint, pid);
+            self.link = Some(link);
+        }
+        Ok(self.link.as_mut().expect("a link was just opened"))
     }
 
-    fn try_exchange(&mut self, body: &[u8], timeout: Duration) -> Result<Reply, Failure> {
-        let socket = self.connected_socket().map_err(Failure::Other)?;
-        match socket.send(body, 0) {
-            Ok(()) => {}
-            // IMMEDIATE + SNDTIMEO: no connection completed in time, nothing was queued.
-            Err(zmq::Error::EAGAIN) => return Err(Failure::NotConnected),
-            Err(err) => return Err(Failure::Other(err.into())),
+    fn not_delivered(&self, link: Link, ready: Ready, timeout: Duration) -> Error {
+        let local = self.remote.is_none();
+        match (ready, link.handshake_error) {
+            (Ready::HandshakeRefused, Some(error)) => error,
+            (Ready::Refused, _) => {
+                let announced = link.pid.map(|pid| (pid, &self.layout));
+                reachability::refused(&link.endpoint, local, announced)
+            }
+            _ => {
+                let pid = link.pid.filter(|pid| reachability::process_exists(*pid));
+                reachability::silent(&link.endpoint, pid, timeout, link.was_connected, local)
+            }
         }
-        match socket.poll(zmq::POLLIN, millis(timeout)) {
-            Ok(0) => return Err(Failure::TimedOut),
-            Ok(_) => {}
-            Err(err) => return Err(Failure::Other(err.into())),
-        }
-        let reply = socket.recv_bytes(0).map_err(|e| Failure::Other(e.into()))?;
-        decode(&reply)
-            .map_err(|e| Failure::Other(Error::Protocol(format!("cannot decode the hub's reply: {e}"))))
     }
 
-    fn connected_socket(&mut self) -> Result<&zmq::Socket> {
-        if self.socket.is_none() {
-            self.socket = Some(self.open_socket()?);
+    fn unanswered(&self, is_write: bool, timeout: Duration, dropped: bool) -> Error {
+        let (endpoint, pid) = (&self.last.0, self.last.1);
+        if is_write {
+            reachability::unanswered_write(endpoint, pid, timeout, dropped)
+        } else {
+            reachability::unanswered_read(endpoint, pid, timeout)
         }
-        Ok(self.socket.as_ref().expect("socket was just opened"))
-    }
-
-    fn open_socket(&self) -> Result<zmq::Socket> {
-        let socket = self.context.socket(zmq::REQ)?;
-        socket.set_linger(0)?; // never hang at exit on a request queued to a dead hub
-        socket.set_immediate(true)?; // queue only to a completed connection
-        socket.set_sndtimeo(SEND_TIMEOUT_MS)?;
-        remote::secure(&socket, self.remote.as_ref())?;
-        let endpoint = self.endpoints().rpc;
-        socket
-            .connect(&endpoint)
-            .map_err(|e| Error::HubUnavailable(format!("cannot connect to {endpoint}: {e}")))?;
-        Ok(socket)
     }
 
     /// The mirror, read because the hub did not answer; if it is unusable too,
@@ -505,15 +565,14 @@ impl Client {
     }
 }
 
-/// Why one exchange failed; only a timed-out reply is worth resending.
-enum Failure {
-    NotConnected,
-    TimedOut,
-    Other(Error),
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+/// Sleep a little before trying a hub that went away again; false once `deadline` has passed.
+fn pause(deadline: Instant) -> bool {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return false;
+    }
+    std::thread::sleep(remaining.min(REOPEN_PAUSE));
+    true
 }
 
 fn unexpected(reply: &Reply) -> Error {

@@ -4,7 +4,8 @@
 //! - [`Client`]: get/set/unset/txn/list/history/status over REQ, with Lazy Pirate
 //!   timeouts and the mirror as the read fallback while the hub is down.
 //! - [`Subscriber`]: follows the change stream with the sync algorithm of the
-//!   protocol (welcome, snapshot, gap detection, resync), so no change is missed.
+//!   protocol (welcome, snapshot, gap detection, replay from the hub's history),
+//!   so every change arrives, in order; it can resume from a stored [`Cursor`].
 //! - [`Waterfall`]: environment > stored > defaults resolution.
 //! - [`schema::Schema`]: the schema's verdicts (types, ranges, writers, unknown keys), as the hub gives them.
 //!
@@ -18,7 +19,7 @@
 //!
 //! fn main() -> statehub::Result<()> {
 //!     let client = Client::builder().source("pump-service").build()?;
-//!     let options = SubscriberOptions { prefix: "pump.1.".into(), initial: true };
+//!     let options = SubscriberOptions { prefix: "pump.1.".into(), initial: true, ..Default::default() };
 //!     let mut changes = Subscriber::new(client, options)?;
 //!     loop {
 //!         if let Some(Event::Change(change)) = changes.next_event(Duration::from_secs(1))? {
@@ -31,8 +32,10 @@
 pub mod client;
 pub mod discovery;
 pub mod error;
+pub mod link;
 pub mod mirror;
 pub mod protocol;
+pub mod reachability;
 pub mod remote;
 pub mod rules;
 pub mod schema;
@@ -43,7 +46,7 @@ pub mod waterfall;
 
 pub use client::{Client, ClientBuilder, Fetched, MirrorInfo, DEFAULT_TIMEOUT};
 pub use error::{Error, Result};
-pub use protocol::{Committed, Item, Items, Op, OpKind};
-pub use subscriber::{Event, Subscriber, SubscriberOptions};
-pub use sync::Change;
+pub use protocol::{ChangePage, Committed, Item, Items, Op, OpKind};
+pub use subscriber::{Cursor, Event, Subscriber, SubscriberOptions};
+pub use sync::{Cause, Change, Origin};
 pub use waterfall::{Explanation, Layer, Waterfall};

@@ -18,6 +18,12 @@ pub const HEARTBEAT_TOPIC: &[u8] = b"@hb";
 /// The heartbeat interval a hub announces when it says nothing (protocol default).
 pub const DEFAULT_HEARTBEAT: f64 = 1.0;
 
+/// Changes per page of the feed when a `changes` request says nothing (at most 10,000).
+pub const DEFAULT_PAGE_LIMIT: u32 = 1000;
+
+/// About how many bytes a page of the feed holds when a `changes` request says nothing.
+pub const DEFAULT_PAGE_BYTES: u64 = 1024 * 1024;
+
 // --- helpers for `skip_serializing_if` and `default`: msgspec's omit_defaults ---
 
 fn is_empty(text: &str) -> bool {
@@ -46,6 +52,22 @@ fn default_limit() -> u32 {
 
 fn is_default_limit(limit: &u32) -> bool {
     *limit == 100
+}
+
+fn default_page_limit() -> u32 {
+    DEFAULT_PAGE_LIMIT
+}
+
+fn is_default_page_limit(limit: &u32) -> bool {
+    *limit == DEFAULT_PAGE_LIMIT
+}
+
+fn default_page_bytes() -> u64 {
+    DEFAULT_PAGE_BYTES
+}
+
+fn is_default_page_bytes(bytes: &u64) -> bool {
+    *bytes == DEFAULT_PAGE_BYTES
 }
 
 fn default_interval() -> f64 {
@@ -85,6 +107,9 @@ pub enum Request {
         /// A secret's plaintext instead of the placeholder.
         #[serde(default, skip_serializing_if = "is_false")]
         reveal: bool,
+        /// The item as it was right after this revision (from history).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_rev: Option<u64>,
     },
     List {
         v: u32,
@@ -147,6 +172,20 @@ pub enum Request {
     /// Re-encrypt every secret under a new key.
     RotateKey {
         v: u32,
+    },
+    /// One page of the change feed: the committed changes after revision `after`.
+    Changes {
+        v: u32,
+        after: u64,
+        /// Only changes of keys under it (the revision sequence stays global).
+        #[serde(default, skip_serializing_if = "is_empty")]
+        prefix: String,
+        /// Changes per page, 1..10000.
+        #[serde(default = "default_page_limit", skip_serializing_if = "is_default_page_limit")]
+        limit: u32,
+        /// About this many bytes per page (a page always holds one whole revision).
+        #[serde(default = "default_page_bytes", skip_serializing_if = "is_default_page_bytes")]
+        max_bytes: u64,
     },
 }
 
@@ -300,6 +339,7 @@ pub enum Reply {
         versions: u64,
     },
     Error(ErrorReply),
+    ChangePage(ChangePage),
     /// A reply type newer than this crate: treated as a protocol error by the client.
     #[serde(other)]
     Unknown,
@@ -323,6 +363,41 @@ fn tagged_items<S: serde::Serializer>(items: &[Item], serializer: S) -> Result<S
         Item(&'a Item),
     }
     serializer.collect_seq(items.iter().map(Tagged::Item))
+}
+
+/// Revisions `after`+1 ..= `last` of the change feed, whole and in order, each
+/// change with its value as of its revision (large values included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangePage {
+    pub epoch: String,
+    pub after: u64,
+    pub last: u64,
+    /// The store's revision when the page was read; `more` is `last < head`.
+    pub head: u64,
+    /// The first revision whose history is still kept.
+    pub oldest: u64,
+    /// On the wire each entry is itself a tagged `changed` map.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "tagged_changes"
+    )]
+    pub changes: Vec<Changed>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub more: bool,
+    /// History after `after` is gone: rebuild from a snapshot instead.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compacted: bool,
+}
+
+/// Serialize changes as the hub does: each a map with `type: "changed"` first.
+fn tagged_changes<S: serde::Serializer>(changes: &[Changed], serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Tagged<'a> {
+        Changed(&'a Changed),
+    }
+    serializer.collect_seq(changes.iter().map(Tagged::Changed))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -405,9 +480,12 @@ pub struct Changed {
     /// The value is a secret's placeholder: subscribers learn only that it changed.
     #[serde(default, skip_serializing_if = "is_false")]
     pub secret: bool,
-    /// The value was larger than the inline limit and left out: fetch it with `get`.
+    /// The value was larger than the inline limit and left out: read its revision's page.
     #[serde(default, skip_serializing_if = "is_false")]
     pub value_omitted: bool,
+    /// The key's revision before this change; 0: it did not exist.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub prev_rev: u64,
     /// History written after the fact (a replayed export): a consumer may skip or batch it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub backfill: bool,

@@ -69,18 +69,9 @@ impl fmt::Debug for Remote {
 }
 
 impl Remote {
-    /// Why a remote hub may not answer. A refused CURVE handshake is silent on
-    /// the client's side, so the message names it along with a hub that is down.
-    pub fn silence_hint(&self) -> String {
-        match &self.curve {
-            None => "start it with `statehub serve`".into(),
-            Some(keys) => format!(
-                "the hub is down or unreachable, or it refused this client's CURVE handshake, which looks \
-                 the same from here: check the server key (`statehub keys show-server` on the hub) and that \
-                 this client's key is allow-listed there (statehub keys add NAME '{}'); the hub logs every refusal",
-                keys.public
-            ),
-        }
+    /// This client's CURVE public key (Z85), when it talks CURVE to the hub.
+    pub fn client_public_key(&self) -> Option<&str> {
+        self.curve.as_ref().map(|keys| keys.public.as_str())
     }
 }
 

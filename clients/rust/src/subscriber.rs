@@ -1,10 +1,13 @@
 //! Following the hub's change stream without ever silently missing a change:
 //! the sync algorithm of docs/protocol.md section 5 over real sockets.
 //!
-//! The [`Subscriber`] owns a SUB socket and a [`Client`] (for snapshots) and is
-//! driven by the caller: [`Subscriber::next_event`] blocks up to a timeout and
-//! returns the next [`Event`]. Everything runs on the caller's thread, because
-//! ZeroMQ sockets must not be shared between threads.
+//! The [`Subscriber`] owns a SUB socket and a [`Client`] (for snapshots and
+//! pages of history) and is driven by the caller: [`Subscriber::next_event`]
+//! blocks up to a timeout and returns the next [`Event`]. A gap, a reconnect or
+//! a hub restart is filled from the hub's history, so every revision reaches the
+//! consumer in order; only a new epoch, or history that no longer reaches back,
+//! rebuilds from a snapshot, and says so. Everything runs on the caller's thread,
+//! because ZeroMQ sockets must not be shared between threads.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -13,7 +16,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::protocol::{decode, Item, Published, DEFAULT_HEARTBEAT};
 use crate::remote::{self, Remote};
-use crate::sync::{Change, Step, SyncState};
+use crate::sync::{Cause, Change, Outcome, SyncState, Synced};
 use crate::util::now;
 
 /// The hub is presumed down after this many heartbeat intervals of silence.
@@ -22,27 +25,43 @@ const SILENT_INTERVALS: u32 = 3;
 /// `hub.json`, since a restarted hub may listen elsewhere).
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// ZeroMQ's default receive high-water mark is 1000 messages; a slow consumer
-/// would then see gaps (and resyncs) early. Queue more before that happens.
+/// would then see gaps (and catch-ups) early. Queue more before that happens.
 const RECEIVE_HWM: i32 = 100_000;
+/// A poll that returns this much later than asked was not listening all that
+/// time (the process was stopped, or starved of CPU): that time is not silence.
+const PAUSE_SLACK: Duration = Duration::from_millis(500);
+
+/// A position in the feed: every change up to revision `.1` of epoch `.0`.
+pub type Cursor = (String, u64);
 
 /// What a subscriber reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// A key under the prefix changed. Live changes come whole revision by whole
-    /// revision, in order; after a resync, synthetic ones (`change.resync`)
-    /// bring every key that moved meanwhile to its current value.
+    /// A key under the prefix changed. Changes come whole revision by whole
+    /// revision, in order, live or replayed from history (`change.origin`);
+    /// after a snapshot resync, made-up ones (`change.resync`) bring every key
+    /// that moved meanwhile to its current value.
     Change(Change),
-    /// The replica was (re)loaded from a snapshot at `rev`. `resync` is false only
-    /// for the first one.
+    /// The replica was (re)loaded from a snapshot at `rev`. `resync` is true when
+    /// revisions were lost (a counted resync; `reason` says why).
     Synced {
         epoch: String,
         rev: u64,
         resync: bool,
-        /// Why the stream had to be resynchronised (empty for the first sync).
         reason: String,
+        cause: Cause,
+    },
+    /// A catch-up from history (after a gap, a reconnect, a hub restart or a
+    /// resume) reached the hub's head: `replayed` revisions came as changes.
+    CaughtUp {
+        epoch: String,
+        rev: u64,
+        replayed: u64,
+        reason: String,
+        cause: Cause,
     },
     /// No heartbeat for three intervals, or no welcome: the hub is presumed down.
-    /// The subscriber keeps trying and reports `Synced` when the hub is back.
+    /// The subscriber keeps trying and catches up when the hub is back.
     HubDown { reason: String },
 }
 
@@ -52,16 +71,41 @@ pub struct SubscriberOptions {
     /// Report changes only for keys starting with this (the stream itself is
     /// always subscribed whole, to see gaps in the global revision sequence).
     pub prefix: String,
-    /// Report the initial state as synthetic changes after the first snapshot.
+    /// Report the state loaded by the first snapshot as made-up changes.
     pub initial: bool,
+    /// Resume after this cursor (a consumer's own restart): the replica is
+    /// rebuilt as of its revision and every later revision replayed. If that
+    /// history is gone, or the hub's epoch differs (`""` accepts any), the first
+    /// `Synced` is a resync and every key comes as a made-up change.
+    pub since: Option<Cursor>,
+}
+
+/// A request the rules asked for, made at the next step.
+#[derive(Debug, Clone, PartialEq)]
+enum Todo {
+    /// The first load: a snapshot, or the resume after `since`.
+    Start,
+    /// Replay history after the replica's revision.
+    CatchUp {
+        cause: Cause,
+        reason: String,
+    },
+    Fetch {
+        after: u64,
+        limit: u32,
+    },
+    Resync {
+        cause: Cause,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
     /// Step 2: subscribed, waiting for a welcome proving the subscription is live.
-    AwaitWelcome { until: Instant },
-    /// Step 3: take a snapshot now.
-    Snapshot { reason: String },
+    AwaitWelcome,
+    /// Ask the hub for something now (a snapshot or a page of history).
+    Request(Todo),
     /// Step 5: applying the stream.
     Live,
     /// Step 6: the hub is presumed down; look again at `retry`.
@@ -75,24 +119,32 @@ pub struct Subscriber {
     endpoint: String,
     state: SyncState,
     phase: Phase,
-    /// Messages received before the snapshot they must follow (step 1).
+    /// Messages received before the first snapshot they must follow (step 1).
     buffer: Vec<Published>,
-    events: VecDeque<Event>,
+    /// Events to hand out, each with the cursor the consumer is at once it has handled it.
+    events: VecDeque<(Event, Option<Cursor>)>,
+    delivered: Option<Cursor>,
     /// The hub's heartbeat interval, as its welcomes and heartbeats announce it.
     interval: Duration,
-    last_message: Instant,
-    synced_once: bool,
+    /// Time spent listening since the last word from the hub: only time in `poll`
+    /// counts, so a stopped process (SIGSTOP, a laptop lid) is not taken for a
+    /// silent hub while messages wait to be read.
+    quiet: Duration,
+    /// A `HubDown` was reported and the hub has not answered since.
+    down_reported: bool,
     resyncs: u64,
+    replayed: u64,
 }
 
 impl Subscriber {
     /// Subscribe through `client`'s data dir and context. The client is kept for
-    /// snapshots (it waits ten times its timeout for one).
+    /// snapshots and pages of history (it waits ten times its timeout for them).
     pub fn new(client: Client, options: SubscriberOptions) -> Result<Subscriber> {
         let endpoint = client.endpoints().events;
         let socket = open_sub(client.context(), &endpoint, client.remote())?;
         let state = SyncState::new(options.prefix.clone());
         let interval = Duration::from_secs_f64(DEFAULT_HEARTBEAT);
+        let delivered = options.since.clone();
         let mut subscriber = Subscriber {
             client,
             options,
@@ -102,19 +154,26 @@ impl Subscriber {
             phase: Phase::Live,
             buffer: Vec::new(),
             events: VecDeque::new(),
+            delivered,
             interval,
-            last_message: Instant::now(),
-            synced_once: false,
+            quiet: Duration::ZERO,
+            down_reported: false,
             resyncs: 0,
+            replayed: 0,
         };
-        subscriber.phase = subscriber.await_welcome();
+        subscriber.phase = Phase::AwaitWelcome;
         Ok(subscriber)
     }
 
-    /// How many times the stream was resynchronised after the first sync
-    /// (gaps, epoch changes, hub restarts).
+    /// How many times the replica was rebuilt from a snapshot losing revisions
+    /// (an epoch change, history compacted past it).
     pub fn resync_count(&self) -> u64 {
         self.resyncs
+    }
+
+    /// How many revisions (with changes under the prefix) were replayed from history.
+    pub fn replayed_count(&self) -> u64 {
+        self.replayed
     }
 
     /// True while the replica follows a live hub.
@@ -131,9 +190,20 @@ impl Subscriber {
         self.state.get(key)
     }
 
-    /// The last revision applied to the replica.
+    /// The last revision applied to the replica (events for it may still be queued).
     pub fn rev(&self) -> u64 {
         self.state.rev()
+    }
+
+    /// Where a consumer that has handled every event handed out so far stands:
+    /// store it, and pass it as [`SubscriberOptions::since`] after a restart.
+    /// Inside a revision's changes it is the revision before (a restart
+    /// repeats the revision in flight: at-least-once).
+    pub fn cursor(&self) -> Option<Cursor> {
+        match self.state.epoch() {
+            Some(epoch) if self.events.is_empty() => Some((epoch.to_string(), self.state.rev())),
+            _ => self.delivered.clone(),
+        }
     }
 
     /// Wait up to `timeout` for the next event; `Ok(None)` when there was none.
@@ -141,7 +211,10 @@ impl Subscriber {
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(event) = self.events.pop_front() {
+            if let Some((event, cursor)) = self.events.pop_front() {
+                if cursor.is_some() {
+                    self.delivered = cursor;
+                }
                 return Ok(Some(event));
             }
             // Step at least once, so a zero timeout still polls without blocking.
@@ -155,27 +228,25 @@ impl Subscriber {
     /// Do one step of the algorithm, waiting at most until `deadline`.
     fn advance(&mut self, deadline: Instant) -> Result<()> {
         match self.phase.clone() {
-            Phase::AwaitWelcome { until } => {
-                if let Some(message) = self.receive(deadline.min(until))? {
+            Phase::AwaitWelcome => {
+                if let Some(message) = self.receive(self.listen_until(deadline))? {
                     let welcomed = matches!(message, Published::Welcome(_));
                     self.buffer.push(message);
                     if welcomed {
-                        self.phase = Phase::Snapshot {
-                            reason: String::new(),
-                        };
+                        self.phase = self.back_phase();
                     }
-                } else if Instant::now() >= until {
+                } else if self.is_silent() {
                     self.hub_down("no welcome from the hub".into());
                 }
             }
-            Phase::Snapshot { reason } => self.snapshot(reason)?,
+            Phase::Request(todo) => self.request(todo)?,
             Phase::Live => {
-                let silent_until = self.last_message + self.interval * SILENT_INTERVALS;
-                if let Some(message) = self.receive(deadline.min(silent_until))? {
-                    self.apply(&message);
-                } else if Instant::now() >= silent_until {
-                    let silence = self.interval * SILENT_INTERVALS;
-                    self.hub_down(format!("no heartbeat for {:.1} s", silence.as_secs_f64()));
+                if let Some(message) = self.receive(self.listen_until(deadline))? {
+                    let outcomes = self.state.on_message(&message);
+                    self.handle(outcomes);
+                } else if self.is_silent() {
+                    let silence = self.quiet.as_secs_f64();
+                    self.hub_down(format!("no heartbeat for {silence:.1} s"));
                 }
             }
             Phase::Down { retry } => {
@@ -183,9 +254,7 @@ impl Subscriber {
                     // Any message proves the subscription is live again (a
                     // reconnecting SUB re-sends it and the hub welcomes it).
                     self.buffer.push(message);
-                    self.phase = Phase::Snapshot {
-                        reason: "the hub is back".into(),
-                    };
+                    self.phase = self.back_phase();
                 } else if Instant::now() >= retry {
                     self.look_for_hub()?;
                 }
@@ -194,88 +263,206 @@ impl Subscriber {
         Ok(())
     }
 
-    /// Steps 3 and 4: load a snapshot, then apply what was buffered meanwhile.
-    fn snapshot(&mut self, reason: String) -> Result<()> {
-        let items = match self.client.snapshot(&self.options.prefix) {
-            Ok(items) => items,
-            Err(Error::HubUnavailable(why)) => {
-                self.hub_down(format!("snapshot failed: {why}"));
-                return Ok(());
-            }
-            Err(err) => return Err(err),
-        };
-        let (epoch, rev) = (items.epoch.clone(), items.rev);
-        let diff = self.state.load_snapshot(items, now());
-        let resync = self.synced_once;
-        if resync {
-            self.resyncs += 1;
+    /// What to ask once the hub proved the subscription live: the first load,
+    /// or the revisions committed while we were away.
+    fn back_phase(&mut self) -> Phase {
+        if self.state.epoch().is_none() {
+            return Phase::Request(Todo::Start);
         }
-        self.events.push_back(Event::Synced {
-            epoch,
-            rev,
-            resync,
-            reason,
-        });
-        if resync || self.options.initial {
-            self.events.extend(diff.into_iter().map(Event::Change));
-        }
-        self.synced_once = true;
+        self.buffer.clear(); // the catch-up covers them
+        Phase::Request(Todo::CatchUp {
+            cause: Cause::Reconnect,
+            reason: "the hub is back".into(),
+        })
+    }
+
+    /// Make the request the rules asked for, and apply its answer.
+    fn request(&mut self, todo: Todo) -> Result<()> {
         self.phase = Phase::Live;
-        self.last_message = Instant::now();
+        let done = match todo {
+            Todo::Start => match self.options.since.clone() {
+                Some((epoch, rev)) => self.resume(&epoch, rev),
+                None => self.resync(Cause::Start, "start".into()),
+            },
+            Todo::CatchUp { cause, reason } => {
+                let outcome = self.state.catch_up(cause, &reason);
+                self.handle(vec![outcome]);
+                Ok(())
+            }
+            Todo::Fetch { after, limit } => self.fetch(after, limit),
+            Todo::Resync { cause, reason } => self.resync(cause, reason),
+        };
+        match done {
+            Err(Error::HubUnavailable(why)) => {
+                self.hub_down(format!("the hub did not answer: {why}"));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn fetch(&mut self, after: u64, limit: u32) -> Result<()> {
+        match self.client.changes(after, &self.options.prefix, limit) {
+            Ok(page) => {
+                self.heard();
+                let outcomes = self.state.on_page(&page);
+                self.handle(outcomes);
+                Ok(())
+            }
+            Err(err @ Error::HubUnavailable(_)) => Err(err),
+            // A hub that cannot page its history (older, or a store behind us).
+            Err(err) => {
+                self.phase = Phase::Request(Todo::Resync {
+                    cause: Cause::Refused,
+                    reason: format!(
+                        "the hub refused the changes after revision {after}: {}",
+                        err.message()
+                    ),
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Rebuild the replica as of `rev` (a consumer's last revision), then replay what followed.
+    fn resume(&mut self, epoch: &str, rev: u64) -> Result<()> {
+        let refused = format!("cannot resume after revision {rev}");
+        match self.client.snapshot_at(&self.options.prefix, Some(rev)) {
+            Ok(past) if !epoch.is_empty() && past.epoch != epoch => {
+                let why = format!(
+                    "{refused}: the hub's store is another one (epoch {}, not {epoch}: restored or replaced)",
+                    past.epoch
+                );
+                self.resync(Cause::Epoch, why)
+            }
+            Ok(past) => {
+                let synced = self.state.load(
+                    past,
+                    Cause::Resume,
+                    &format!("resuming after revision {rev}"),
+                    now(),
+                );
+                self.loaded(synced);
+                self.phase = Phase::Request(Todo::CatchUp {
+                    cause: Cause::Resume,
+                    reason: format!("resumed after revision {rev}"),
+                });
+                Ok(())
+            }
+            Err(Error::Invalid(why)) => self.resync(Cause::Compacted, format!("{refused}: {why}")),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Load a snapshot (steps 3 and 4), then apply what was buffered meanwhile.
+    fn resync(&mut self, cause: Cause, reason: String) -> Result<()> {
+        let items = self.client.snapshot(&self.options.prefix)?;
+        let synced = self.state.load(items, cause, &reason, now());
+        self.loaded(synced);
         for message in std::mem::take(&mut self.buffer) {
-            self.apply(&message);
+            if self.phase != Phase::Live {
+                break; // a request is due; it covers the rest
+            }
+            let outcomes = self.state.on_message(&message);
+            self.handle(outcomes);
         }
         Ok(())
     }
 
-    /// Step 5 for one message: apply it, or start a resync.
-    fn apply(&mut self, message: &Published) {
-        if let Phase::Snapshot { .. } = self.phase {
-            return; // a resync is already due; the snapshot supersedes this message
+    /// The hub answered a request: it is alive, and a later outage is news again.
+    fn heard(&mut self) {
+        self.quiet = Duration::ZERO;
+        self.down_reported = false;
+    }
+
+    /// Three heartbeat intervals of listening without a word: the hub is presumed down.
+    fn is_silent(&self) -> bool {
+        self.quiet >= self.interval * SILENT_INTERVALS
+    }
+
+    /// Listen no longer than `deadline`, nor past the point where silence means the hub is down.
+    fn listen_until(&self, deadline: Instant) -> Instant {
+        let left = (self.interval * SILENT_INTERVALS).saturating_sub(self.quiet);
+        deadline.min(Instant::now() + left)
+    }
+
+    fn loaded(&mut self, synced: Synced) {
+        self.heard();
+        if synced.resync {
+            self.resyncs += 1;
         }
-        match self.state.on_message(message) {
-            Step::Nothing => {}
-            Step::Applied(changes) => {
-                let changes: Vec<Change> = changes.into_iter().map(|c| self.complete(c)).collect();
-                self.events.extend(changes.into_iter().map(Event::Change));
-            }
-            Step::Resync(reason) => self.phase = Phase::Snapshot { reason },
+        let cursor = Some((synced.epoch.clone(), synced.rev));
+        // A consumer is told every key that moved while it was not looking; on a first
+        // load (with `initial`, or a resume that could not resume) that is every key.
+        let changes = match (synced.first, synced.resync || self.options.initial) {
+            (_, false) => Vec::new(),
+            (true, true) => self.state.current(),
+            (false, true) => synced.changes,
+        };
+        let event = Event::Synced {
+            epoch: synced.epoch,
+            rev: synced.rev,
+            resync: synced.resync,
+            reason: synced.reason,
+            cause: synced.cause,
+        };
+        self.events
+            .push_back((event, if changes.is_empty() { cursor.clone() } else { None }));
+        let count = changes.len();
+        for (n, change) in changes.into_iter().enumerate() {
+            let at = if n + 1 == count { cursor.clone() } else { None };
+            self.events.push_back((Event::Change(change), at));
         }
     }
 
-    /// Fetch a value the stream left out for its size. The fetched item may be
-    /// newer than the change (the key moved on; its own change follows); a key
-    /// already gone again keeps `value_omitted` (its unset follows).
-    fn complete(&mut self, mut change: Change) -> Change {
-        if !change.value_omitted {
-            return change;
-        }
-        match self.client.get_from_hub(&change.key) {
-            Ok(item) => {
-                change.value = item.value.clone();
-                change.rev = item.rev;
-                change.time = item.time;
-                change.source = item.source.clone();
-                change.user = item.user.clone();
-                change.value_omitted = false;
-                self.state.fill(item);
+    /// Hand out what the rules decided, and set up the request they asked for.
+    fn handle(&mut self, outcomes: Vec<Outcome>) {
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Update { rev, origin, changes } => {
+                    if origin == crate::sync::Origin::Replay {
+                        self.replayed += 1;
+                    }
+                    let count = changes.len();
+                    for (n, change) in changes.into_iter().enumerate() {
+                        let done = if n + 1 == count { rev } else { rev - 1 };
+                        let cursor = Some((change.epoch.clone(), done));
+                        self.events.push_back((Event::Change(change), cursor));
+                    }
+                }
+                Outcome::CaughtUp {
+                    rev,
+                    replayed,
+                    cause,
+                    reason,
+                } => {
+                    let epoch = self.state.epoch().unwrap_or_default().to_string();
+                    let cursor = Some((epoch.clone(), rev));
+                    let event = Event::CaughtUp {
+                        epoch,
+                        rev,
+                        replayed,
+                        reason,
+                        cause,
+                    };
+                    self.events.push_back((event, cursor));
+                }
+                Outcome::Fetch { after, limit, .. } => {
+                    self.phase = Phase::Request(Todo::Fetch { after, limit })
+                }
+                Outcome::Resync { cause, reason } => {
+                    self.phase = Phase::Request(Todo::Resync { cause, reason })
+                }
             }
-            Err(Error::HubUnavailable(why)) => {
-                self.phase = Phase::Snapshot {
-                    reason: format!("could not fetch a large value: {why}"),
-                };
-            }
-            Err(_) => {}
         }
-        change
     }
 
     /// Step 6: report the hub down once, and look for it again later.
     fn hub_down(&mut self, reason: String) {
-        if !matches!(self.phase, Phase::Down { .. }) {
-            self.events.push_back(Event::HubDown { reason });
+        if !self.down_reported {
+            self.down_reported = true;
+            self.events.push_back((Event::HubDown { reason }, None));
         }
-        self.buffer.clear();
         self.phase = Phase::Down {
             retry: Instant::now() + RETRY_INTERVAL,
         };
@@ -289,7 +476,8 @@ impl Subscriber {
         if endpoint != self.endpoint {
             self.socket = open_sub(self.client.context(), &endpoint, self.client.remote())?;
             self.endpoint = endpoint;
-            self.phase = self.await_welcome();
+            self.quiet = Duration::ZERO;
+            self.phase = Phase::AwaitWelcome;
         } else {
             self.phase = Phase::Down {
                 retry: Instant::now() + RETRY_INTERVAL,
@@ -298,21 +486,22 @@ impl Subscriber {
         Ok(())
     }
 
-    fn await_welcome(&self) -> Phase {
-        Phase::AwaitWelcome {
-            until: Instant::now() + self.interval * SILENT_INTERVALS,
-        }
-    }
-
     /// Receive one decodable published message, waiting until `until` at most.
     fn receive(&mut self, until: Instant) -> Result<Option<Published>> {
         let wait = until.saturating_duration_since(Instant::now());
         let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        let began = Instant::now();
         if self.socket.poll(zmq::POLLIN, wait_ms)? == 0 {
+            let listened = began.elapsed();
+            // Much longer than asked: stopped (SIGSTOP, a laptop lid) or starved, and messages
+            // may be waiting in the kernel for ZeroMQ to read. That time was not silence.
+            if listened <= wait + PAUSE_SLACK {
+                self.quiet += listened;
+            }
             return Ok(None);
         }
         let frames = self.socket.recv_multipart(0)?;
-        self.last_message = Instant::now();
+        self.quiet = Duration::ZERO;
         let [_topic, body] = frames.as_slice() else {
             return Ok(Some(Published::Unknown)); // not ours to understand: ignorable
         };

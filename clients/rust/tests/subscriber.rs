@@ -1,6 +1,7 @@
 //! The subscriber's sync algorithm over real sockets, against a scripted fake
 //! hub in this process: first sync, whole txns, a dropped message (gap →
-//! resync with synthetic changes), heartbeat silence (hub down) and return.
+//! replay from the fake hub's history), heartbeat silence (hub down) and return
+//! (a catch-up from history, no resync).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -11,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use statehub::protocol::{
-    decode, encode, Changed, Heartbeat, Item, Items, OpKind, Published, Reply, Welcome,
+    decode, encode, ChangePage, Changed, Heartbeat, Item, Items, OpKind, Published, Reply, Request, Welcome,
 };
-use statehub::{Change, Client, Event, Subscriber, SubscriberOptions};
+use statehub::{Change, Client, Event, Origin, Subscriber, SubscriberOptions};
 
 const EPOCH: &str = "fake-epoch";
 const INTERVAL: f64 = 0.2;
@@ -79,6 +80,7 @@ fn serve(rpc: &str, events: &str, inbox: Receiver<Command>) {
     xpub.bind(events).unwrap();
     let mut store: BTreeMap<String, Item> = BTreeMap::new();
     store.insert("a".into(), item("a", json!(1), 1));
+    let mut history: Vec<Changed> = vec![changed(1, 0, 1, "a", json!(1))];
     let mut rev = 1;
     let mut beating = true;
     let mut next_beat = Instant::now();
@@ -88,12 +90,23 @@ fn serve(rpc: &str, events: &str, inbox: Receiver<Command>) {
         if items[0].is_readable() {
             let mut frames = router.recv_multipart(0).unwrap();
             let body = frames.pop().unwrap();
-            let _request: Value = decode(&body).unwrap();
-            let reply = Reply::Items(Items {
-                epoch: EPOCH.into(),
-                rev,
-                items: store.values().cloned().collect(),
-            });
+            let reply = match decode(&body).unwrap() {
+                Request::Changes { after, .. } => Reply::ChangePage(ChangePage {
+                    epoch: EPOCH.into(),
+                    after,
+                    last: rev,
+                    head: rev,
+                    oldest: 1,
+                    changes: history.iter().filter(|c| c.rev > after).cloned().collect(),
+                    more: false,
+                    compacted: false,
+                }),
+                _ => Reply::Items(Items {
+                    epoch: EPOCH.into(),
+                    rev,
+                    items: store.values().cloned().collect(),
+                }),
+            };
             frames.push(encode(&reply).unwrap());
             router.send_multipart(frames, 0).unwrap();
         }
@@ -123,7 +136,7 @@ fn serve(rpc: &str, events: &str, inbox: Receiver<Command>) {
             Ok(Command::Commit(revisions)) => {
                 for (ops, dropped) in revisions {
                     rev += 1;
-                    commit(&xpub, &mut store, rev, ops, &dropped);
+                    commit(&xpub, &mut store, &mut history, rev, ops, &dropped);
                 }
             }
             Ok(Command::Heartbeats(on)) => beating = on,
@@ -136,6 +149,7 @@ fn serve(rpc: &str, events: &str, inbox: Receiver<Command>) {
 fn commit(
     xpub: &zmq::Socket,
     store: &mut BTreeMap<String, Item>,
+    history: &mut Vec<Changed>,
     rev: u64,
     ops: Vec<(&'static str, Value)>,
     dropped: &[u32],
@@ -144,25 +158,30 @@ fn commit(
     for (index, (key, value)) in ops.into_iter().enumerate() {
         let index = index as u32;
         store.insert(key.into(), item(key, value.clone(), rev));
-        if dropped.contains(&index) {
-            continue;
+        let change = changed(rev, index, count, key, value);
+        history.push(change.clone());
+        if !dropped.contains(&index) {
+            publish(xpub, key.as_bytes(), &Published::Changed(change));
         }
-        let changed = Published::Changed(Changed {
-            epoch: EPOCH.into(),
-            rev,
-            index,
-            count,
-            key: key.into(),
-            op: OpKind::Set,
-            time: 1.0,
-            value,
-            source: "fake".into(),
-            user: String::new(),
-            secret: false,
-            value_omitted: false,
-            backfill: false,
-        });
-        publish(xpub, key.as_bytes(), &changed);
+    }
+}
+
+fn changed(rev: u64, index: u32, count: u32, key: &str, value: Value) -> Changed {
+    Changed {
+        epoch: EPOCH.into(),
+        rev,
+        index,
+        count,
+        key: key.into(),
+        op: OpKind::Set,
+        time: 1.0,
+        value,
+        source: "fake".into(),
+        user: String::new(),
+        secret: false,
+        value_omitted: false,
+        prev_rev: 0,
+        backfill: false,
     }
 }
 
@@ -210,6 +229,7 @@ fn follows_resyncs_and_survives_silence() {
     let options = SubscriberOptions {
         prefix: String::new(),
         initial: true,
+        since: None,
     };
     let mut sub = Subscriber::new(client, options).unwrap();
     let wait = Duration::from_secs(3);
@@ -240,28 +260,22 @@ fn follows_resyncs_and_survives_silence() {
     );
     assert_eq!(sub.get("c").unwrap().value, json!(3.0));
 
-    // Revision 3 is lost on the way: the gap is seen and a resync reports it.
+    // Revision 3 is lost on the way: the gap is seen and filled from history, in order.
     hub.send(Command::Commit(vec![
         (vec![("d", json!(4))], vec![0]),
         (vec![("e", json!(5))], vec![]),
     ]));
-    match next(&mut sub, wait) {
-        Event::Synced {
-            resync: true,
-            rev,
-            reason,
-            ..
-        } => {
-            assert_eq!(rev, 4);
-            assert!(reason.contains("gap"), "{reason}");
-        }
-        other => panic!("expected a resync, got {other:?}"),
-    }
     let d = change(next(&mut sub, wait));
     let e = change(next(&mut sub, wait));
-    assert_eq!((d.key.as_str(), d.rev, d.resync), ("d", 3, true));
-    assert_eq!((e.key.as_str(), e.rev, e.resync), ("e", 4, true));
-    assert_eq!(sub.resync_count(), 1);
+    assert_eq!((d.key.as_str(), d.rev, d.origin), ("d", 3, Origin::Replay));
+    assert_eq!((e.key.as_str(), e.rev, e.origin), ("e", 4, Origin::Replay));
+    match next(&mut sub, wait) {
+        Event::CaughtUp {
+            rev: 4, replayed: 2, ..
+        } => {}
+        other => panic!("expected the catch-up to end, got {other:?}"),
+    }
+    assert_eq!((sub.resync_count(), sub.replayed_count()), (0, 2));
 
     // Silence for three heartbeat intervals: the hub is presumed down.
     hub.send(Command::Heartbeats(false));
@@ -271,15 +285,18 @@ fn follows_resyncs_and_survives_silence() {
     }
     assert!(!sub.is_live());
 
-    // It comes back: the subscriber resyncs on its own and follows again.
+    // It comes back: the subscriber catches up on its own (nothing missed) and follows again.
     hub.send(Command::Heartbeats(true));
     match next(&mut sub, wait) {
-        Event::Synced { resync: true, .. } => {}
-        other => panic!("expected a resync after the outage, got {other:?}"),
+        Event::CaughtUp {
+            rev: 4, replayed: 0, ..
+        } => {}
+        other => panic!("expected a catch-up after the outage, got {other:?}"),
     }
     assert!(sub.is_live());
-    assert_eq!(sub.resync_count(), 2);
+    assert_eq!(sub.resync_count(), 0);
     hub.send(Command::Commit(vec![(vec![("f", json!("six"))], vec![])]));
     let f = change(next(&mut sub, wait));
-    assert_eq!((f.key.as_str(), f.rev, f.resync), ("f", 5, false));
+    assert_eq!((f.key.as_str(), f.rev, f.origin), ("f", 5, Origin::Live));
+    assert_eq!(sub.cursor(), Some((EPOCH.to_string(), 5)));
 }

@@ -29,7 +29,11 @@ def main_options(
     ctx: typer.Context,
     data_dir: DataDirOption = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for the hub before treating it as down.", min=0.01)
+        float, typer.Option(
+            help="Seconds to wait for a running hub to take a request and answer it (a hub that is not "
+            "running is said at once).",
+            min=0.01,
+        )
     ] = 0.5,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     hub: Annotated[

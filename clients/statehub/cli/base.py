@@ -142,6 +142,23 @@ def reported(debug: bool = False) -> Iterator[None]:
         raise SystemExit(StatehubError.exit_code) from None
 
 
+@contextlib.contextmanager
+def writing(*, can_queue: bool = False) -> Iterator[None]:
+    """Around a write: a write that never reached the hub says nothing was written, and what to do.
+
+    ``can_queue``: the command takes ``--queue`` and was not given it, so a hub
+    that is not running gets that suggestion too.  A write that reached the hub
+    unanswered is OutcomeUnknown, which passes untouched: it may be applied.
+    """
+    try:
+        yield
+    except HubUnavailable as exc:
+        exc.message += "; nothing was written"
+        if can_queue and exc.not_running:
+            exc.hint = f"{exc.hint}, or add --queue to have the hub apply it when it starts"
+        raise
+
+
 # --- output -----------------------------------------------------------------------------------
 
 
@@ -174,11 +191,13 @@ def origin_dict(origin: Origin) -> dict[str, Any]:
 
 
 def warn_if_mirror(origin: Origin) -> None:
-    """Say on stderr that a read came from the mirror, from which revision and how old it is."""
+    """Say on stderr that a read came from the mirror: why, from which revision, how old, and what to do."""
     if origin.from_mirror:
+        why = origin.hub_problem or "the hub is not answering"
+        todo = f"; {origin.hint}" if origin.hint else ""
         echo(
-            f"warning: the hub is not answering; showing the mirror at revision {origin.rev}, "
-            f"{origin.describe().rsplit(', ', 1)[-1]} (values may be stale; start the hub with `statehub serve`)",
+            f"warning: {why}; showing the mirror at revision {origin.rev}, "
+            f"{origin.describe().rsplit(', ', 1)[-1]} (values may be stale{todo})",
             err=True,
         )
 

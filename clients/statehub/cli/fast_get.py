@@ -14,12 +14,15 @@ import os
 from statehub.cli.base import Settings, echo, echo_json, item_dict, origin_dict, reported, warn_if_mirror
 
 
-def print_value(settings: Settings, key: str, as_json: bool) -> None:
-    """Print KEY's value (or its item as JSON), from the mirror with a warning when the hub is down."""
+def print_value(settings: Settings, key: str, as_json: bool, *, at_rev: int | None = None) -> None:
+    """Print KEY's value (or its item as JSON), from the mirror with a warning when the hub is down.
+
+    With ``at_rev``, the value right after that revision, from the hub's history.
+    """
     from statehub import value_text
 
     with reported(settings.debug), settings.client() as client:
-        reading = client.get(key)
+        reading = client.get(key, at_rev=at_rev)
         warn_if_mirror(reading.origin)
         if as_json:
             echo_json({**item_dict(reading.item), **origin_dict(reading.origin)})

@@ -29,7 +29,7 @@ OwnDataDirOption = Annotated[
 ]
 OwnTimeoutOption = Annotated[
     float | None,
-    typer.Option(help="Seconds to wait for the hub before treating it as down [default: 0.5].", min=0.01),
+    typer.Option(help="Seconds to wait for a running hub to take a request and answer it [default: 0.5].", min=0.01),
 ]
 
 PrefixOption = Annotated[str, typer.Option("--prefix", help="Only keys starting with this.")]

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from statehub.cli.base import echo, echo_json, item_dict, reported, settings_of, warn_if_mirror
+from statehub.cli.base import echo, echo_json, item_dict, reported, settings_of, warn_if_mirror, writing
 from statehub.cli.options import JsonOption, PrefixOption, add_command
 
 secret_app = typer.Typer(
@@ -66,7 +66,7 @@ def secret_set(
     with reported(settings.debug):
         check_key(key)
         value = read_secret_value(key, stdin_is_tty=sys.stdin.isatty())
-        with settings.client() as client:
+        with settings.client() as client, writing():
             committed = client.set_secret(key, value, expect=expect_rev)
     if as_json:
         echo_json({"key": key, "rev": committed.rev, "secret": True})

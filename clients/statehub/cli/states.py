@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from statehub.cli.base import echo, echo_json, reported, settings_of
+from statehub.cli.base import echo, echo_json, reported, settings_of, writing
 from statehub.cli.options import JsonOption, PrefixOption, add_command
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def snapshot_create(
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
+        _refuse_remote(client, "snapshot create", "or save the state on this machine with `statehub export -o FILE`")
         if name:
             check_snapshot_name(name)
         items = client.snapshot()
@@ -65,6 +66,8 @@ def snapshot_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
     settings = settings_of(ctx)
     with reported(settings.debug):
+        with settings.client() as client:
+            _refuse_remote(client, "snapshot list")
         snapshots = list_snapshots(settings.data_path())
     if as_json:
         rows = [{"name": n, "rev": s.rev, "epoch": s.epoch, "created": iso_time(s.created), "keys": len(s.values)} for n, s in snapshots]
@@ -82,6 +85,8 @@ def snapshot_show(ctx: typer.Context, name: str) -> None:
 
     settings = settings_of(ctx)
     with reported(settings.debug):
+        with settings.client() as client:
+            _refuse_remote(client, "snapshot show")
         sys.stdout.write(find_snapshot(settings.data_path(), name).read_text(encoding="utf-8"))
 
 
@@ -106,14 +111,26 @@ def rollback(
         if (name is None) == (to_rev is None):
             raise InvalidRequest("give a snapshot NAME or --to-rev R (one of them)")
         if name is not None:
+            _refuse_remote(client, "rollback NAME", "or go back to a revision from here with `statehub rollback --to-rev R`")
             target = read(find_snapshot(settings.data_path(), name)).values
             what = f"snapshot {name}"
-        else:
-            assert to_rev is not None
+        else:  # --to-rev, as checked above
             target = {i.key: i.value for i in client.snapshot(prefix, at_rev=to_rev).items}
             what = f"revision {to_rev}"
         target = {k: v for k, v in target.items() if k.startswith(prefix)}
         _apply_state(client, target, prefix=prefix, replace=True, dry_run=dry_run, what=what, as_json=as_json)
+
+
+def _refuse_remote(client: Client, command: str, instead: str = "") -> None:
+    """Snapshots and the store are files on the hub's machine: a command on them cannot reach a remote hub's."""
+    from statehub import InvalidRequest
+
+    if client.is_remote:
+        raise InvalidRequest(
+            f"`statehub {command}` works on the files in the hub's data dir, on the hub's machine, "
+            "and this client talks to a remote hub",
+            hint=f"run it on the hub's machine{', ' + instead if instead else ''}",
+        )
 
 
 def _apply_state(
@@ -127,7 +144,6 @@ def _apply_state(
     as_json: bool,
     sealed: dict[str, str] | None = None,
 ) -> None:
-    from statehub import Queued
     from statehub.hub.state_files import changes_to, describe, placeholders_skipped
 
     current = client.snapshot(prefix).items
@@ -144,8 +160,8 @@ def _apply_state(
     if dry_run or not ops:
         _report(what, ops, lines, None, dry_run, as_json)
         return
-    committed = client.txn(ops)
-    assert not isinstance(committed, Queued)  # not queue=True: a hub that is down raised
+    with writing():
+        committed = client.txn(ops)
     _report(what, ops, lines, committed.rev, dry_run, as_json)
 
 
@@ -260,16 +276,25 @@ def restore(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Replace the store with a snapshot (the hub must be stopped). The old store is kept aside."""
+    from statehub.hub.restore import lock_for_restore
     from statehub.hub.restore import restore as restore_store
     from statehub.hub.state_files import find_snapshot, read
 
     settings = settings_of(ctx)
     with reported(settings.debug):
+        with settings.client() as client:
+            _refuse_remote(client, "restore")
         data_dir = settings.data_path()
         state = read(find_snapshot(data_dir, name))
-        if not yes and not typer.confirm(f"Replace the store in {data_dir} with {name} ({len(state.values)} keys)?"):
-            raise typer.Exit(1)
-        done = restore_store(data_dir, state)
+        lock = lock_for_restore(data_dir)  # a running hub is refused before anything is asked
+        try:
+            question = f"Replace the store in {data_dir} with {name} ({len(state.values)} keys)?"
+            if not yes and not typer.confirm(question):
+                raise typer.Exit(1)
+        except BaseException:
+            lock.close()
+            raise
+        done = restore_store(data_dir, state, lock)
     echo(f"restored {done.keys} keys from {name} at revision {done.rev} (new epoch {done.epoch})")
     for path in done.moved_aside:
         echo(f"kept the old file as {path}")

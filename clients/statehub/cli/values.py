@@ -20,12 +20,13 @@ from statehub.cli.base import (
     reported,
     settings_of,
     warn_if_mirror,
+    writing,
 )
 from statehub.cli.fast_get import print_value
 from statehub.cli.options import JsonOption, QueueOption, add_command
 
 if TYPE_CHECKING:
-    from statehub import Committed, Queued
+    from statehub import Client, Committed, Queued
 
 
 def register(app: typer.Typer) -> None:
@@ -38,9 +39,20 @@ def register(app: typer.Typer) -> None:
     add_command(app, explain)
 
 
-def get(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
+RevOption = Annotated[
+    int | None,
+    typer.Option(
+        "--rev",
+        help="As it was right after this revision, read from the hub's history (the hub must be up, and still "
+        "hold that history: see `statehub serve --history-keep`).",
+        min=0,
+    ),
+]
+
+
+def get(ctx: typer.Context, key: str, as_json: JsonOption = False, rev: RevOption = None) -> None:
     """Print the value of KEY (from the mirror, with a warning, when the hub is down)."""
-    print_value(settings_of(ctx), key, as_json)
+    print_value(settings_of(ctx), key, as_json, at_rev=rev)
 
 
 def set_(
@@ -61,7 +73,7 @@ def set_(
     settings = settings_of(ctx)
     parsed = value if string else parse_text_value(value)
     with reported(settings.debug), settings.client() as client:
-        committed = _write(lambda: client.set(key, parsed, expect=expect_rev, queue=queue))
+        committed = _write(client, lambda: client.set(key, parsed, expect=expect_rev, queue=queue), queue)
         if isinstance(committed, Queued):
             report_queued(committed, as_json)
             return
@@ -85,7 +97,7 @@ def unset(
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
-        committed = _write(lambda: client.unset(key, expect=expect_rev, queue=queue))
+        committed = _write(client, lambda: client.unset(key, expect=expect_rev, queue=queue), queue)
         if isinstance(committed, Queued):
             report_queued(committed, as_json)
             return
@@ -95,16 +107,13 @@ def unset(
             echo(f"unset {key}  (revision {committed.rev})")
 
 
-def _write(write: Callable[[], Committed | Queued]) -> Committed | Queued:
-    """Run a write; say that a refused or unanswered write changed nothing, and what to do."""
-    from statehub import ConflictError, HubUnavailable, value_text, when_text
+def _write(client: Client, write: Callable[[], Committed | Queued], queue: bool) -> Committed | Queued:
+    """Run a write; say what a refusal or an unreached hub means, and what to do."""
+    from statehub import ConflictError, value_text, when_text
 
     try:
-        return write()
-    except HubUnavailable as exc:
-        raise HubUnavailable(
-            f"{exc.message}; nothing was written", hint="add --queue to have the hub apply it when it returns"
-        ) from exc
+        with writing(can_queue=not queue and not client.is_remote):
+            return write()
     except ConflictError as exc:
         detail = exc.conflicts[0] if exc.conflicts else None
         if detail is not None and detail.exists:
@@ -116,13 +125,14 @@ def list_(
     ctx: typer.Context,
     prefix: Annotated[str, typer.Argument(help="Only keys starting with this (use 'plant.' for a subtree).")] = "",
     as_json: JsonOption = False,
+    rev: RevOption = None,
 ) -> None:
     """List keys and values, sorted by key."""
     from statehub import json_text
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
-        listing = client.list(prefix)
+        listing = client.list(prefix, at_rev=rev)
         warn_if_mirror(listing.origin)
         if as_json:
             items = [item_dict(item) for item in listing.items]

@@ -1,9 +1,10 @@
-"""``statehub watch``: print every change as it happens, with resyncs and hub outages."""
+"""``statehub watch``: print every change as it happens, with replays, resyncs and hub outages."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,7 +13,7 @@ from statehub.cli.base import echo, echo_json, reported, settings_of
 from statehub.cli.options import JsonOption, add_command
 
 if TYPE_CHECKING:
-    from statehub import Changed, HubDown, Synced
+    from statehub import CaughtUp, Changed, HubDown, Item, Synced
 
 
 def register(app: typer.Typer) -> None:
@@ -23,34 +24,70 @@ def watch(
     ctx: typer.Context,
     prefix: Annotated[str, typer.Argument(help="Only keys starting with this.")] = "",
     as_json: JsonOption = False,
-    count: Annotated[int | None, typer.Option(help="Exit after this many changes.", min=1)] = None,
+    count: Annotated[int | None, typer.Option(help="Exit after this many changes (live or replayed).", min=1)] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Start after this revision, REV or EPOCH:REV (as --json prints them): every later change is "
+            "replayed from the hub's history first, then changes follow live. With an EPOCH the hub must still "
+            "hold that store; if its history no longer reaches back, you are told, and watching starts from now.",
+            metavar="[EPOCH:]REV",
+        ),
+    ] = None,
+    initial: Annotated[bool, typer.Option("--initial", help="Print the current values first, then follow.")] = False,
 ) -> None:
-    """Print every change as it happens; resyncs and hub outages are shown too. Ctrl-C stops."""
-    from statehub import HubDown, Synced
+    """Print every change as it happens, in revision order; replays, resyncs and hub outages are shown too.
+
+    A gap, a reconnect or a hub restart is filled from the hub's history, so no
+    change is skipped; only when history no longer reaches back is the state
+    rebuilt from a snapshot, and that is said. Ctrl-C stops.
+    """
+    from statehub import CaughtUp, HubDown, Synced
 
     settings = settings_of(ctx)
     seen = 0
-    with (
-        reported(settings.debug),
-        settings.client() as client,
-        contextlib.suppress(KeyboardInterrupt),
-        client.subscribe(prefix) as subscription,
-    ):
-        for event in subscription:
-            if isinstance(event, HubDown):
-                _print_down(event, as_json)
-                continue
-            if isinstance(event, Synced):
-                _print_synced(event, prefix, as_json)
-            for change in event.changes:
-                if as_json:
-                    echo_json(_change_dict(change))
+    with reported(settings.debug):
+        start = parse_since(since) if since is not None else None
+        with (
+            settings.client() as client,
+            contextlib.suppress(KeyboardInterrupt),
+            client.subscribe(prefix, since=start) as subscription,
+        ):
+            for event in subscription:
+                if isinstance(event, HubDown):
+                    _print_down(event, as_json)
+                elif isinstance(event, CaughtUp):
+                    _print_caught_up(event, as_json)
+                elif isinstance(event, Synced):
+                    _print_synced(event, prefix, as_json)
+                    shown = event.items.values() if event.first and initial else ()
+                    _print_changes([_as_change(item, event.epoch) for item in shown] + event.changes, "snapshot", as_json)
                 else:
-                    echo(_change_line(change))
-            seen += 0 if isinstance(event, Synced) else len(event.changes)
-            sys.stdout.flush()
-            if count is not None and seen >= count:
-                return
+                    _print_changes(event.changes, event.origin, as_json)
+                    seen += len(event.changes)
+                sys.stdout.flush()
+                if count is not None and seen >= count:
+                    return
+
+
+def parse_since(text: str) -> tuple[str, int]:
+    """``REV`` or ``EPOCH:REV`` as (epoch, rev); the epoch is "" when not given (any store)."""
+    from statehub import InvalidRequest
+
+    epoch, _, rev = text.rpartition(":")
+    if not rev.isdigit():
+        raise InvalidRequest(
+            f"--since {text!r} is not a revision: give REV or EPOCH:REV, e.g. 41 or 3f2a9c0d1e2b4a5f:41"
+        )
+    return epoch, int(rev)
+
+
+def _print_changes(changes: Iterable[Changed], origin: str, as_json: bool) -> None:
+    for change in changes:
+        if as_json:
+            echo_json(_change_dict(change, origin))
+        else:
+            echo(_change_line(change))
 
 
 def _print_down(event: HubDown, as_json: bool) -> None:
@@ -65,18 +102,47 @@ def _print_down(event: HubDown, as_json: bool) -> None:
 def _print_synced(event: Synced, prefix: str, as_json: bool) -> None:
     keys = len(event.items)
     if as_json:
-        echo_json({"event": "synced", "rev": event.rev, "epoch": event.epoch, "reason": event.reason, "keys": keys})
-    elif event.first:
-        echo(f"# watching '{prefix}' at revision {event.rev} ({keys} keys)", err=True)
+        echo_json(
+            {
+                "event": "synced",
+                "rev": event.rev,
+                "epoch": event.epoch,
+                "reason": event.reason,
+                "cause": event.cause,
+                "resync": event.resync,
+                "keys": keys,
+            }
+        )
+    elif event.first and not event.resync:
+        resuming = f"; {event.reason}" if event.cause == "resume" else ""
+        echo(f"# watching '{prefix}' at revision {event.rev} ({keys} keys){resuming}", err=True)
     else:
-        echo(f"# resynced at revision {event.rev}: {event.reason}; {len(event.changes)} keys differ", err=True)
+        lost = "changes in between are lost" if event.first else f"{len(event.changes)} keys differ"
+        echo(f"# resynced from a snapshot at revision {event.rev}: {event.reason}; {lost}", err=True)
 
 
-def _change_dict(change: Changed) -> dict[str, object]:
+def _print_caught_up(event: CaughtUp, as_json: bool) -> None:
+    if as_json:
+        echo_json(
+            {
+                "event": "caught_up",
+                "rev": event.rev,
+                "epoch": event.epoch,
+                "replayed": event.replayed,
+                "reason": event.reason,
+                "cause": event.cause,
+            }
+        )
+    else:
+        echo(f"# caught up at revision {event.rev}: {event.replayed} revisions replayed ({event.reason})", err=True)
+
+
+def _change_dict(change: Changed, origin: str) -> dict[str, object]:
     import msgspec
 
     data: dict[str, object] = msgspec.to_builtins(change)
     data["event"] = data.pop("type")
+    data["origin"] = origin
     return data
 
 
@@ -85,3 +151,22 @@ def _change_line(change: Changed) -> str:
 
     what = f"{change.key} = {json_text(change.value)}" if change.op == "set" else f"unset {change.key}"
     return f"[{change.rev}] {what}  ({who_text(change.source, change.user)}, {when_text(change.time)})"
+
+
+def _as_change(item: Item, epoch: str) -> Changed:
+    """A current value, shown with --initial as if it had just been set."""
+    from statehub import Changed
+
+    return Changed(
+        epoch=epoch,
+        rev=item.rev,
+        index=0,
+        count=1,
+        key=item.key,
+        op="set",
+        value=item.value,
+        time=item.time,
+        source=item.source,
+        user=item.user,
+        secret=item.secret,
+    )

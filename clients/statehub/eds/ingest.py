@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from statehub import MAX_BATCH_WRITES, ConflictError, HubUnavailable, InvalidRequest, Op
+from statehub import MAX_BATCH_WRITES, ConflictError, HubUnavailable, InvalidRequest, Op, OutcomeUnknown
 from statehub.eds.formats import parse_file
 from statehub.eds.keys import plant_prefix
 from statehub.eds.plan import Mode, Plan, Stored, Write, make_plan
@@ -217,10 +217,11 @@ def _commit_with_retries(
                 "another writer changed %s during the ingest; reading the hub again",
                 exc.conflicts[0].key if exc.conflicts else "a key",
             )
-        except HubUnavailable as exc:
-            raise HubUnavailable(
+        except (HubUnavailable, OutcomeUnknown) as exc:
+            raise type(exc)(
                 f"{exc.message}; {tally.committed} readings were committed before that: "
-                "run the same ingest again to continue (committed readings are skipped)"
+                "run the same ingest again to continue (committed readings are skipped)",
+                hint=exc.hint,
             ) from exc
     raise AssertionError("unreachable")
 

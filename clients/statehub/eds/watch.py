@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from statehub import ConflictError, HubUnavailable, StatehubError, StorageError
+from statehub import ConflictError, HubUnavailable, OutcomeUnknown, StatehubError, StorageError
 from statehub.eds.ingest import BadRowsRefused, Summary
 from statehub.hub.atomic_file import write_atomically
 
@@ -135,7 +135,7 @@ class Watcher:
             return Outcome(path.name, "already", self._move(path, DONE))
         try:
             summary = self.ingest_file(path)
-        except (HubUnavailable, StorageError, ConflictError) as exc:  # passing trouble: try again later
+        except (HubUnavailable, OutcomeUnknown, StorageError, ConflictError) as exc:  # passing trouble: try again later
             if not self._hub_down:
                 log.warning("cannot ingest %s now: %s; trying again on the next poll", path.name, exc)
             self._hub_down = True

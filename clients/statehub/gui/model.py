@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from statehub import (
     SECRET_PLACEHOLDER,
+    CaughtUp,
     Changed,
     ConflictDetail,
     Event,
@@ -77,6 +78,8 @@ def on_event(view: View, event: Event, now: float) -> None:
         on_synced(view, event.items, event.rev, event.epoch, event.reason, event.first, changed, now)
     elif isinstance(event, Update):
         on_update(view, event.rev, event.changes, now)
+    elif isinstance(event, CaughtUp):
+        on_caught_up(view, event.rev, event.epoch, event.replayed, now)
     elif isinstance(event, HubDown):
         on_down(view, event.reason, event.mirror, now)
 
@@ -105,11 +108,26 @@ def on_synced(
 
 
 def on_update(view: View, rev: int, changes: list[Changed], now: float) -> None:
-    """One complete revision: apply each change to the table."""
+    """One complete revision: apply each change to the table.
+
+    While the hub is down the table is the mirror; revisions replayed from the
+    hub's history when it returns that the mirror already holds are skipped.
+    """
+    if view.phase is Phase.DOWN and rev <= view.rev:
+        return
     for change in changes:
         apply_change(view.items, change)
         view.changed_at[change.key] = now
     view.rev = rev
+
+
+def on_caught_up(view: View, rev: int, epoch: str, replayed: int, now: float) -> None:
+    """The subscription replayed what it missed from the hub's history: live again, nothing lost."""
+    was_down = view.phase is Phase.DOWN
+    view.phase, view.rev, view.epoch = Phase.LIVE, max(rev, view.rev), epoch
+    view.mirror_written, view.down_reason = None, ""
+    if was_down:
+        _notify(view, f"reconnected at revision {rev}; {replayed} revisions replayed, none missed", now)
 
 
 def on_down(view: View, reason: str, mirror: MirrorState | None, now: float) -> None:

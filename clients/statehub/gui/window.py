@@ -22,7 +22,7 @@ from statehub import (
     Event,
     InvalidRequest,
     Item,
-    Queued,
+    OutcomeUnknown,
     StatehubError,
     Update,
 )
@@ -397,10 +397,12 @@ class App:
                 return exc.conflicts[0]
             sg.popup_error(exc.message, title="Not saved")
             return None
+        except OutcomeUnknown as exc:  # it reached the hub: it may be applied
+            sg.popup_error(f"{exc.message}\n\n{exc.hint}", title="Saved or not?")
+            return None
         except StatehubError as exc:
             sg.popup_error(f"{getattr(exc, 'message', exc)}\n\nNothing was written.", title="Not saved")
             return None
-        assert not isinstance(committed, Queued)  # not queued: the GUI writes only while the hub is up
         what = "deleted" if write.op == "unset" else "saved"
         self.message = f"{what} {write.key} at revision {committed.rev}"
         return None

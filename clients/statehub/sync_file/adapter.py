@@ -25,13 +25,14 @@ from typing import Any
 
 from statehub import (
     MAX_TXN_OPS,
+    CaughtUp,
     Client,
     ConflictError,
     Event,
     HubDown,
     HubUnavailable,
     InvalidRequest,
-    Queued,
+    OutcomeUnknown,
     StatehubError,
     StorageError,
     Subscription,
@@ -69,6 +70,8 @@ class Counters:
     rejected: int = 0  # saves that did not parse
     rewrites: int = 0  # times the file was written
     last_rev: int = 0  # revision of the last rewrite
+    last_look: float = 0.0  # time.monotonic() when the file was last looked at
+    seen_rev: int = 0  # revision of the last hub event taken in
 
 
 class FileSync:
@@ -107,7 +110,9 @@ class FileSync:
         event = subscription.next_event(self.options.interval)
         if event is not None:
             self._on_event(event)
-        self._on_file(self.watcher.poll(time.monotonic()))
+        now = time.monotonic()
+        self._on_file(self.watcher.poll(now))
+        self.counters.last_look = now
         if self.pending is not None and self.live and time.monotonic() >= self.retry_at:
             self._apply(self.pending, subscription)
         self._rewrite_if_needed(subscription)
@@ -123,8 +128,9 @@ class FileSync:
                 self.path.name,
             )
             return
-        if isinstance(event, Synced):
-            if not self.live and not event.first:
+        self.counters.seen_rev = event.rev
+        if isinstance(event, (Synced, CaughtUp)):
+            if not self.live and not (isinstance(event, Synced) and event.first):
                 log.info("the hub is back at revision %d", event.rev)
             self.live = True
             self._told_down = False
@@ -153,7 +159,7 @@ class FileSync:
             base_rev, base = self._base(saved.header, subscription)
             plan = plan_save(saved.values, dict(subscription.items), base_rev, base)
             changes, rev = self._send(plan, base)
-        except (HubUnavailable, StorageError) as exc:
+        except (HubUnavailable, OutcomeUnknown, StorageError) as exc:  # a retry plans against what the hub has
             self.retry_at = time.monotonic() + RETRY_AFTER
             log.warning("the hub did not take the save of %s (%s); trying again", self.path.name, exc.message)
             return
@@ -224,7 +230,6 @@ class FileSync:
                     break
                 try:
                     committed = self.client.txn(chunk.ops)  # never queued: a save waits for the hub itself
-                    assert not isinstance(committed, Queued)
                     rev = committed.rev
                 except ConflictError as exc:
                     if not exc.conflicts:
@@ -267,24 +272,25 @@ class FileSync:
             self.dirty = False
             return
         try:
-            if not self._replace_if_quiet(data):
-                return  # the person saved while we wrote: read their save first
+            written = self._replace_if_quiet(data)
         except OSError as exc:
             log.error("cannot write %s: %s; trying again", self.path, exc)
             return
-        self.watcher.wrote(data)
+        if written is None:
+            return  # the person saved while we wrote: read their save first
+        self.watcher.wrote(data, written)
         self.dirty = False
         self.counters.rewrites += 1
         self.counters.last_rev = subscription.rev
         log.info("wrote %s at revision %d (%d keys)", self.path.name, subscription.rev, len(values))
 
-    def _replace_if_quiet(self, data: bytes) -> bool:
-        """Write ``data`` atomically, unless the person saved meanwhile.
+    def _replace_if_quiet(self, data: bytes) -> os.stat_result | None:
+        """Write ``data`` atomically, unless the person saved meanwhile; the stat of what was written.
 
         The temp file is written and fsynced first and the file checked again
         right before the rename, so a save can only be lost if it lands in the
         microseconds between that check and the rename (no portable lock closes
-        that gap: editors do not take one).
+        that gap: editors do not take one).  None: the person saved; nothing written.
         """
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self._mode())
@@ -295,13 +301,14 @@ class FileSync:
                 os.fsync(handle.fileno())
             if not self.watcher.is_quiet():
                 temp.unlink()
-                return False
+                return None
+            written = os.stat(temp)  # before the rename: a save after it must not pass for ours
             os.replace(temp, self.path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
         fsync_folder(self.path.parent)
-        return True
+        return written
 
     def _mode(self) -> int:
         try:

@@ -132,7 +132,12 @@ def _op(key: str, yours: Any, now: Item | None) -> Op:
 
 
 def refuse_conflicts(plan: Plan, conflicts: list[ConflictDetail], base: dict[str, Any] | None) -> None:
-    """Move the ops the hub refused (it saw newer state than our replica) to the refusals."""
+    """Move the ops the hub refused (it saw newer state than our replica) to the refusals.
+
+    A key the hub already holds as saved is no conflict: most often it is this
+    save's own earlier attempt, applied although its answer was lost
+    (OutcomeUnknown), and retried before the replica caught up.
+    """
     by_key = {detail.key: detail for detail in conflicts}
     kept = []
     for op in plan.ops:
@@ -141,6 +146,8 @@ def refuse_conflicts(plan: Plan, conflicts: list[ConflictDetail], base: dict[str
             kept.append(op)
             continue
         yours = op.value if op.op == "set" else ABSENT
+        if same_value(yours, detail.value if detail.exists else ABSENT):
+            continue  # already so: nothing to write, nothing to refuse
         before = UNKNOWN if base is None else base.get(op.key, ABSENT)
         plan.refused.append(Refusal(op.key, yours, Theirs.from_conflict(detail), before))
     plan.ops = kept

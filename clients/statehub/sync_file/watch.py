@@ -81,10 +81,17 @@ class FileWatcher:
         self._known = _digest(data)
         return data
 
-    def wrote(self, data: bytes) -> None:
-        """We just wrote ``data`` to the file: it is not a save to read back."""
+    def wrote(self, data: bytes, written: os.stat_result | None = None) -> None:
+        """We just wrote ``data`` to the file: it is not a save to read back.
+
+        ``written``: the stat of the file as we wrote it, taken before it was
+        renamed into place (a rename keeps the inode, size and mtime).  A stat
+        taken now would also cover a save that landed after our rename (while
+        we fsynced the folder, which can take seconds on a loaded SD card), and
+        that save would pass for ours.
+        """
         self._known = _digest(data)
-        self._signature = self._stat()
+        self._signature = _signature(written) if written is not None else self._stat()
         self._changed_at = None
 
     def shows(self, data: bytes) -> bool:
@@ -106,7 +113,10 @@ class FileWatcher:
 
     def _stat(self) -> Signature | None:
         try:
-            stat = os.stat(self.path)
+            return _signature(os.stat(self.path))
         except FileNotFoundError:
             return None
-        return Signature(stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+def _signature(stat: os.stat_result) -> Signature:
+    return Signature(stat.st_mtime_ns, stat.st_size, stat.st_ino)

@@ -125,7 +125,6 @@ async def put_key(request: Request) -> Response:
         )
     except ConflictError as conflict:
         return _conflict(conflict, 412)
-    assert isinstance(committed, Committed)
     _log_write("set", [key], committed, caller, started)
     return _json(_committed(committed), etag=committed.rev)
 
@@ -141,7 +140,6 @@ async def delete_key(request: Request) -> Response:
         committed = await state.hub.run(caller.name, lambda client: client.unset(key, expect=expect))
     except ConflictError as conflict:
         return _conflict(conflict, 412)
-    assert isinstance(committed, Committed)
     _log_write("unset", [key], committed, caller, started)
     return _json(_committed(committed))
 
@@ -158,7 +156,6 @@ async def txn(request: Request) -> Response:
         committed = await state.hub.run(caller.name, lambda client: client.txn(ops))
     except ConflictError as conflict:
         return _conflict(conflict, 409)
-    assert isinstance(committed, Committed)
     _log_write("txn", keys, committed, caller, started)
     return _json(_committed(committed))
 

@@ -56,7 +56,8 @@ def http_status(error: StatehubError) -> int:
 
 
 async def statehub_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StatehubError)
+    if not isinstance(exc, StatehubError):  # registered for StatehubError only: anything else is a bug
+        raise exc
     headers = {"Cache-Control": "no-store"}
     if isinstance(exc, HubUnavailable):
         headers["Retry-After"] = "2"
@@ -64,7 +65,8 @@ async def statehub_error(request: Request, exc: Exception) -> Response:
 
 
 async def refused(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Refused)
+    if not isinstance(exc, Refused):
+        raise exc
     headers = {"Cache-Control": "no-store"}
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="statehub"'
@@ -74,7 +76,8 @@ async def refused(request: Request, exc: Exception) -> Response:
 
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no such route, wrong method) in the same JSON shape."""
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):
+        raise exc
     code = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http")
     message = f"{request.method} {request.url.path}: {exc.detail}"
     hint = "see docs/http.md for the endpoints" if exc.status_code in (404, 405) else ""

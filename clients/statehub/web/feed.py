@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from statehub import Changed, Item
+from statehub import Changed, Item, apply_change
 
 State = Literal["connecting", "live", "down"]
 
@@ -203,20 +203,7 @@ class Feed:
     # --- internals ------------------------------------------------------------------------
 
     def _apply_change(self, change: Changed) -> None:
-        if change.op == "unset" or change.value_omitted:
-            self.items.pop(change.key, None)  # never hold a made-up value for an omitted one
-            return
-        previous = self.items.get(change.key)
-        self.items[change.key] = Item(
-            key=change.key,
-            value=change.value,
-            rev=change.rev,
-            created_rev=previous.created_rev if previous else change.rev,
-            time=change.time,
-            source=change.source,
-            user=change.user,
-            secret=change.secret,
-        )
+        apply_change(self.items, change)
 
     def _remember(self, entry: Entry) -> None:
         self._log.append(entry)

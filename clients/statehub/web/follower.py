@@ -2,9 +2,12 @@
 
 It runs the client library's Subscription (the sync algorithm of protocol.md
 §5) in a thread of its own and hands every event to the event loop, where the
-Feed lives.  Updates extend the log; a rebuild from a snapshot replaces the
-state (and every browser resyncs); the hub going down marks the state down and,
-when the mirror is newer than what we hold (or we hold nothing), shows the mirror.
+Feed lives.  Updates extend the log, live or replayed from the hub's history
+after a gap or a hub restart (so browsers resume exactly); a rebuild from a
+snapshot replaces the state (and every browser resyncs); the hub going down
+marks the state down and, when the mirror is newer than what we hold (or we
+hold nothing), shows the mirror; once the subscription has caught up, the state
+is live again.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from statehub.web.feed import Feed, Status
 
 if TYPE_CHECKING:
-    from statehub import HubDown, Item, MirrorState, Subscription, Synced, Update
+    from statehub import CaughtUp, Changed, HubDown, Item, MirrorState, Subscription, Synced, Update
     from statehub.web.hub_link import HubSettings
 
 log = logging.getLogger(__name__)
@@ -60,18 +63,32 @@ class Follower:
             finally:
                 subscription.close()
 
-    def _hand_over(self, subscription: Subscription, event: Update | Synced | HubDown) -> None:
-        from statehub import HubDown, Synced, Update
+    def _hand_over(self, subscription: Subscription, event: Update | Synced | CaughtUp | HubDown) -> None:
+        from statehub import CaughtUp, HubDown, Synced, Update
 
         if isinstance(event, Update):
-            self._loop.call_soon_threadsafe(self._feed.apply, event.epoch, event.rev, event.changes)
+            self._loop.call_soon_threadsafe(self._on_update, event.epoch, event.rev, event.changes)
         elif isinstance(event, Synced):
             items = list(_synced_items(event, subscription))
             self._loop.call_soon_threadsafe(self._on_synced, event.epoch, event.rev, items, event.reason)
+        elif isinstance(event, CaughtUp):
+            self._loop.call_soon_threadsafe(self._on_caught_up, event.epoch, event.rev)
         elif isinstance(event, HubDown):
             self._loop.call_soon_threadsafe(self._on_down, event.reason, event.mirror)
 
     # --- in the event loop ------------------------------------------------------------
+
+    def _on_update(self, epoch: str, rev: int, changes: list[Changed]) -> None:
+        feed = self._feed
+        if epoch == feed.epoch and rev <= feed.rev:
+            return  # replayed after the hub went down, and already in the mirror shown meanwhile
+        feed.apply(epoch, rev, changes)
+
+    def _on_caught_up(self, epoch: str, rev: int) -> None:
+        feed = self._feed
+        if feed.status.state != "live":
+            log.info("following the hub again at revision %d", rev)
+            feed.mark(Status("live", epoch, max(rev, feed.rev)))
 
     def _on_synced(self, epoch: str, rev: int, items: list[Item], reason: str) -> None:
         log.info("following the hub at revision %d (%d keys): %s", rev, len(items), reason)

@@ -5,6 +5,7 @@
 //! Python CLI: 0 ok, 1 other error, 2 bad input, 3 not found, 4 conflict,
 //! 5 hub unavailable.
 
+mod cursor_file;
 mod output;
 mod react;
 
@@ -16,8 +17,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
-use statehub::{rules, Client, Error, Event, Subscriber, SubscriberOptions, Waterfall};
+use statehub::{rules, Client, Cursor, Error, Event, Subscriber, SubscriberOptions, Waterfall};
 
+use crate::cursor_file::CursorFile;
 use crate::output::{print_json, Notice};
 use crate::react::Reactor;
 
@@ -29,14 +31,15 @@ const TICK: Duration = Duration::from_millis(200);
     name = "statehub-rs",
     version,
     about = "Read, write and follow a statehub hub (the Rust client).",
-    after_help = "Exit codes: 0 ok, 1 other error, 2 bad input, 3 not found, 4 conflict, 5 hub unavailable."
+    after_help = "Exit codes: 0 ok, 1 other error, 2 bad input, 3 not found, 4 conflict, 5 hub unavailable, \
+                  6 the hub could not persist the change, 7 a write's outcome is unknown (repeating it is safe)."
 )]
 struct Cli {
     /// The data dir (else $STATEHUB_DATA_DIR, else the platform's user data folder)
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Seconds to wait for a reply before the hub counts as unavailable
-    /// (give it before the command)
+    /// Seconds to wait for the hub (a connection, then the reply) before it counts
+    /// as unavailable (give it before the command)
     #[arg(long, value_name = "SECS", default_value = "0.5", value_parser = parse_seconds)]
     timeout: Duration,
     /// Print results as JSON
@@ -105,24 +108,33 @@ enum Command {
         /// Exit after this many changes
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         count: Option<u64>,
+        /// Start after this revision (REV, or EPOCH:REV as the changes' "epoch" and
+        /// "rev" give it): every later change is replayed from the hub's history first
+        #[arg(long, value_name = "[EPOCH:]REV", value_parser = parse_cursor)]
+        since: Option<Cursor>,
     },
     /// Run a command for every change under PREFIX, one at a time, in revision order
     React {
         prefix: String,
         /// The command, run with `sh -c`; the change's JSON is on its stdin and in
-        /// STATEHUB_KEY, STATEHUB_VALUE, STATEHUB_REV, STATEHUB_OP, STATEHUB_SOURCE, ...
+        /// STATEHUB_KEY, STATEHUB_VALUE, STATEHUB_REV, STATEHUB_EPOCH, STATEHUB_OP, ...
         #[arg(long, value_name = "CMD")]
         exec: String,
         /// Kill the command (and its process group) after this many seconds
         #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
         timeout: Option<Duration>,
-        /// Also run it for the current state of every key at start
+        /// Also run it for the current state of every key at start (not when resuming from --state)
         #[arg(long)]
         initial: bool,
         /// Do not run it for backfilled changes (history replayed after the fact,
         /// e.g. `statehub ingest-eds --replay`); they are counted and reported
         #[arg(long)]
         skip_backfill: bool,
+        /// Keep the position in the feed in FILE (written atomically after each
+        /// command) and resume from it after a restart: every change is handled
+        /// at least once, in order (the one in flight at a kill may run twice)
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
 }
 
@@ -130,6 +142,16 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(Duration::from_secs_f64(seconds)),
         _ => Err(format!("'{text}' is not a positive number of seconds")),
+    }
+}
+
+fn parse_cursor(text: &str) -> Result<Cursor, String> {
+    let (epoch, rev) = text.rsplit_once(':').unwrap_or(("", text));
+    match rev.parse::<u64>() {
+        Ok(rev) => Ok((epoch.to_string(), rev)),
+        Err(_) => Err(format!(
+            "'{text}' is not a revision: give REV or EPOCH:REV, e.g. 41 or 3f2a9c0d1e2b4a5f:41"
+        )),
     }
 }
 
@@ -210,30 +232,72 @@ fn run(cli: Cli) -> Result<(), Error> {
             prefix,
             initial,
             count,
-        } => watch(client, prefix.unwrap_or_default(), initial, count),
+            since,
+        } => {
+            let options = SubscriberOptions {
+                prefix: prefix.unwrap_or_default(),
+                initial,
+                since,
+            };
+            watch(client, options, count)
+        }
         Command::React {
             prefix,
             exec,
             timeout,
             initial,
+            state,
             skip_backfill,
-        } => {
-            rules::check_prefix(&prefix)?;
-            let shutdown = shutdown_flag()?;
-            let reactor = Reactor::new(exec, timeout, client.layout().data_dir.clone(), shutdown.clone());
-            let mut skipped = SkippedBackfill::default();
-            follow(client, prefix, initial, &shutdown, None, |change| {
-                if skip_backfill && change.backfill {
-                    skipped.add(change.rev);
-                } else {
-                    skipped.report();
-                    reactor.run(change)
-                }
-            })?;
-            skipped.report();
-            Ok(())
-        }
+        } => react(client, prefix, exec, timeout, initial, state, skip_backfill),
     }
+}
+
+fn react(
+    client: Client,
+    prefix: String,
+    exec: String,
+    timeout: Option<Duration>,
+    initial: bool,
+    state: Option<PathBuf>,
+    skip_backfill: bool,
+) -> Result<(), Error> {
+    rules::check_prefix(&prefix)?;
+    let (mut cursor_file, since) = match state {
+        Some(path) => {
+            let (file, since) = CursorFile::open(path)?;
+            (Some(file), since)
+        }
+        None => (None, None),
+    };
+    let shutdown = shutdown_flag()?;
+    let reactor = Reactor::new(exec, timeout, client.layout().data_dir.clone(), shutdown.clone());
+    let options = SubscriberOptions {
+        prefix,
+        // Resuming, the commands already ran for the state at the cursor.
+        initial: initial && since.is_none(),
+        since,
+    };
+    let mut failed = None;
+    let mut skipped = SkippedBackfill::default();
+    follow(client, options, &shutdown, None, |change, cursor| {
+        match change {
+            Some(change) if skip_backfill && change.backfill => skipped.add(change.rev),
+            Some(change) => {
+                skipped.report();
+                reactor.run(change);
+            }
+            None => {}
+        }
+        if let Some(file) = cursor_file.as_mut() {
+            if let Err(err) = file.save(cursor) {
+                failed = Some(err);
+                return false;
+            }
+        }
+        true
+    })?;
+    skipped.report();
+    failed.map_or(Ok(()), Err)
 }
 
 /// A value on the command line: JSON when it parses, else the text as a string.
@@ -280,26 +344,29 @@ fn explain(client: &mut Client, key: &str, defaults: Option<PathBuf>, json: bool
     Ok(())
 }
 
-fn watch(client: Client, prefix: String, initial: bool, count: Option<u64>) -> Result<(), Error> {
-    rules::check_prefix(&prefix)?;
+fn watch(client: Client, options: SubscriberOptions, count: Option<u64>) -> Result<(), Error> {
+    rules::check_prefix(&options.prefix)?;
     let shutdown = shutdown_flag()?;
-    follow(client, prefix, initial, &shutdown, count, |change| {
-        print_json(change);
+    follow(client, options, &shutdown, count, |change, _cursor| {
+        if let Some(change) = change {
+            print_json(change);
+        }
+        true
     })
 }
 
 /// Run the sync algorithm until SIGINT or SIGTERM (or `count` changes), handing
-/// each change to `on_change` and telling the user on stderr about resyncs and
-/// hub outages.
+/// each change to `step` and telling the user on stderr about replays, resyncs
+/// and hub outages. `step` also gets the subscriber's cursor after each change
+/// and whenever it is idle (with no change); it returns false to stop.
 fn follow(
     client: Client,
-    prefix: String,
-    initial: bool,
+    options: SubscriberOptions,
     shutdown: &AtomicBool,
     count: Option<u64>,
-    mut on_change: impl FnMut(&statehub::Change),
+    mut step: impl FnMut(Option<&statehub::Change>, Option<Cursor>) -> bool,
 ) -> Result<(), Error> {
-    let mut subscriber = Subscriber::new(client, SubscriberOptions { prefix, initial })?;
+    let mut subscriber = Subscriber::new(client, options)?;
     let mut seen = 0;
     while !shutdown.load(Ordering::Relaxed) && count.is_none_or(|limit| seen < limit) {
         let event = match subscriber.next_event(TICK) {
@@ -308,25 +375,19 @@ fn follow(
             Err(_) if shutdown.load(Ordering::Relaxed) => break,
             Err(err) => return Err(err),
         };
-        match event {
-            None => {}
+        let change = match event {
             Some(Event::Change(change)) => {
-                on_change(&change);
                 seen += 1;
+                Some(change)
             }
-            Some(Event::Synced {
-                rev,
-                resync: false,
-                epoch,
-                ..
-            }) => Notice::info(&format!("following from revision {rev} (epoch {epoch})")),
-            Some(Event::Synced { rev, reason, .. }) => Notice::info(&format!(
-                "resync #{} at revision {rev}: {reason}",
-                subscriber.resync_count()
-            )),
-            Some(Event::HubDown { reason }) => {
-                Notice::warn(&format!("hub unavailable ({reason}); waiting for it"))
+            Some(other) => {
+                tell(&subscriber, other);
+                None
             }
+            None => None,
+        };
+        if !step(change.as_ref(), subscriber.cursor()) {
+            break;
         }
     }
     Ok(())
@@ -358,6 +419,35 @@ impl SkippedBackfill {
             ));
             *self = SkippedBackfill::default();
         }
+    }
+}
+
+/// Say on stderr what happened to the subscription.
+fn tell(subscriber: &Subscriber, event: Event) {
+    match event {
+        Event::Synced {
+            rev,
+            resync: false,
+            epoch,
+            reason,
+            ..
+        } => Notice::info(&format!(
+            "following from revision {rev} (epoch {epoch}): {reason}"
+        )),
+        Event::Synced { rev, reason, .. } => Notice::warn(&format!(
+            "resync #{} from a snapshot at revision {rev}: {reason}; the changes in between are lost",
+            subscriber.resync_count()
+        )),
+        Event::CaughtUp {
+            rev,
+            replayed,
+            reason,
+            ..
+        } => Notice::info(&format!(
+            "caught up at revision {rev}: {replayed} revisions replayed from the hub's history ({reason})"
+        )),
+        Event::HubDown { reason } => Notice::warn(&format!("hub unavailable ({reason}); waiting for it")),
+        Event::Change(_) => {}
     }
 }
 
