@@ -61,6 +61,7 @@ class Change(msgspec.Struct, frozen=True, gc=False):
     source: str
     user: str
     backfill: bool = False
+    ttl: float | None = None  # a set's lifetime (its write's, else the schema's): not kept in history
 
 
 class Applied(msgspec.Struct, frozen=True, gc=False):
@@ -74,6 +75,7 @@ class Applied(msgspec.Struct, frozen=True, gc=False):
     rev: int
     changes: list[Change] = []
     duplicate: bool = False
+    warnings: list[str] = []  # keys the schema does not know, accepted (policy warn)
 
 
 class AppliedBatch(msgspec.Struct, frozen=True, gc=False):

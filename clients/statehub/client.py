@@ -55,6 +55,8 @@ from statehub.readings import Listing, Origin, Reading, mirror_origin
 
 if TYPE_CHECKING:
     from statehub.hub.mirror import MirrorState
+    from statehub.hub.schema import Schema
+    from statehub.keepalive import Keepalive
     from statehub.subscription import Event, Subscription, SubscriptionThread
     from statehub.waterfall import Explanation
 
@@ -106,7 +108,9 @@ class Client:
         self._rpc = rpc
         self._events = events
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._connection = Connection(self._context, self.data_dir, rpc=rpc, timeout=timeout, remote=self._remote)
+        self._connection = Connection(
+            self._context, self.data_dir, rpc=rpc, timeout=timeout, remote=self._remote
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -173,7 +177,9 @@ class Client:
         try:
             reply = self._connection.call(Get(v=PROTOCOL_VERSION, key=key, at_rev=rev), Item)
         except HubUnavailable as down:
-            raise HubUnavailable(f"{down.message}; a past revision can only be read from the running hub") from down
+            raise HubUnavailable(
+                f"{down.message}; a past revision can only be read from the running hub"
+            ) from down
         return Reading(reply, Origin(from_mirror=False, rev=rev))
 
     def list(self, prefix: str = "", *, at_rev: int | None = None) -> Listing:
@@ -187,7 +193,9 @@ class Client:
             try:
                 past = self.snapshot(prefix, at_rev=at_rev)
             except HubUnavailable as down:
-                raise HubUnavailable(f"{down.message}; a past revision can only be read from the running hub") from down
+                raise HubUnavailable(
+                    f"{down.message}; a past revision can only be read from the running hub"
+                ) from down
             return Listing(past.items, Origin(from_mirror=False, rev=past.rev, epoch=past.epoch))
         try:
             reply = self._connection.call(List(v=PROTOCOL_VERSION, prefix=prefix), Items)
@@ -209,7 +217,12 @@ class Client:
         return self._connection.call(request, Items, timeout=max(5.0, 10 * self.timeout))
 
     def changes(
-        self, after: int, *, prefix: str = "", limit: int = DEFAULT_PAGE_LIMIT, max_bytes: int = DEFAULT_PAGE_BYTES
+        self,
+        after: int,
+        *,
+        prefix: str = "",
+        limit: int = DEFAULT_PAGE_LIMIT,
+        max_bytes: int = DEFAULT_PAGE_BYTES,
     ) -> ChangePage:
         """One page of the hub's change feed: the committed revisions after ``after``, whole and in order.
 
@@ -257,36 +270,64 @@ class Client:
             if closed_folder(self.layout.mirror) is not None:
                 raise down from None  # the data dir is closed to this user: that is why the hub was not reached either
             raise HubUnavailable(
-                f"{down.message}; and the mirror cannot be read: {exc}", hint=down.hint, not_running=down.not_running
+                f"{down.message}; and the mirror cannot be read: {exc}",
+                hint=down.hint,
+                not_running=down.not_running,
             ) from down
 
     # --- writes ---------------------------------------------------------------
 
     @overload
-    def set(self, key: str, value: Any, *, expect: int | None = None, queue: Literal[False] = False) -> Committed: ...
+    def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expect: int | None = None,
+        ttl: float | None = None,
+        queue: Literal[False] = False,
+    ) -> Committed: ...
 
     @overload
-    def set(self, key: str, value: Any, *, expect: int | None = None, queue: bool) -> Committed | Queued: ...
+    def set(
+        self, key: str, value: Any, *, expect: int | None = None, ttl: float | None = None, queue: bool
+    ) -> Committed | Queued: ...
 
-    def set(self, key: str, value: Any, *, expect: int | None = None, queue: bool = False) -> Committed | Queued:
+    def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expect: int | None = None,
+        ttl: float | None = None,
+        queue: bool = False,
+    ) -> Committed | Queued:
         """Set ``key``; with ``expect``, only if its revision is still that (0: only if absent).
 
-        With ``queue``, a hub that is not running gets the write later: see ``Queued``.
-        Raises HubUnavailable when the write did not reach the hub (nothing was
-        written), OutcomeUnknown when it did and no answer came in time.
+        With ``ttl``, the hub removes the key (an ``unset`` with source ``ttl``)
+        once it has not been written for that many seconds; ``keepalive`` writes
+        it on a schedule.  With ``queue``, a hub that is not running gets the
+        write later: see ``Queued``.  Raises HubUnavailable when the write did
+        not reach the hub (nothing was written), OutcomeUnknown when it did and
+        no answer came in time, InvalidRequest when the schema refuses it.
         """
-        return self._write(Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, **self._who()), queue)
+        write = Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, ttl=ttl, **self._who())
+        return self._write(write, queue)
 
     def set_secret(self, key: str, value: Any, *, expect: int | None = None) -> Committed:
         """Make ``key`` a secret holding ``value``: encrypted at rest, shown everywhere as the placeholder.
 
         Never queued: the inbox is plaintext.
         """
-        return self._write(Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, secret="value", **self._who()))
+        return self._write(
+            Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, secret="value", **self._who())
+        )
 
     def rotate_secrets_key(self) -> Rotated:
         """Re-encrypt every secret under a new key (the hub must be up)."""
-        return self._connection.call(RotateKey(v=PROTOCOL_VERSION), Rotated, timeout=max(30.0, 10 * self.timeout))
+        return self._connection.call(
+            RotateKey(v=PROTOCOL_VERSION), Rotated, timeout=max(30.0, 10 * self.timeout)
+        )
 
     @overload
     def unset(self, key: str, *, expect: int | None = None, queue: Literal[False] = False) -> Committed: ...
@@ -298,7 +339,9 @@ class Client:
         return self._write(Unset(v=PROTOCOL_VERSION, key=key, expect=expect, **self._who()), queue)
 
     @overload
-    def txn(self, ops: Iterable[Op], *, queue: Literal[False] = False, backfill: bool = False) -> Committed: ...
+    def txn(
+        self, ops: Iterable[Op], *, queue: Literal[False] = False, backfill: bool = False
+    ) -> Committed: ...
 
     @overload
     def txn(self, ops: Iterable[Op], *, queue: bool, backfill: bool = False) -> Committed | Queued: ...
@@ -446,6 +489,43 @@ class Client:
         thread.start()
         return thread
 
+    def keepalive(
+        self,
+        keys: str | Iterable[str],
+        interval: float,
+        *,
+        ttl: float | None = None,
+        value: Callable[[str], Any] | None = None,
+    ) -> Keepalive:
+        """Keep ``keys`` alive from a background thread: write each every ``interval`` seconds.
+
+        ``keys`` is a key, several, or a prefix ending in ``.`` (every key under
+        it that this client's source wrote last).  Each beat writes ``value(key)``
+        when given (a heartbeat: ``lambda key: time.time()``), else the key's
+        current value again, with ``ttl`` if given.  Pick an interval well under
+        the ttl.  Call ``stop()`` (or use ``with``) to end it; the keys then
+        expire by themselves, like an MQTT last will.  The hub being down is
+        logged and ridden out.
+        """
+        from statehub.keepalive import Keepalive
+
+        beat = Keepalive(self.with_source(self.source), keys, interval, ttl=ttl, value=value)
+        beat.start()
+        return beat
+
+    def schema(self) -> Schema:
+        """The hub's schema, compiled from its stored schema keys (the mirror's, when the hub is down)."""
+        from statehub.hub.schema import SCHEMA_KEY, is_schema_key, load_schema
+
+        listing = self.list(SCHEMA_KEY)
+        return load_schema(
+            {
+                item.key: item.value
+                for item in listing.items
+                if is_schema_key(item.key) and isinstance(item.value, str)
+            }
+        )
+
     def explain(self, key: str, *, reveal: bool = False) -> Explanation:
         """Which layer of the waterfall (environment > stored > defaults) gives ``key``."""
         from statehub.waterfall import explain
@@ -471,7 +551,13 @@ def new_request_id() -> str:
     """
     millis = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis & (1 << 48) - 1) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & (1 << 62) - 1
+    value = (
+        (millis & (1 << 48) - 1) << 80
+        | 0x7 << 76
+        | (rand >> 62 & 0xFFF) << 64
+        | 0b10 << 62
+        | rand & (1 << 62) - 1
+    )
     text = f"{value:032x}"  # what str(uuid.UUID(int=value)) gives, without building the UUID (a third of a write's client-side cost)
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
