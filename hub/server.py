@@ -261,9 +261,7 @@ class Hub:
         data_dir = self.layout.data_dir
         self.committer.submit(
             lambda store: apply_inbox(data_dir, store),
-            lambda outcome: self._chores.run(
-                "applying queued writes", lambda: self._publish(outcome.result())
-            ),
+            lambda outcome: self._chores.run("applying queued writes", lambda: self._publish(outcome.result())),
         )
 
     def _apply_schema_files(self) -> None:

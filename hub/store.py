@@ -491,9 +491,7 @@ def _entries_after(
     for op, blob in stored:
         entry = before[op.key]
         created = entry.created_rev if entry is not None else rev
-        after[op.key] = (
-            None if blob is None else Entry(op.key, blob, rev, created, now, write.source, write.user)
-        )
+        after[op.key] = None if blob is None else Entry(op.key, blob, rev, created, now, write.source, write.user)
     return after
 
 

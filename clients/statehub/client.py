@@ -38,7 +38,6 @@ from statehub.hub.protocol import (
     Items,
     List,
     Op,
-    Reply,
     Rotated,
     RotateKey,
     Set,
@@ -108,9 +107,7 @@ class Client:
         self._rpc = rpc
         self._events = events
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._connection = Connection(
-            self._context, self.data_dir, rpc=rpc, timeout=timeout, remote=self._remote
-        )
+        self._connection = Connection(self._context, self.data_dir, rpc=rpc, timeout=timeout, remote=self._remote)
 
     def __enter__(self) -> Client:
         return self
@@ -177,9 +174,7 @@ class Client:
         try:
             reply = self._connection.call(Get(v=PROTOCOL_VERSION, key=key, at_rev=rev), Item)
         except HubUnavailable as down:
-            raise HubUnavailable(
-                f"{down.message}; a past revision can only be read from the running hub"
-            ) from down
+            raise HubUnavailable(f"{down.message}; a past revision can only be read from the running hub") from down
         return Reading(reply, Origin(from_mirror=False, rev=rev))
 
     def list(self, prefix: str = "", *, at_rev: int | None = None) -> Listing:
@@ -193,9 +188,7 @@ class Client:
             try:
                 past = self.snapshot(prefix, at_rev=at_rev)
             except HubUnavailable as down:
-                raise HubUnavailable(
-                    f"{down.message}; a past revision can only be read from the running hub"
-                ) from down
+                raise HubUnavailable(f"{down.message}; a past revision can only be read from the running hub") from down
             return Listing(past.items, Origin(from_mirror=False, rev=past.rev, epoch=past.epoch))
         try:
             reply = self._connection.call(List(v=PROTOCOL_VERSION, prefix=prefix), Items)
@@ -217,12 +210,7 @@ class Client:
         return self._connection.call(request, Items, timeout=max(5.0, 10 * self.timeout))
 
     def changes(
-        self,
-        after: int,
-        *,
-        prefix: str = "",
-        limit: int = DEFAULT_PAGE_LIMIT,
-        max_bytes: int = DEFAULT_PAGE_BYTES,
+        self, after: int, *, prefix: str = "", limit: int = DEFAULT_PAGE_LIMIT, max_bytes: int = DEFAULT_PAGE_BYTES
     ) -> ChangePage:
         """One page of the hub's change feed: the committed revisions after ``after``, whole and in order.
 
@@ -270,22 +258,14 @@ class Client:
             if closed_folder(self.layout.mirror) is not None:
                 raise down from None  # the data dir is closed to this user: that is why the hub was not reached either
             raise HubUnavailable(
-                f"{down.message}; and the mirror cannot be read: {exc}",
-                hint=down.hint,
-                not_running=down.not_running,
+                f"{down.message}; and the mirror cannot be read: {exc}", hint=down.hint, not_running=down.not_running
             ) from down
 
     # --- writes ---------------------------------------------------------------
 
     @overload
     def set(
-        self,
-        key: str,
-        value: Any,
-        *,
-        expect: int | None = None,
-        ttl: float | None = None,
-        queue: Literal[False] = False,
+        self, key: str, value: Any, *, expect: int | None = None, ttl: float | None = None, queue: Literal[False] = False
     ) -> Committed: ...
 
     @overload
@@ -294,13 +274,7 @@ class Client:
     ) -> Committed | Queued: ...
 
     def set(
-        self,
-        key: str,
-        value: Any,
-        *,
-        expect: int | None = None,
-        ttl: float | None = None,
-        queue: bool = False,
+        self, key: str, value: Any, *, expect: int | None = None, ttl: float | None = None, queue: bool = False
     ) -> Committed | Queued:
         """Set ``key``; with ``expect``, only if its revision is still that (0: only if absent).
 
@@ -319,15 +293,11 @@ class Client:
 
         Never queued: the inbox is plaintext.
         """
-        return self._write(
-            Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, secret="value", **self._who())
-        )
+        return self._write(Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, secret="value", **self._who()))
 
     def rotate_secrets_key(self) -> Rotated:
         """Re-encrypt every secret under a new key (the hub must be up)."""
-        return self._connection.call(
-            RotateKey(v=PROTOCOL_VERSION), Rotated, timeout=max(30.0, 10 * self.timeout)
-        )
+        return self._connection.call(RotateKey(v=PROTOCOL_VERSION), Rotated, timeout=max(30.0, 10 * self.timeout))
 
     @overload
     def unset(self, key: str, *, expect: int | None = None, queue: Literal[False] = False) -> Committed: ...
@@ -339,9 +309,7 @@ class Client:
         return self._write(Unset(v=PROTOCOL_VERSION, key=key, expect=expect, **self._who()), queue)
 
     @overload
-    def txn(
-        self, ops: Iterable[Op], *, queue: Literal[False] = False, backfill: bool = False
-    ) -> Committed: ...
+    def txn(self, ops: Iterable[Op], *, queue: Literal[False] = False, backfill: bool = False) -> Committed: ...
 
     @overload
     def txn(self, ops: Iterable[Op], *, queue: bool, backfill: bool = False) -> Committed | Queued: ...
@@ -517,14 +485,8 @@ class Client:
         """The hub's schema, compiled from its stored schema keys (the mirror's, when the hub is down)."""
         from statehub.hub.schema import SCHEMA_KEY, is_schema_key, load_schema
 
-        listing = self.list(SCHEMA_KEY)
-        return load_schema(
-            {
-                item.key: item.value
-                for item in listing.items
-                if is_schema_key(item.key) and isinstance(item.value, str)
-            }
-        )
+        items = self.list(SCHEMA_KEY).items
+        return load_schema({i.key: i.value for i in items if is_schema_key(i.key) and isinstance(i.value, str)})
 
     def explain(self, key: str, *, reveal: bool = False) -> Explanation:
         """Which layer of the waterfall (environment > stored > defaults) gives ``key``."""
@@ -551,13 +513,7 @@ def new_request_id() -> str:
     """
     millis = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
-    value = (
-        (millis & (1 << 48) - 1) << 80
-        | 0x7 << 76
-        | (rand >> 62 & 0xFFF) << 64
-        | 0b10 << 62
-        | rand & (1 << 62) - 1
-    )
+    value = (millis & (1 << 48) - 1) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & (1 << 62) - 1
     text = f"{value:032x}"  # what str(uuid.UUID(int=value)) gives, without building the UUID (a third of a write's client-side cost)
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
