@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from statehub.cli import eds, gui, keys, secrets, serve, states, sync_file, values, watch, web
+from statehub.cli import eds, gui, keys, schema, secrets, serve, states, sync_file, values, watch, web
 from statehub.cli.base import Settings, exit_codes_text
 from statehub.cli.options import DataDirOption
 
@@ -64,5 +64,5 @@ def main_options(
         logging.basicConfig(level=logging.DEBUG)
 
 
-for group in (serve, values, watch, states, secrets, keys, gui, sync_file, eds, web):
+for group in (serve, values, watch, states, secrets, keys, schema, gui, sync_file, eds, web):
     group.register(app)

@@ -58,28 +58,47 @@ def get(ctx: typer.Context, key: str, as_json: JsonOption = False, rev: RevOptio
 def set_(
     ctx: typer.Context,
     key: str,
-    value: Annotated[str, typer.Argument(help="JSON when it parses as JSON (30, true, [1,2]), else a string.")],
+    value: Annotated[
+        str,
+        typer.Argument(
+            help="Read by the key's type in the schema (a string key keeps 1.10 as \"1.10\", an integer key "
+            "reads 30 as 30); for a key without a type, JSON when it parses as JSON (30, true, [1,2]), else a string."
+        ),
+    ],
     string: Annotated[bool, typer.Option("--string", help="Store VALUE as a string even if it parses as JSON.")] = False,
     expect_rev: Annotated[
         int | None,
         typer.Option("--expect-rev", help="Only if KEY is still at this revision (0: only if it does not exist).", min=0),
     ] = None,
+    ttl: Annotated[
+        float | None,
+        typer.Option(
+            "--ttl",
+            help="Seconds: the hub removes KEY when it has not been written for this long (a heartbeat).",
+            min=0.001,
+        ),
+    ] = None,
     queue: QueueOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Set KEY to VALUE; prints the new revision."""
-    from statehub import Queued, parse_text_value, value_text
+    from statehub import Queued, value_text
+    from statehub.cli.schema import typed_value
 
     settings = settings_of(ctx)
-    parsed = value if string else parse_text_value(value)
     with reported(settings.debug), settings.client() as client:
-        committed = _write(client, lambda: client.set(key, parsed, expect=expect_rev, queue=queue), queue)
+        parsed = value if string else typed_value(client, key, value)
+        committed = _write(client, lambda: client.set(key, parsed, expect=expect_rev, ttl=ttl, queue=queue), queue)
         if isinstance(committed, Queued):
             report_queued(committed, as_json)
             return
         if as_json:
-            echo_json({"rev": committed.rev, "epoch": committed.epoch, "duplicate": committed.duplicate})
+            echo_json(
+                {"rev": committed.rev, "epoch": committed.epoch, "duplicate": committed.duplicate, "warnings": committed.warnings}
+            )
         else:
+            for warning in committed.warnings:
+                echo(f"warning: {warning}", err=True)
             echo(f"{key} = {value_text(parsed)}  (revision {committed.rev})")
 
 
@@ -189,6 +208,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
     """Show which layer gives KEY its value: environment > stored > defaults."""
     from statehub import MISSING, NotFound, check_key, json_text, value_text
+    from statehub.cli.schema import rule_dict
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
@@ -211,6 +231,7 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
                 "environment": {"variable": found.env_var, "set": found.env_value is not MISSING, "value": plain(found.env_value)},
                 "stored": {"set": stored is not MISSING, "value": plain(stored), "note": found.stored_note},
                 "defaults": {"set": found.default is not MISSING, "value": plain(found.default), "file": found.defaults_path},
+                "schema": rule_dict(found.rule) if found.rule is not None else None,
             }
         )
         return
@@ -222,5 +243,10 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
     echo(f"  environment  {found.env_var} = {shown(found.env_value)}  {marks['environment']}")
     echo(f"  stored       {shown(stored)}  [{found.stored_note}]  {marks['stored']}")
     echo(f"  defaults     {shown(found.default)}  [{found.defaults_path}]  {marks['defaults']}")
+    if found.rule is not None:
+        rule = found.rule
+        echo(f"  schema       {rule.allows()}{', ' + rule.unit if rule.unit else ''}  [{rule.name}]")
+        if rule.description:
+            echo(f"               {rule.description}")
     if found.layer is None:
         raise SystemExit(NotFound.exit_code)
