@@ -20,7 +20,7 @@ def main_window(title: str, filter_text: str) -> sg.Window:
         headings=model.HEADINGS,
         key="-TABLE-",
         auto_size_columns=False,
-        col_widths=[26, 38, 6, 6, 14, 19],
+        col_widths=[26, 30, 6, 6, 14, 32],  # "changed" holds a ttl's countdown too
         justification="left",
         num_rows=16,
         enable_events=True,
