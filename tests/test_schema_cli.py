@@ -84,6 +84,16 @@ def test_check_lists_what_the_stored_values_break_and_exits_4(plant_hub: HubProc
     assert [v["key"] for v in json.loads(as_json.stdout)["violations"]] == ["eds.plant", "plant.north.rate"]
 
 
+def test_check_with_only_warnings_lists_them_and_exits_0(plant_hub: HubProcess) -> None:
+    """Unknown keys under a warn prefix are listed, but they were accepted by design: exit 0."""
+    with plant_hub.client(source="cli") as client:
+        client.set("eds.plant", "x")
+    done = run_cli(plant_hub.data_dir, "schema", "check")
+    assert done.returncode == 0
+    assert done.stdout.startswith("warning: unknown key 'eds.plant'")
+    assert "2 keys checked: 0 errors, 1 warning" in done.stderr
+
+
 def test_check_of_a_clean_store_exits_0(plant_hub: HubProcess) -> None:
     """With every stored value fitting its rule, `schema check` lists nothing and succeeds."""
     done = run_cli(plant_hub.data_dir, "schema", "check")

@@ -18,7 +18,8 @@ from statehub.cli.options import JsonOption, add_command
 if TYPE_CHECKING:
     from statehub import Client, Rule
 
-# `schema check` exits with this when a stored value breaks the schema (the conflict code: state disagrees).
+# `schema check` exits with this when a stored value breaks the schema (the conflict code: state disagrees);
+# warnings alone (unknown keys under a `warn` prefix, accepted by design) are listed and exit 0.
 VIOLATIONS_EXIT = 4
 
 schema_app = typer.Typer(
@@ -113,7 +114,7 @@ def _schema_file_errors(client: Client) -> list[str]:
 
 
 def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Judge every stored value by the schema and list the violations; exit 4 if there are any.
+    """Judge every stored value by the schema and list what it disagrees with; exit 4 if any is an error.
 
     Stored values are not judged again when a schema changes, so this is how to
     find what a tightened schema disagrees with (and unknown keys under a `warn` prefix).
@@ -131,10 +132,15 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     else:
         for violation in found:
             echo(f"{violation.severity}: {violation.message}")
-        errors = sum(v.severity == "error" for v in found)
-        echo(f"{len(listing.items)} keys checked: {errors} errors, {len(found) - errors} warnings", err=True)
-    if found:
+    errors = sum(v.severity == "error" for v in found)
+    if not as_json:
+        echo(f"{len(listing.items)} keys checked: {_count(errors, 'error')}, {_count(len(found) - errors, 'warning')}", err=True)
+    if errors:
         raise SystemExit(VIOLATIONS_EXIT)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def docs(ctx: typer.Context, as_json: JsonOption = False) -> None:
