@@ -38,7 +38,6 @@ from statehub.hub.protocol import (
     Items,
     List,
     Op,
-    Reply,
     Rotated,
     RotateKey,
     Set,
