@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
@@ -27,9 +27,20 @@ from statehub.hub.errors import HubUnavailable, NotFound
 from statehub.hub.protocol import SECRET_PLACEHOLDER
 
 if TYPE_CHECKING:
-    from statehub.client import Client
     from statehub.hub.schema import Rule, Schema
     from statehub.readings import Reading
+
+
+
+class KeyReader(Protocol):
+    """What the waterfall needs of a Client (a Protocol, so that the client module can import this one)."""
+
+    defaults_path: str | Path | None
+
+    def get(self, key: str, *, reveal: bool = False) -> Reading: ...
+
+    def schema(self) -> Schema: ...
+
 
 ENV_DEFAULTS = "STATEHUB_DEFAULTS"
 ENV_PREFIX = "STATEHUB_"
@@ -110,7 +121,7 @@ def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def explain(client: Client, key: str, *, reveal: bool = False) -> Explanation:
+def explain(client: KeyReader, key: str, *, reveal: bool = False) -> Explanation:
     """Every layer's value for ``key`` and which one wins.
 
     For a secret, the environment's value is masked too unless ``reveal`` (which
@@ -149,7 +160,7 @@ def explain(client: Client, key: str, *, reveal: bool = False) -> Explanation:
     )
 
 
-def _schema(client: Client) -> Schema:
+def _schema(client: KeyReader) -> Schema:
     """The hub's schema (from the mirror when the hub is down); none when neither can be read."""
     from statehub.hub.schema import Schema
 
@@ -170,7 +181,7 @@ def _typed(schema: Schema, key: str, text: str) -> Any:
         return parse_text_value(text)
 
 
-def _stored(client: Client, key: str, reveal: bool) -> tuple[Reading | None, str]:
+def _stored(client: KeyReader, key: str, reveal: bool) -> tuple[Reading | None, str]:
     try:
         reading = client.get(key, reveal=reveal)
     except NotFound:
