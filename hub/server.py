@@ -378,7 +378,6 @@ class Hub:
             writes=self.dispatcher.writes,
             commits=self.dispatcher.commits,
             schema_errors=list(self.schema_errors),
-            expiring=len(self.liveness),
         )
 
 

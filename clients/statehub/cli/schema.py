@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 # `schema check` exits with this when a stored value breaks the schema (the conflict code: state disagrees);
 # warnings alone (unknown keys under a `warn` prefix, accepted by design) are listed and exit 0.
 VIOLATIONS_EXIT = 4
+# `schema apply` waits at most this long for the mirror to show the new schema (typed input reads it there).
+MIRROR_WAIT_SECONDS = 5.0
 
 schema_app = typer.Typer(
     help="The schema: which keys are known, their types, defaults, writers and ttl (docs/schema.md).",
@@ -39,14 +41,21 @@ def register(app: typer.Typer) -> None:
 def typed_value(client: Client, key: str, text: str) -> Any:
     """VALUE as typed for KEY, read by the key's type in the hub's schema (JSON-or-text for untyped keys).
 
-    With no schema to read (hub down and no mirror), the text is read as
-    untyped keys always were; the hub judges the value when it arrives.
+    A local hub's schema is read from its mirror, which costs `set` no extra
+    request (a just-applied schema may be a moment behind: the hub judges the
+    value when it arrives anyway); a remote hub is asked.  With no schema to
+    read, the text is read as untyped keys always were.
     """
-    from statehub import HubUnavailable, parse_text_value
+    from statehub import HubUnavailable, MirrorError, is_schema_key, load_schema, parse_text_value
 
     try:
-        schema = client.schema()
-    except HubUnavailable:
+        if client.is_remote:
+            schema = client.schema()
+        else:
+            items = client.read_mirror().items
+            texts = {k: i.value for k, i in items.items() if is_schema_key(k) and isinstance(i.value, str)}
+            schema = load_schema(texts)
+    except (HubUnavailable, MirrorError):
         return parse_text_value(text)
     return schema.parse_text(key, text)
 
@@ -139,6 +148,24 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
         raise SystemExit(VIOLATIONS_EXIT)
 
 
+def _await_mirror(client: Client, rev: int) -> None:
+    """Return once the local mirror holds ``rev`` (bounded): a `set` right after reads the new types from it."""
+    import time
+
+    from statehub import MirrorError
+
+    if client.is_remote:
+        return
+    deadline = time.monotonic() + MIRROR_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if client.read_mirror().rev >= rev:
+                return
+        except MirrorError:
+            pass
+        time.sleep(0.02)
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
@@ -181,6 +208,7 @@ def apply(
                 seen = 0
             with writing():
                 committed = client.set(key, text, expect=seen)
+            _await_mirror(client, committed.rev)
     if as_json:
         echo_json({"key": key, "rev": committed.rev, "epoch": committed.epoch})
     else:

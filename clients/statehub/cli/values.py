@@ -203,8 +203,6 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         echo(f"store    {hub.store}\nmirror   {hub.mirror}")
         for name, endpoint in hub.endpoints.items():
             echo(f"{name:<8} {endpoint}")
-        if hub.expiring:
-            echo(f"{hub.expiring} keys with a ttl (removed by the hub when not written in time)")
         for problem in hub.schema_errors:
             echo(f"warning: schema file not applied: {problem}", err=True)
 
