@@ -34,6 +34,7 @@ class Entry(NamedTuple):
     time: float
     source: str
     user: str
+    origin: bytes | None = None  # a SiteOrigin in MessagePack, when the change came from another hub
 
     @property
     def is_secret(self) -> bool:
@@ -45,7 +46,8 @@ class Change(msgspec.Struct, frozen=True, gc=False):
 
     ``blob`` is the new value (None for an unset), ``prev_blob`` and ``prev_rev``
     what the key held before (``prev_rev`` 0: it did not exist).  A revision of
-    ``count`` changes has them at ``index`` 0..count-1.
+    ``count`` changes has them at ``index`` 0..count-1.  ``origin`` (a SiteOrigin
+    in MessagePack) says where the change was first made, when another hub made it.
     """
 
     rev: int
@@ -59,6 +61,7 @@ class Change(msgspec.Struct, frozen=True, gc=False):
     time: float
     source: str
     user: str
+    origin: bytes | None = None
 
 
 class Applied(msgspec.Struct, frozen=True, gc=False):

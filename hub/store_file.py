@@ -17,7 +17,8 @@ from pathlib import Path
 from statehub.hub.errors import StorageError
 from statehub.hub.store_reads import connect
 
-SCHEMA_VERSION = 1
+# The tables as schema 1 made them; MIGRATIONS bring them to SCHEMA_VERSION, for new
+# stores too, so there is one path to the current layout.
 BACKSTOP_CHECKPOINT_PAGES = 16_384  # 64 MiB of WAL: only reached if the mirror thread's checkpoints stop
 
 _SCHEMA = """
@@ -51,6 +52,14 @@ CREATE TABLE IF NOT EXISTS requests (
     time REAL NOT NULL
 ) WITHOUT ROWID;
 """
+
+# MIGRATIONS[n] takes a store from schema n to n + 1.  Append only: never edit one that shipped.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 1 -> 2: a key and a history row remember where a change came from when another hub made it
+    # (a site's change applied at the centre: docs/sites.md), as a MessagePack SiteOrigin.
+    1: ("ALTER TABLE kv ADD COLUMN origin BLOB", "ALTER TABLE history ADD COLUMN origin BLOB"),
+}
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
 class Transaction:
@@ -101,6 +110,7 @@ def open_store_file(path: Path) -> sqlite3.Connection:
         _check_integrity(conn)
         _create_tables(conn)
         _check_schema(conn, path)
+        _migrate(conn)
     except BaseException:
         conn.close()
         raise
@@ -116,7 +126,7 @@ def _check_integrity(conn: sqlite3.Connection) -> None:
 
 def _create_tables(conn: sqlite3.Connection) -> None:
     defaults = {
-        "schema": SCHEMA_VERSION,
+        "schema": 1,  # the layout _SCHEMA makes; _migrate takes it on
         "rev": 0,
         "epoch": new_epoch(),
         "created": time.time(),
@@ -130,9 +140,22 @@ def _create_tables(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
 
+def _schema_of(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()[0])
+
+
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    schema = int(conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()[0])
+    schema = _schema_of(conn)
     if schema > SCHEMA_VERSION:
         raise StorageError(
             f"store {path} has schema {schema}; this statehub understands {SCHEMA_VERSION}: upgrade statehub"
         )
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the migrations this store lacks, in order; each step and its new number commit together."""
+    for schema in range(_schema_of(conn), SCHEMA_VERSION):
+        with Transaction(conn):
+            for statement in MIGRATIONS[schema]:
+                conn.execute(statement)
+            conn.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (schema + 1,))

@@ -38,6 +38,7 @@ from statehub.hub.protocol import (
     Rotated,
     RotateKey,
     Set,
+    SiteOrigin,
     Snapshot,
     Status,
     Txn,
@@ -102,7 +103,9 @@ class Client:
         self._rpc = rpc
         self._events = events
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._connection = Connection(self._context, self.data_dir, rpc=rpc, timeout=timeout, remote=self._remote)
+        self._connection = Connection(
+            self._context, self.data_dir, rpc=rpc, timeout=timeout, remote=self._remote
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -169,7 +172,9 @@ class Client:
         try:
             reply = self._connection.call(Get(v=PROTOCOL_VERSION, key=key, at_rev=rev), Item)
         except HubUnavailable as down:
-            raise HubUnavailable(f"{down.message}; a past revision can only be read from the running hub") from down
+            raise HubUnavailable(
+                f"{down.message}; a past revision can only be read from the running hub"
+            ) from down
         return Reading(reply, Origin(from_mirror=False, rev=rev))
 
     def list(self, prefix: str = "", *, at_rev: int | None = None) -> Listing:
@@ -183,7 +188,9 @@ class Client:
             try:
                 past = self.snapshot(prefix, at_rev=at_rev)
             except HubUnavailable as down:
-                raise HubUnavailable(f"{down.message}; a past revision can only be read from the running hub") from down
+                raise HubUnavailable(
+                    f"{down.message}; a past revision can only be read from the running hub"
+                ) from down
             return Listing(past.items, Origin(from_mirror=False, rev=past.rev, epoch=past.epoch))
         try:
             reply = self._connection.call(List(v=PROTOCOL_VERSION, prefix=prefix), Items)
@@ -205,7 +212,12 @@ class Client:
         return self._connection.call(request, Items, timeout=max(5.0, 10 * self.timeout))
 
     def changes(
-        self, after: int, *, prefix: str = "", limit: int = DEFAULT_PAGE_LIMIT, max_bytes: int = DEFAULT_PAGE_BYTES
+        self,
+        after: int,
+        *,
+        prefix: str = "",
+        limit: int = DEFAULT_PAGE_LIMIT,
+        max_bytes: int = DEFAULT_PAGE_BYTES,
     ) -> ChangePage:
         """One page of the hub's change feed: the committed revisions after ``after``, whole and in order.
 
@@ -253,55 +265,109 @@ class Client:
             if closed_folder(self.layout.mirror) is not None:
                 raise down from None  # the data dir is closed to this user: that is why the hub was not reached either
             raise HubUnavailable(
-                f"{down.message}; and the mirror cannot be read: {exc}", hint=down.hint, not_running=down.not_running
+                f"{down.message}; and the mirror cannot be read: {exc}",
+                hint=down.hint,
+                not_running=down.not_running,
             ) from down
 
     # --- writes ---------------------------------------------------------------
 
     @overload
-    def set(self, key: str, value: Any, *, expect: int | None = None, queue: Literal[False] = False) -> Committed: ...
+    def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expect: int | None = None,
+        queue: Literal[False] = False,
+        origin: SiteOrigin | None = None,
+    ) -> Committed: ...
 
     @overload
-    def set(self, key: str, value: Any, *, expect: int | None = None, queue: bool) -> Committed | Queued: ...
+    def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expect: int | None = None,
+        queue: bool,
+        origin: SiteOrigin | None = None,
+    ) -> Committed | Queued: ...
 
-    def set(self, key: str, value: Any, *, expect: int | None = None, queue: bool = False) -> Committed | Queued:
+    def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expect: int | None = None,
+        queue: bool = False,
+        origin: SiteOrigin | None = None,
+    ) -> Committed | Queued:
         """Set ``key``; with ``expect``, only if its revision is still that (0: only if absent).
 
         With ``queue``, a hub that is not running gets the write later: see ``Queued``.
         Raises HubUnavailable when the write did not reach the hub (nothing was
         written), OutcomeUnknown when it did and no answer came in time.
+        ``origin``: the change was first made at another hub (docs/sites.md).
         """
-        return self._write(Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, **self._who()), queue)
+        write = Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, origin=origin, **self._who())
+        return self._write(write, queue)
 
     def set_secret(self, key: str, value: Any, *, expect: int | None = None) -> Committed:
         """Make ``key`` a secret holding ``value``: encrypted at rest, shown everywhere as the placeholder.
 
         Never queued: the inbox is plaintext.
         """
-        return self._write(Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, secret="value", **self._who()))
+        return self._write(
+            Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, secret="value", **self._who())
+        )
 
     def rotate_secrets_key(self) -> Rotated:
         """Re-encrypt every secret under a new key (the hub must be up)."""
-        return self._connection.call(RotateKey(v=PROTOCOL_VERSION), Rotated, timeout=max(30.0, 10 * self.timeout))
+        return self._connection.call(
+            RotateKey(v=PROTOCOL_VERSION), Rotated, timeout=max(30.0, 10 * self.timeout)
+        )
 
     @overload
-    def unset(self, key: str, *, expect: int | None = None, queue: Literal[False] = False) -> Committed: ...
+    def unset(
+        self,
+        key: str,
+        *,
+        expect: int | None = None,
+        queue: Literal[False] = False,
+        origin: SiteOrigin | None = None,
+    ) -> Committed: ...
 
     @overload
-    def unset(self, key: str, *, expect: int | None = None, queue: bool) -> Committed | Queued: ...
+    def unset(
+        self, key: str, *, expect: int | None = None, queue: bool, origin: SiteOrigin | None = None
+    ) -> Committed | Queued: ...
 
-    def unset(self, key: str, *, expect: int | None = None, queue: bool = False) -> Committed | Queued:
-        return self._write(Unset(v=PROTOCOL_VERSION, key=key, expect=expect, **self._who()), queue)
+    def unset(
+        self, key: str, *, expect: int | None = None, queue: bool = False, origin: SiteOrigin | None = None
+    ) -> Committed | Queued:
+        return self._write(
+            Unset(v=PROTOCOL_VERSION, key=key, expect=expect, origin=origin, **self._who()), queue
+        )
 
     @overload
-    def txn(self, ops: Iterable[Op], *, queue: Literal[False] = False) -> Committed: ...
+    def txn(
+        self, ops: Iterable[Op], *, queue: Literal[False] = False, origin: SiteOrigin | None = None
+    ) -> Committed: ...
 
     @overload
-    def txn(self, ops: Iterable[Op], *, queue: bool) -> Committed | Queued: ...
+    def txn(
+        self, ops: Iterable[Op], *, queue: bool, origin: SiteOrigin | None = None
+    ) -> Committed | Queued: ...
 
-    def txn(self, ops: Iterable[Op], *, queue: bool = False) -> Committed | Queued:
-        """Apply all ``ops`` atomically under one revision, or none of them."""
-        return self._write(Txn(v=PROTOCOL_VERSION, ops=list(ops), **self._who()), queue)
+    def txn(
+        self, ops: Iterable[Op], *, queue: bool = False, origin: SiteOrigin | None = None
+    ) -> Committed | Queued:
+        """Apply all ``ops`` atomically under one revision, or none of them.
+
+        ``origin``: the change was first made at another hub (an op's own origin wins).
+        """
+        return self._write(Txn(v=PROTOCOL_VERSION, ops=list(ops), origin=origin, **self._who()), queue)
 
     def _who(self) -> _Who:
         return {"request_id": new_request_id(), "source": self.source, "user": self.user}
@@ -349,7 +415,9 @@ class Client:
             Op(op=op.op, key=op.key, value=op.value, expect=_seen(op.expect, mirror, op.key))
             for op in write_ops(write)
         ]
-        queued = Txn(v=PROTOCOL_VERSION, ops=ops, request_id=write.request_id, source=write.source, user=write.user)
+        queued = Txn(
+            v=PROTOCOL_VERSION, ops=ops, request_id=write.request_id, source=write.source, user=write.user
+        )
         return Queued(inbox.enqueue(self.data_dir, queued), mirror.rev)
 
     # --- change stream and waterfall ---------------------------------------------
@@ -438,7 +506,13 @@ def new_request_id() -> str:
     """
     millis = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis & (1 << 48) - 1) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & (1 << 62) - 1
+    value = (
+        (millis & (1 << 48) - 1) << 80
+        | 0x7 << 76
+        | (rand >> 62 & 0xFFF) << 64
+        | 0b10 << 62
+        | rand & (1 << 62) - 1
+    )
     text = f"{value:032x}"  # what str(uuid.UUID(int=value)) gives, without building the UUID (a third of a write's client-side cost)
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
