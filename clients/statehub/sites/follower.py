@@ -1,0 +1,344 @@
+"""``statehub follow-sites nats://...``: apply every site's changes into the central hub, exactly once.
+
+A durable pull consumer reads the sites stream.  The parts of one site revision
+(``index``/``count``) are gathered, then applied as one central txn under
+``sites.<site>.<key>``, each op carrying the site's revision, time, source and
+user as its origin, together with the site's link record
+(``statehub.link.<site>``) written with ``expect`` = the record's current
+central revision.  That txn is the whole of exactly-once: a revision at or
+below the record's is a duplicate (acknowledged, skipped); a revision whose
+``prev`` the record has not reached yet is early (handed back to JetStream to
+come again: a reconnect delivered it before its predecessor); two followers,
+or a crash between the commit and the acknowledgement, meet the ``expect``
+and the record, never a second application.
+
+A resync (every part carries the resync header) replaces the site's subtree:
+every key set that differs from the snapshot, every key the snapshot lacks
+unset, the record in the same txn (chunks of ``MAX_TXN_OPS`` for a subtree
+that big, the record in the last one).  A resync of a new epoch (the site's
+store was restored) is said in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from statehub import (
+    MAX_TXN_OPS,
+    Client,
+    ConflictError,
+    Item,
+    NotFound,
+    Op,
+    SiteOrigin,
+    StatehubError,
+)
+from statehub.sites import fleet
+from statehub.sites.jetstream import Link, LinkDown, describe, ensure_streams
+from statehub.sites.wire import (
+    RESYNC_HEADER,
+    SITES_PREFIX,
+    SITES_STREAM,
+    SITES_SUBJECTS,
+    LinkRecord,
+    SiteChange,
+    central_key,
+    decode,
+    decode_link,
+    link_key,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FETCH_BATCH = 512
+FETCH_WAIT = 0.5
+EARLY_DELAY = 0.5  # seconds before JetStream offers an early revision again
+BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True)
+class FollowConfig:
+    url: str
+    make_client: Callable[[str], Client]  # a client of the central hub writing as this source
+    durable: str = "statehub-centre"
+    fleet: bool = True  # also forward the central fleet. keys down to the sites
+
+
+@dataclass
+class _Assembly:
+    """The parts of one site revision received so far, and their messages to acknowledge."""
+
+    count: int
+    resync: bool
+    parts: dict[int, SiteChange] = field(default_factory=dict)
+    messages: list[Msg] = field(default_factory=list)
+
+    @property
+    def whole(self) -> bool:
+        return len(self.parts) == self.count
+
+
+@dataclass
+class _Site:
+    """What the follower knows of one site: its link record and the central revision of it."""
+
+    record: LinkRecord | None
+    record_rev: int
+    assembling: dict[tuple[str, int], _Assembly] = field(default_factory=dict)
+
+
+@dataclass
+class Tally:
+    """What the follower did, for its log and the tests."""
+
+    applied: int = 0
+    duplicates: int = 0
+    early: int = 0
+    resyncs: int = 0
+
+
+class Follower:
+    def __init__(self, config: FollowConfig, stop: asyncio.Event) -> None:
+        self.config = config
+        self.stop = stop
+        self.tally = Tally()
+        self._sites: dict[str, _Site] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="follow-sites")
+        self._client: Client | None = None
+
+    async def run(self) -> None:
+        failures = 0
+        try:
+            while not self.stop.is_set():
+                try:
+                    await self._session()
+                    failures = 0
+                except (TimeoutError, LinkDown, nats.errors.Error, OSError, StatehubError) as exc:
+                    failures += 1
+                    log.warning("follow-sites: %s; starting over from the link records", describe(exc))
+                if failures:
+                    await _pause(self.stop, BACKOFF[min(failures, len(BACKOFF)) - 1])
+        finally:
+            await self._call(self._close_client)
+            self._pool.shutdown(wait=True)
+
+    async def _session(self) -> None:
+        link = Link(self.config.url)
+        self._sites.clear()  # the link records are read again: they are the truth, not this cache
+        fleet_task: asyncio.Task[None] | None = None
+        try:
+            js = await link.open("statehub follow-sites")
+            await ensure_streams(js)
+            subscription = await _consumer(js, self.config.durable)
+            if self.config.fleet:
+                fleet_task = asyncio.create_task(fleet.forward_fleet(js, self.config.make_client, self.stop))
+            log.info("following the sites on %s (consumer %s)", self.config.url, self.config.durable)
+            while not self.stop.is_set():
+                link.check()
+                if fleet_task is not None and fleet_task.done():
+                    fleet_task.result()
+                try:
+                    messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT)
+                except nats.errors.TimeoutError:
+                    continue
+                for message in messages:
+                    await self._receive(message)
+        finally:
+            if fleet_task is not None:
+                fleet_task.cancel()
+                await asyncio.gather(fleet_task, return_exceptions=True)
+            await link.close()
+
+    async def _receive(self, message: Msg) -> None:
+        try:
+            part = decode(message.data)
+        except msgspec.DecodeError as exc:
+            log.error(
+                "follow-sites: dropped a message on %s that is not a site change: %s", message.subject, exc
+            )
+            await message.term()
+            return
+        site = self._sites.get(part.site) or await self._load_site(part.site)
+        resync = (message.headers or {}).get(RESYNC_HEADER) == "1"
+        assembly = site.assembling.setdefault((part.epoch, part.rev), _Assembly(part.count, resync))
+        assembly.parts[part.index] = part
+        assembly.messages.append(message)
+        if assembly.whole:
+            del site.assembling[(part.epoch, part.rev)]
+            await self._complete(part.site, site, assembly)
+
+    async def _load_site(self, name: str) -> _Site:
+        site = await self._call(self._read_link, name)
+        self._sites[name] = site
+        return site
+
+    async def _complete(self, name: str, site: _Site, assembly: _Assembly) -> None:
+        parts = [assembly.parts[index] for index in range(assembly.count)]
+        first = parts[0]
+        record = site.record
+        if record is not None and record.epoch == first.epoch and first.rev <= record.rev:
+            self.tally.duplicates += 1
+            await _ack_all(assembly.messages)
+            return
+        if not assembly.resync and (record is None or record.epoch != first.epoch or first.prev > record.rev):
+            self.tally.early += 1
+            log.info(
+                "site %s revision %d came before revision %d it follows (or before the site's resync); "
+                "asking for it again", name, first.rev, first.prev,
+            )  # fmt: skip
+            for message in assembly.messages:
+                await message.nak(delay=EARLY_DELAY)
+            return
+        apply = self._apply_resync if assembly.resync else self._apply_revision
+        await self._call(apply, name, site, parts)
+        await _ack_all(assembly.messages)
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function`` in the thread that owns the central hub's client."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+
+    # --- in the client's thread -------------------------------------------------------------------
+
+    def _central(self) -> Client:
+        if self._client is None:
+            self._client = self.config.make_client("follow-sites")
+        return self._client
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _read_link(self, name: str) -> _Site:
+        try:
+            item = self._central().get(link_key(name)).item
+        except NotFound:
+            return _Site(None, 0)
+        return _Site(decode_link(item.value), item.rev)
+
+    def _apply_revision(self, name: str, site: _Site, parts: list[SiteChange]) -> None:
+        first = parts[0]
+        origin = SiteOrigin(site=name, rev=first.rev, time=first.time, source=first.source, user=first.user)
+        ops = [_op(name, part) for part in parts]
+        try:
+            self._commit(name, site, ops, first, origin=origin)
+        except NotFound:
+            # An unset of a key the centre never had (it was a secret at the site): nothing to remove.
+            client = self._central()
+            kept = [op for op in ops if op.op == "set" or _exists(client, op.key)]
+            self._commit(name, site, kept, first, origin=origin)
+        self.tally.applied += 1
+
+    def _apply_resync(self, name: str, site: _Site, parts: list[SiteChange]) -> None:
+        first = parts[0]
+        current = {item.key: item for item in self._central().snapshot(f"{SITES_PREFIX}{name}.").items}
+        wanted = {central_key(name, part.key): part for part in parts if part.op == "set"}
+        ops = [
+            _snapshot_op(name, key, part) for key, part in wanted.items() if _differs(current.get(key), part)
+        ]
+        ops += [Op(op="unset", key=key) for key in current if key not in wanted]
+        was = site.record
+        why = "first contact" if was is None else (
+            f"new epoch {first.epoch} (was {was.epoch}: the site's store was restored or replaced)"
+            if was.epoch != first.epoch else f"from revision {was.rev}"
+        )  # fmt: skip
+        log.warning(
+            "site %s resynced at revision %d (%s): %d keys written, %d unchanged",
+            name, first.rev, why, len(ops), len(wanted) - sum(op.op == "set" for op in ops),
+        )  # fmt: skip
+        size = MAX_TXN_OPS - 1  # room for the link record
+        chunks = [ops[start : start + size] for start in range(0, len(ops), size)] or [[]]
+        for chunk in chunks[:-1]:  # a subtree too big for one txn: the record goes with the last part
+            self._central().txn(chunk)
+        self._commit(name, site, chunks[-1], first, resync=True)
+        self.tally.resyncs += 1
+
+    def _commit(
+        self,
+        name: str,
+        site: _Site,
+        ops: list[Op],
+        first: SiteChange,
+        *,
+        origin: SiteOrigin | None = None,
+        resync: bool = False,
+    ) -> None:
+        resyncs = (site.record.resyncs if site.record else 0) + resync
+        record = LinkRecord(
+            site=name, epoch=first.epoch, rev=first.rev, time=first.time, applied=time.time(), resyncs=resyncs
+        )
+        link_op = Op(op="set", key=link_key(name), value=msgspec.to_builtins(record), expect=site.record_rev)
+        try:
+            committed = self._central().txn([*ops, link_op], origin=origin)
+        except ConflictError:
+            # Someone else moved the record (another follower, a person): read it, and let the caller decide again.
+            fresh = self._read_link(name)
+            site.record, site.record_rev = fresh.record, fresh.record_rev
+            raise
+        site.record, site.record_rev = record, committed.rev
+
+
+def _op(site: str, part: SiteChange) -> Op:
+    key = central_key(site, part.key)
+    return Op(op="set", key=key, value=part.value) if part.op == "set" else Op(op="unset", key=key)
+
+
+def _snapshot_op(site: str, key: str, part: SiteChange) -> Op:
+    origin = SiteOrigin(
+        site=site, rev=part.key_rev or part.rev, time=part.time, source=part.source, user=part.user
+    )
+    return Op(op="set", key=key, value=part.value, origin=origin)
+
+
+def _differs(current: Item | None, part: SiteChange) -> bool:
+    if current is None or current.value != part.value or current.origin is None:
+        return True
+    return current.origin.rev != (part.key_rev or part.rev)
+
+
+def _exists(client: Client, key: str) -> bool:
+    try:
+        client.get(key)
+    except NotFound:
+        return False
+    return True
+
+
+async def _consumer(js: JetStreamContext, durable: str) -> Any:
+    config = ConsumerConfig(
+        durable_name=durable,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=30.0,
+        max_ack_pending=20_000,
+        filter_subject=SITES_SUBJECTS,
+    )
+    return await js.pull_subscribe(SITES_SUBJECTS, durable=durable, stream=SITES_STREAM, config=config)
+
+
+async def _ack_all(messages: list[Msg]) -> None:
+    for message in messages:
+        await message.ack()
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def follow_sites(config: FollowConfig, stop: asyncio.Event) -> None:
+    await Follower(config, stop).run()
