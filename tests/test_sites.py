@@ -65,3 +65,94 @@ def test_changes_at_two_sites_appear_at_the_centre_under_their_prefixes_in_order
         origins = central_origins(at_centre, "north")
         assert origins["plant.name"] is not None
         assert (origins["plant.name"].site, origins["plant.name"].rev) == ("north", last_north)
+
+
+class Writer:
+    """A thread writing w.k0..w.k4 at one site, paced, until stopped; a refused or unanswered write is skipped."""
+
+    def __init__(self, hub: HubProcess) -> None:
+        import threading
+
+        self.hub = hub
+        self.stop = threading.Event()
+        self.done = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from statehub import StatehubError
+
+        with self.hub.client(timeout=2.0) as client:
+            for value in range(20_000):
+                if self.stop.wait(0.004):
+                    return
+                try:
+                    client.set(f"w.k{value % 5}", value)
+                    self.done += 1
+                except StatehubError:
+                    continue
+
+    def __enter__(self) -> Writer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+    def wait_for(self, more: int) -> None:
+        """Until ``more`` further writes committed."""
+        target = self.done + more
+        assert wait_until(lambda: self.done >= target, DEADLINE), f"the writer stalled at {self.done}"
+
+
+def test_outages_of_nats_the_uplink_and_a_site_hub_lose_nothing_and_apply_nothing_twice(
+    tmp_path: Path, nats: Nats
+) -> None:
+    """nats-server and an uplink SIGKILLed and restarted, a site hub restarted, writes going on: the centre ends equal."""
+    with (
+        HubProcess(tmp_path / "north") as north,
+        HubProcess(tmp_path / "south") as south,
+        HubProcess(tmp_path / "centre") as centre,
+        north.client() as at_north,
+        centre.client() as at_centre,
+    ):
+        at_north.set("w.k0", -1)
+        with south.client() as at_south:
+            at_south.set("w.k0", -1)
+        north_link = uplink(north, nats.url, "north", tmp_path).start()
+        south_link = uplink(south, nats.url, "south", tmp_path).start()
+        follow = follower(centre, nats.url, tmp_path).start()
+        try:
+            assert wait_until(lambda: link_rev(at_centre, "north") == link_rev(at_centre, "south") == 1, DEADLINE)
+            with Writer(north) as north_writer, Writer(south) as south_writer:
+                north_writer.wait_for(50)
+
+                nats.kill()
+                north_writer.wait_for(100)
+                nats.start()
+                before = link_rev(at_centre, "north")
+                assert wait_until(lambda: link_rev(at_centre, "north") > before + 50, DEADLINE), follow.text()
+
+                north_link.kill()
+                north_writer.wait_for(100)
+                north_link.start()
+
+                south.terminate()
+                south.start()
+                south_writer.wait_for(100)
+                north_writer.wait_for(50)
+            with south.client() as at_south:
+                heads = {"north": at_north.status().rev, "south": at_south.status().rev}
+                assert wait_until(
+                    lambda: all(link_rev(at_centre, site) == rev for site, rev in heads.items()), DEADLINE
+                ), follow.text()
+                for site, client in (("north", at_north), ("south", at_south)):
+                    assert central_values(at_centre, site) == site_values(client)
+                    for index in range(5):
+                        key = f"w.k{index}"
+                        at_site = [version.rev for version in client.history(key, 10_000)]
+                        applied = [version.origin.rev for version in at_centre.history(f"sites.{site}.{key}", 10_000) if version.origin]
+                        assert applied == at_site, f"{site} {key}: each site revision once, in order"
+        finally:
+            for process in (north_link, south_link, follow):
+                process.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -120,11 +121,15 @@ def _default_state_dir(settings: Settings) -> Path:
     return default_state_dir(settings.data_path())
 
 
+LINK_TIMEOUT = 5.0  # a link process waits this long for a busy hub: it has nobody waiting on it
+
+
 def make_client_factory(settings: Settings) -> Any:
     """Clients of the hub these settings name, one per source, that never fall back to the mirror."""
+    patient = replace(settings, timeout=max(settings.timeout, LINK_TIMEOUT))
 
     def make(source: str) -> Client:
-        return settings.client(source, fallback=False)
+        return patient.client(source, fallback=False)
 
     return make
 

@@ -7,8 +7,9 @@ user as its origin, together with the site's link record
 (``statehub.link.<site>``) written with ``expect`` = the record's current
 central revision.  That txn is the whole of exactly-once: a revision at or
 below the record's is a duplicate (acknowledged, skipped); a revision whose
-``prev`` the record has not reached yet is early (handed back to JetStream to
-come again: a reconnect delivered it before its predecessor); two followers,
+``prev`` the record has not reached yet is early (a reconnect delivered it
+before its predecessor: it is held, unacknowledged, until the predecessor is
+applied, and JetStream offers the predecessor again after its ack wait); two followers,
 or a crash between the commit and the acknowledgement, meet the ``expect``
 and the record, never a second application.
 
@@ -66,7 +67,7 @@ T = TypeVar("T")
 
 FETCH_BATCH = 512
 FETCH_WAIT = 0.5
-EARLY_DELAY = 0.5  # seconds before JetStream offers an early revision again
+ACK_WAIT = 10.0  # seconds JetStream waits for an acknowledgement before delivering a message again
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -99,6 +100,15 @@ class _Site:
     record: LinkRecord | None
     record_rev: int
     assembling: dict[tuple[str, int], _Assembly] = field(default_factory=dict)
+    held: dict[tuple[str, int], _Assembly] = field(default_factory=dict)  # early revisions, by (epoch, prev)
+
+    def unacknowledged(self) -> list[Msg]:
+        return [
+            message
+            for group in (self.assembling, self.held)
+            for a in group.values()
+            for message in a.messages
+        ]
 
 
 @dataclass
@@ -161,7 +171,15 @@ class Follower:
             if fleet_task is not None:
                 fleet_task.cancel()
                 await asyncio.gather(fleet_task, return_exceptions=True)
+            await self._hand_back()
             await link.close()
+
+    async def _hand_back(self) -> None:
+        """Offer what this session received but did not apply to the next one at once, not after the ack wait."""
+        for site in self._sites.values():
+            for message in site.unacknowledged():
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await message.nak()
 
     async def _receive(self, message: Msg) -> None:
         try:
@@ -186,26 +204,31 @@ class Follower:
         self._sites[name] = site
         return site
 
-    async def _complete(self, name: str, site: _Site, assembly: _Assembly) -> None:
-        parts = [assembly.parts[index] for index in range(assembly.count)]
-        first = parts[0]
-        record = site.record
-        if record is not None and record.epoch == first.epoch and first.rev <= record.rev:
-            self.tally.duplicates += 1
-            await _ack_all(assembly.messages)
-            return
-        if not assembly.resync and (record is None or record.epoch != first.epoch or first.prev > record.rev):
-            self.tally.early += 1
-            log.info(
-                "site %s revision %d came before revision %d it follows (or before the site's resync); "
-                "asking for it again", name, first.rev, first.prev,
-            )  # fmt: skip
-            for message in assembly.messages:
-                await message.nak(delay=EARLY_DELAY)
-            return
-        apply = self._apply_resync if assembly.resync else self._apply_revision
-        await self._call(apply, name, site, parts)
-        await _ack_all(assembly.messages)
+    async def _complete(self, name: str, site: _Site, assembly: _Assembly | None) -> None:
+        """Apply a whole revision (or skip it, or hold it), then any held revision that now follows."""
+        while assembly is not None:
+            parts = [assembly.parts[index] for index in range(assembly.count)]
+            first, record = parts[0], site.record
+            if record is not None and record.epoch == first.epoch and first.rev <= record.rev:
+                self.tally.duplicates += 1
+                await _ack_all(assembly.messages)
+            elif not assembly.resync and (
+                record is None or record.epoch != first.epoch or first.prev > record.rev
+            ):
+                self.tally.early += 1
+                if not site.held:
+                    log.info(
+                        "site %s: revision %d came before revision %d, which it follows (or before the site's "
+                        "resync); holding it until then", name, first.rev, first.prev,
+                    )  # fmt: skip
+                site.held[(first.epoch, first.prev)] = assembly
+                return
+            else:
+                apply = self._apply_resync if assembly.resync else self._apply_revision
+                await self._call(apply, name, site, parts)
+                await _ack_all(assembly.messages)
+            record = site.record
+            assembly = site.held.pop((record.epoch, record.rev), None) if record is not None else None
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function`` in the thread that owns the central hub's client."""
@@ -323,7 +346,7 @@ async def _consumer(js: JetStreamContext, durable: str) -> Any:
         durable_name=durable,
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=30.0,
+        ack_wait=ACK_WAIT,
         max_ack_pending=20_000,
         filter_subject=SITES_SUBJECTS,
     )
