@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from statehub import Op
+from statehub import Client, Op
 from statehub.testing import HubProcess, wait_until
 
 from .servers import Nats, nats_server
@@ -123,7 +123,9 @@ def test_outages_of_nats_the_uplink_and_a_site_hub_lose_nothing_and_apply_nothin
         south_link = uplink(south, nats.url, "south", tmp_path).start()
         follow = follower(centre, nats.url, tmp_path).start()
         try:
-            assert wait_until(lambda: link_rev(at_centre, "north") == link_rev(at_centre, "south") == 1, DEADLINE)
+            assert wait_until(
+                lambda: link_rev(at_centre, "north") == link_rev(at_centre, "south") == 1, DEADLINE
+            )
             with Writer(north) as north_writer, Writer(south) as south_writer:
                 north_writer.wait_for(50)
 
@@ -151,8 +153,66 @@ def test_outages_of_nats_the_uplink_and_a_site_hub_lose_nothing_and_apply_nothin
                     for index in range(5):
                         key = f"w.k{index}"
                         at_site = [version.rev for version in client.history(key, 10_000)]
-                        applied = [version.origin.rev for version in at_centre.history(f"sites.{site}.{key}", 10_000) if version.origin]
+                        applied = [
+                            version.origin.rev
+                            for version in at_centre.history(f"sites.{site}.{key}", 10_000)
+                            if version.origin
+                        ]
                         assert applied == at_site, f"{site} {key}: each site revision once, in order"
         finally:
             for process in (north_link, south_link, follow):
                 process.stop()
+
+
+def test_a_fleet_key_set_at_the_centre_reaches_every_site(tmp_path: Path, nats: Nats) -> None:
+    """fleet.* written at the centre lands in both site hubs with source fleet, and is never sent back up."""
+    with (
+        HubProcess(tmp_path / "north") as north,
+        HubProcess(tmp_path / "south") as south,
+        HubProcess(tmp_path / "centre") as centre,
+        north.client() as at_north,
+        south.client() as at_south,
+        centre.client() as at_centre,
+        uplink(north, nats.url, "north", tmp_path),
+        uplink(south, nats.url, "south", tmp_path),
+        follower(centre, nats.url, tmp_path) as follow,
+    ):
+        at_centre.set("fleet.dosing.limit", 4.5)
+        for client in (at_north, at_south):
+            assert wait_until(lambda c=client: _value(c, "fleet.dosing.limit") == 4.5, DEADLINE), (
+                follow.text()
+            )
+            assert client.get("fleet.dosing.limit").item.source == "fleet"
+        at_centre.set("fleet.dosing.limit", 5.0)
+        assert wait_until(lambda: _value(at_south, "fleet.dosing.limit") == 5.0, DEADLINE)
+        at_north.set("plant.rate", 1)
+        assert wait_until(lambda: "plant.rate" in central_values(at_centre, "north"), DEADLINE)
+        assert "fleet.dosing.limit" not in central_values(at_centre, "north"), "a fleet key went back up"
+
+
+@pytest.mark.xfail(strict=True, reason="needs the schema's [writers] table (issue 20)")
+def test_a_fleet_key_is_read_only_for_a_local_writer_at_a_site(tmp_path: Path, nats: Nats) -> None:
+    """A site's own writer may not change a fleet key: the hub refuses it with a clear error."""
+    from statehub import StatehubError
+
+    with (
+        HubProcess(tmp_path / "north") as north,
+        HubProcess(tmp_path / "centre") as centre,
+        north.client() as at_north,
+        centre.client() as at_centre,
+        uplink(north, nats.url, "north", tmp_path),
+        follower(centre, nats.url, tmp_path),
+    ):
+        at_centre.set("fleet.dosing.limit", 4.5)
+        assert wait_until(lambda: _value(at_north, "fleet.dosing.limit") == 4.5, DEADLINE)
+        with pytest.raises(StatehubError, match="fleet"):
+            at_north.set("fleet.dosing.limit", 9.9)
+
+
+def _value(client: Client, key: str) -> object:
+    from statehub import NotFound
+
+    try:
+        return client.get(key).value
+    except NotFound:
+        return None

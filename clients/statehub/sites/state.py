@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from statehub import StatehubError
 from statehub.hub.atomic_file import write_atomically
 
 CURSOR_EVERY = 0.2  # seconds between cursor writes while acknowledgements stream in
@@ -91,8 +92,9 @@ def load_cursor(path: Path) -> Cursor:
     try:
         return msgspec.json.decode(data, type=Cursor)
     except msgspec.DecodeError as exc:
-        raise ValueError(
-            f"the uplink's cursor {path} is damaged ({exc}); move it away to start over with a full resync"
+        raise StatehubError(
+            f"the uplink's cursor {path} is damaged ({exc})",
+            hint="move it away to start over with a full resync of this site",
         ) from None
 
 
