@@ -216,3 +216,33 @@ def _value(client: Client, key: str) -> object:
         return client.get(key).value
     except NotFound:
         return None
+
+
+def test_uplink_status_shows_cursor_lag_link_and_the_last_error(tmp_path: Path, nats: Nats) -> None:
+    """`statehub uplink --status --json` reports the cursor at the hub's head while linked, and why when not."""
+    import json
+
+    from .conftest import run_cli
+
+    with HubProcess(tmp_path / "north") as north, north.client() as at_north:
+        at_north.set("plant.rate", 1)
+        state = ["--site", "north", "--state-dir", str(tmp_path / "state-north")]
+
+        def status() -> dict[str, object]:
+            result = run_cli(north.data_dir, "uplink", "--status", "--json", *state)
+            assert result.returncode in (0, 3), result.stderr  # 3: no status yet, the uplink is starting
+            return dict(json.loads(result.stdout)) if result.returncode == 0 else {}
+
+        with uplink(north, nats.url, "north", tmp_path) as link:
+            at_north.set("plant.rate", 2)
+            assert wait_until(lambda: status().get("cursor") == 2 and status()["link"] == "up", DEADLINE), link.text()
+            now = status()
+            assert (now["running"], now["lag_revisions"], now["resyncs"], now["site"]) == (True, 0, 1, "north")
+            nats.kill()
+            assert wait_until(lambda: status().get("link") == "down", DEADLINE), link.text()
+            assert "NATS" in str(status()["last_error"])
+            text = run_cli(north.data_dir, "uplink", "--status", *state)
+            assert "uplink north -> nats://" in text.stdout and "last error:" in text.stdout
+        assert status()["running"] is False
+    missing = run_cli(tmp_path / "nowhere", "uplink", "--status", "--site", "east", "--state-dir", str(tmp_path))
+    assert missing.returncode == 3 and "no uplink status for site 'east'" in missing.stderr

@@ -146,6 +146,7 @@ class MqttUplink:
 
     async def run(self) -> None:
         failures = 0
+        save_status(self._status_path, self.status)  # `--status` finds a starting uplink too
         while not self.stop.is_set():
             try:
                 await self._session()
