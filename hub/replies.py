@@ -103,6 +103,7 @@ def versions(key: str, changes: Iterable[Change]) -> Versions:
                 user=change.user,
                 secret=is_sealed(change.blob) or is_sealed(change.prev_blob),
                 origin=site_origin(change.origin),
+                backfill=change.backfill,
             )
             for change in changes
         ],

@@ -3,8 +3,9 @@
 ``open_store_file`` is what the hub does before it trusts a store: a quick
 integrity check (a damaged file is found at start, not halfway through
 serving), the tables created if they are missing, and a refusal of a store
-written by a newer statehub.  A migration to a new table layout would start
-here.  (The configuration schema of issue 20 is ``hub.schema``, another thing.)
+written by a newer statehub, and the numbered migrations that bring an older
+store's tables up to this statehub's layout, each in its own transaction.
+(The configuration schema of issue 20 is ``hub.schema``, another thing.)
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 from statehub.hub.errors import StorageError
 from statehub.hub.store_reads import connect
 
-# The tables as schema 1 made them; MIGRATIONS bring them to SCHEMA_VERSION, for new
-# stores too, so there is one path to the current layout.
 BACKSTOP_CHECKPOINT_PAGES = 16_384  # 64 MiB of WAL: only reached if the mirror thread's checkpoints stop
 
+# The tables as schema 1 made them; MIGRATIONS bring them to SCHEMA_VERSION, for new
+# stores too, so there is one path to the current layout.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv (
@@ -55,9 +56,11 @@ CREATE TABLE IF NOT EXISTS requests (
 
 # MIGRATIONS[n] takes a store from schema n to n + 1.  Append only: never edit one that shipped.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
-    # 1 -> 2: a key and a history row remember where a change came from when another hub made it
+    # 1 -> 2: history rows remember whether their write was backfill (a replayed export).
+    1: ("ALTER TABLE history ADD COLUMN backfill INTEGER NOT NULL DEFAULT 0",),
+    # 2 -> 3: a key and a history row remember where a change came from when another hub made it
     # (a site's change applied at the centre: docs/sites.md), as a MessagePack SiteOrigin.
-    1: ("ALTER TABLE kv ADD COLUMN origin BLOB", "ALTER TABLE history ADD COLUMN origin BLOB"),
+    2: ("ALTER TABLE kv ADD COLUMN origin BLOB", "ALTER TABLE history ADD COLUMN origin BLOB"),
 }
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

@@ -139,11 +139,14 @@ def _assert_flood_leaves_rss(hub: HubProcess, flood: Callable[[int], None], subs
         flood(400)  # under the frame limit: the peer is disconnected at its cap, again and again
     subscribe()  # the hub still welcomes a subscriber
     grown = _rss(hub.pid) - before
-    assert grown < 8 * MIB, f"the hub grew by {grown / MIB:.1f} MiB"
+    # Unbounded, this flood grew the hub by ~370 MiB.  Bounded, it grows by a few MiB on an idle
+    # machine; on a loaded one a thread's first malloc arena (a few 4 MiB heaps touched) can
+    # show up too, so the bound leaves room for that and still catches the leak tenfold.
+    assert grown < 32 * MIB, f"the hub grew by {grown / MIB:.1f} MiB"
 
 
 def test_a_subscription_flood_from_one_local_peer_leaves_the_hub_rss_within_a_few_mib(tmp_path: Path) -> None:
-    """2,000 distinct 4,000-byte subscriptions, then 2,000 of 400 bytes, from one peer: cut off, hub RSS within 8 MiB."""
+    """2,000 distinct 4,000-byte subscriptions, then 2,000 of 400 bytes, from one peer: cut off, hub RSS within 32 MiB (it was ~370)."""
     with HubProcess(tmp_path / "data") as hub, Client(hub.data_dir, timeout=5) as client:
         info = read_hub_info(Layout(hub.data_dir))
         assert info is not None
@@ -159,7 +162,7 @@ def test_a_subscription_flood_from_one_local_peer_leaves_the_hub_rss_within_a_fe
 def test_a_subscription_flood_from_a_curve_client_leaves_the_hub_rss_within_a_few_mib(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The same flood from an allow-listed CURVE client on --listen: cut off, hub RSS within 8 MiB."""
+    """The same flood from an allow-listed CURVE client on --listen: cut off, hub RSS within 32 MiB (it was ~370)."""
     monkeypatch.setenv("STATEHUB_CONFIG_DIR", str(tmp_path / "client-config"))
     with started_remote_hub(tmp_path) as remote, remote.client(tmp_path) as client:
         client.timeout = 5

@@ -13,7 +13,7 @@ from statehub.testing import HubProcess, wait_until
 from .servers import Nats, nats_server
 from .sites_support import central_origins, central_values, follower, link_rev, site_values, uplink
 
-DEADLINE = 30.0
+DEADLINE = 45.0
 
 
 @pytest.fixture
@@ -105,6 +105,7 @@ class Writer:
         assert wait_until(lambda: self.done >= target, DEADLINE), f"the writer stalled at {self.done}"
 
 
+@pytest.mark.timeout(180)  # five processes, three outages and their recoveries, on a busy machine
 def test_outages_of_nats_the_uplink_and_a_site_hub_lose_nothing_and_apply_nothing_twice(
     tmp_path: Path, nats: Nats
 ) -> None:
@@ -218,6 +219,7 @@ def _value(client: Client, key: str) -> object:
         return None
 
 
+@pytest.mark.timeout(120)  # a dozen CLI processes
 def test_uplink_status_shows_cursor_lag_link_and_the_last_error(tmp_path: Path, nats: Nats) -> None:
     """`statehub uplink --status --json` reports the cursor at the hub's head while linked, and why when not."""
     import json
@@ -235,14 +237,23 @@ def test_uplink_status_shows_cursor_lag_link_and_the_last_error(tmp_path: Path, 
 
         with uplink(north, nats.url, "north", tmp_path) as link:
             at_north.set("plant.rate", 2)
-            assert wait_until(lambda: status().get("cursor") == 2 and status()["link"] == "up", DEADLINE), link.text()
+            assert wait_until(
+                lambda: (now := status()).get("cursor") == 2 and now["link"] == "up", DEADLINE
+            ), link.text()
             now = status()
-            assert (now["running"], now["lag_revisions"], now["resyncs"], now["site"]) == (True, 0, 1, "north")
+            assert (now["running"], now["lag_revisions"], now["resyncs"], now["site"]) == (
+                True,
+                0,
+                1,
+                "north",
+            )
             nats.kill()
             assert wait_until(lambda: status().get("link") == "down", DEADLINE), link.text()
             assert "NATS" in str(status()["last_error"])
             text = run_cli(north.data_dir, "uplink", "--status", *state)
             assert "uplink north -> nats://" in text.stdout and "last error:" in text.stdout
         assert status()["running"] is False
-    missing = run_cli(tmp_path / "nowhere", "uplink", "--status", "--site", "east", "--state-dir", str(tmp_path))
+    missing = run_cli(
+        tmp_path / "nowhere", "uplink", "--status", "--site", "east", "--state-dir", str(tmp_path)
+    )
     assert missing.returncode == 3 and "no uplink status for site 'east'" in missing.stderr

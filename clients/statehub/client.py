@@ -25,6 +25,9 @@ from statehub.hub.protocol import (
     DEFAULT_PAGE_BYTES,
     DEFAULT_PAGE_LIMIT,
     PROTOCOL_VERSION,
+    Batch,
+    BatchCommitted,
+    BatchWrite,
     ChangePage,
     Changes,
     Committed,
@@ -47,7 +50,7 @@ from statehub.hub.protocol import (
     Versions,
     write_ops,
 )
-from statehub.hub.rules import check_key, check_prefix, check_write
+from statehub.hub.rules import check_batch, check_key, check_prefix, check_write
 from statehub.readings import Listing, Origin, Reading, mirror_origin
 
 if TYPE_CHECKING:
@@ -103,9 +106,7 @@ class Client:
         self._rpc = rpc
         self._events = events
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._connection = Connection(
-            self._context, self.data_dir, rpc=rpc, timeout=timeout, remote=self._remote
-        )
+        self._connection = Connection(self._context, self.data_dir, rpc=rpc, timeout=timeout, remote=self._remote)
 
     def __enter__(self) -> Client:
         return self
@@ -172,9 +173,7 @@ class Client:
         try:
             reply = self._connection.call(Get(v=PROTOCOL_VERSION, key=key, at_rev=rev), Item)
         except HubUnavailable as down:
-            raise HubUnavailable(
-                f"{down.message}; a past revision can only be read from the running hub"
-            ) from down
+            raise HubUnavailable(f"{down.message}; a past revision can only be read from the running hub") from down
         return Reading(reply, Origin(from_mirror=False, rev=rev))
 
     def list(self, prefix: str = "", *, at_rev: int | None = None) -> Listing:
@@ -188,9 +187,7 @@ class Client:
             try:
                 past = self.snapshot(prefix, at_rev=at_rev)
             except HubUnavailable as down:
-                raise HubUnavailable(
-                    f"{down.message}; a past revision can only be read from the running hub"
-                ) from down
+                raise HubUnavailable(f"{down.message}; a past revision can only be read from the running hub") from down
             return Listing(past.items, Origin(from_mirror=False, rev=past.rev, epoch=past.epoch))
         try:
             reply = self._connection.call(List(v=PROTOCOL_VERSION, prefix=prefix), Items)
@@ -212,12 +209,7 @@ class Client:
         return self._connection.call(request, Items, timeout=max(5.0, 10 * self.timeout))
 
     def changes(
-        self,
-        after: int,
-        *,
-        prefix: str = "",
-        limit: int = DEFAULT_PAGE_LIMIT,
-        max_bytes: int = DEFAULT_PAGE_BYTES,
+        self, after: int, *, prefix: str = "", limit: int = DEFAULT_PAGE_LIMIT, max_bytes: int = DEFAULT_PAGE_BYTES
     ) -> ChangePage:
         """One page of the hub's change feed: the committed revisions after ``after``, whole and in order.
 
@@ -265,9 +257,7 @@ class Client:
             if closed_folder(self.layout.mirror) is not None:
                 raise down from None  # the data dir is closed to this user: that is why the hub was not reached either
             raise HubUnavailable(
-                f"{down.message}; and the mirror cannot be read: {exc}",
-                hint=down.hint,
-                not_running=down.not_running,
+                f"{down.message}; and the mirror cannot be read: {exc}", hint=down.hint, not_running=down.not_running
             ) from down
 
     # --- writes ---------------------------------------------------------------
@@ -285,23 +275,11 @@ class Client:
 
     @overload
     def set(
-        self,
-        key: str,
-        value: Any,
-        *,
-        expect: int | None = None,
-        queue: bool,
-        origin: SiteOrigin | None = None,
+        self, key: str, value: Any, *, expect: int | None = None, queue: bool, origin: SiteOrigin | None = None
     ) -> Committed | Queued: ...
 
     def set(
-        self,
-        key: str,
-        value: Any,
-        *,
-        expect: int | None = None,
-        queue: bool = False,
-        origin: SiteOrigin | None = None,
+        self, key: str, value: Any, *, expect: int | None = None, queue: bool = False, origin: SiteOrigin | None = None
     ) -> Committed | Queued:
         """Set ``key``; with ``expect``, only if its revision is still that (0: only if absent).
 
@@ -318,24 +296,15 @@ class Client:
 
         Never queued: the inbox is plaintext.
         """
-        return self._write(
-            Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, secret="value", **self._who())
-        )
+        return self._write(Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, secret="value", **self._who()))
 
     def rotate_secrets_key(self) -> Rotated:
         """Re-encrypt every secret under a new key (the hub must be up)."""
-        return self._connection.call(
-            RotateKey(v=PROTOCOL_VERSION), Rotated, timeout=max(30.0, 10 * self.timeout)
-        )
+        return self._connection.call(RotateKey(v=PROTOCOL_VERSION), Rotated, timeout=max(30.0, 10 * self.timeout))
 
     @overload
     def unset(
-        self,
-        key: str,
-        *,
-        expect: int | None = None,
-        queue: Literal[False] = False,
-        origin: SiteOrigin | None = None,
+        self, key: str, *, expect: int | None = None, queue: Literal[False] = False, origin: SiteOrigin | None = None
     ) -> Committed: ...
 
     @overload
@@ -346,28 +315,52 @@ class Client:
     def unset(
         self, key: str, *, expect: int | None = None, queue: bool = False, origin: SiteOrigin | None = None
     ) -> Committed | Queued:
-        return self._write(
-            Unset(v=PROTOCOL_VERSION, key=key, expect=expect, origin=origin, **self._who()), queue
-        )
+        return self._write(Unset(v=PROTOCOL_VERSION, key=key, expect=expect, origin=origin, **self._who()), queue)
 
     @overload
     def txn(
-        self, ops: Iterable[Op], *, queue: Literal[False] = False, origin: SiteOrigin | None = None
+        self,
+        ops: Iterable[Op],
+        *,
+        queue: Literal[False] = False,
+        backfill: bool = False,
+        origin: SiteOrigin | None = None,
     ) -> Committed: ...
 
     @overload
     def txn(
-        self, ops: Iterable[Op], *, queue: bool, origin: SiteOrigin | None = None
+        self, ops: Iterable[Op], *, queue: bool, backfill: bool = False, origin: SiteOrigin | None = None
     ) -> Committed | Queued: ...
 
     def txn(
-        self, ops: Iterable[Op], *, queue: bool = False, origin: SiteOrigin | None = None
+        self, ops: Iterable[Op], *, queue: bool = False, backfill: bool = False, origin: SiteOrigin | None = None
     ) -> Committed | Queued:
         """Apply all ``ops`` atomically under one revision, or none of them.
 
+        ``backfill`` marks the change as history written after the fact (a
+        replayed export): it is stored so, and subscribers see it so.
         ``origin``: the change was first made at another hub (an op's own origin wins).
         """
-        return self._write(Txn(v=PROTOCOL_VERSION, ops=list(ops), origin=origin, **self._who()), queue)
+        write = Txn(v=PROTOCOL_VERSION, ops=list(ops), backfill=backfill, origin=origin, **self._who())
+        return self._write(write, queue)
+
+    def batch(self, writes: Iterable[Iterable[Op]], *, backfill: bool = False) -> BatchCommitted:
+        """Apply ``writes`` in order, each under its own new revision, all of them or none.
+
+        One request and one durable transaction where ``len(writes)`` txns would
+        cost a round trip and an fsync each; ``revs[i]`` of the reply is the
+        revision of the i-th write.  A refusal names the write and applies
+        nothing.  At most MAX_BATCH_WRITES writes and MAX_BATCH_OPS ops; never
+        queued.
+        """
+        batch = Batch(
+            v=PROTOCOL_VERSION,
+            writes=[BatchWrite(ops=list(ops)) for ops in writes],
+            backfill=backfill,
+            **self._who(),
+        )
+        check_batch(batch)
+        return self._connection.call(batch, BatchCommitted)
 
     def _who(self) -> _Who:
         return {"request_id": new_request_id(), "source": self.source, "user": self.user}
@@ -416,7 +409,12 @@ class Client:
             for op in write_ops(write)
         ]
         queued = Txn(
-            v=PROTOCOL_VERSION, ops=ops, request_id=write.request_id, source=write.source, user=write.user
+            v=PROTOCOL_VERSION,
+            ops=ops,
+            request_id=write.request_id,
+            source=write.source,
+            user=write.user,
+            backfill=write.backfill,
         )
         return Queued(inbox.enqueue(self.data_dir, queued), mirror.rev)
 
@@ -506,13 +504,7 @@ def new_request_id() -> str:
     """
     millis = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
-    value = (
-        (millis & (1 << 48) - 1) << 80
-        | 0x7 << 76
-        | (rand >> 62 & 0xFFF) << 64
-        | 0b10 << 62
-        | rand & (1 << 62) - 1
-    )
+    value = (millis & (1 << 48) - 1) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & (1 << 62) - 1
     text = f"{value:032x}"  # what str(uuid.UUID(int=value)) gives, without building the UUID (a third of a write's client-side cost)
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 

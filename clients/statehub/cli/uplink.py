@@ -66,7 +66,7 @@ def uplink(
     settings = settings_of(ctx).with_own(data_dir, timeout)
     with reported(settings.debug):
         scheme = _scheme(url, status)
-        _check_site(site)
+        _check_site(site, needs_broker=not status)
         folder = state_dir or _default_state_dir(settings)
         if status:
             _show_status(folder, site, scheme, as_json)
@@ -90,12 +90,13 @@ def _scheme(url: str | None, status: bool) -> str | None:
     return scheme
 
 
-def _check_site(site: str) -> None:
+def _check_site(site: str, *, needs_broker: bool) -> None:
     from statehub import InvalidRequest
 
     if not site:
         raise InvalidRequest("name this site with --site NAME (one key segment, e.g. --site north)")
-    require_sites_extra("uplink")
+    if needs_broker:
+        require_sites_extra("uplink")
     from statehub.sites.wire import check_site
 
     check_site(site)
