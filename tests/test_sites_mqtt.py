@@ -61,7 +61,7 @@ def test_a_late_subscriber_sees_every_key_and_an_unset_clears_and_a_killed_uplin
     """Retained QoS 1 messages carry every current key; an unset empties its topic; SIGKILL publishes offline."""
     with HubProcess(tmp_path / "north") as north, north.client() as client:
         client.set("plant.rate", 30)
-        client.set("plant.inlet", {"open": True})
+        client.set("plant.inlet/a", {"open": True})  # a '/' in a segment travels as %2F
         client.set_secret("plant.password", "hunter2")
         link = uplink(north, broker.url, "north", tmp_path).start()
         try:
@@ -73,7 +73,7 @@ def test_a_late_subscriber_sees_every_key_and_an_unset_clears_and_a_killed_uplin
                 assert wait_until(lambda: late.value("statehub/north/plant/rate") == 31, DEADLINE), (
                     link.text()
                 )
-                assert late.value("statehub/north/plant/inlet") == {"open": True}
+                assert late.value("statehub/north/plant/inlet%2Fa") == {"open": True}
                 assert late.get("statehub/north/$state") == b"online"
                 record = json.loads(late.get("statehub/north/plant/rate") or b"{}")
                 assert set(record) == {"value", "rev", "time", "source", "user"}

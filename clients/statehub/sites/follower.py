@@ -38,6 +38,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from statehub import (
+    MAX_BATCH_OPS,
+    MAX_BATCH_WRITES,
     MAX_TXN_OPS,
     Client,
     ConflictError,
@@ -92,6 +94,9 @@ class _Assembly:
     def whole(self) -> bool:
         return len(self.parts) == self.count
 
+    def ordered(self) -> list[SiteChange]:
+        return [self.parts[index] for index in range(self.count)]
+
 
 @dataclass
 class _Site:
@@ -101,14 +106,20 @@ class _Site:
     record_rev: int
     assembling: dict[tuple[str, int], _Assembly] = field(default_factory=dict)
     held: dict[tuple[str, int], _Assembly] = field(default_factory=dict)  # early revisions, by (epoch, prev)
+    pending: list[_Assembly] = field(default_factory=list)  # whole revisions in order, not yet applied
+    pending_ops: int = 0
+
+    @property
+    def tail(self) -> tuple[str, int] | None:
+        """The (epoch, rev) the next revision must follow: the last one pending, else the record's."""
+        if self.pending:
+            first = self.pending[-1].parts[0]
+            return first.epoch, first.rev
+        return None if self.record is None else (self.record.epoch, self.record.rev)
 
     def unacknowledged(self) -> list[Msg]:
-        return [
-            message
-            for group in (self.assembling, self.held)
-            for a in group.values()
-            for message in a.messages
-        ]
+        groups = (*self.assembling.values(), *self.held.values(), *self.pending)
+        return [message for assembly in groups for message in assembly.messages]
 
 
 @dataclass
@@ -167,6 +178,7 @@ class Follower:
                     continue
                 for message in messages:
                     await self._receive(message)
+                await self.flush_all()
         finally:
             if fleet_task is not None:
                 fleet_task.cancel()
@@ -205,16 +217,17 @@ class Follower:
         return site
 
     async def _complete(self, name: str, site: _Site, assembly: _Assembly | None) -> None:
-        """Apply a whole revision (or skip it, or hold it), then any held revision that now follows."""
+        """Queue a whole revision to apply (or skip it, or hold it), then any held revision that now follows."""
         while assembly is not None:
-            parts = [assembly.parts[index] for index in range(assembly.count)]
-            first, record = parts[0], site.record
-            if record is not None and record.epoch == first.epoch and first.rev <= record.rev:
-                self.tally.duplicates += 1
+            first = assembly.parts[0]
+            tail = site.tail
+            if tail is not None and tail[0] == first.epoch and first.rev <= tail[1]:
+                await self._duplicate(site, assembly)
+            elif assembly.resync:
+                await self._flush(name, site)
+                await self._call(self._apply_resync, name, site, assembly.ordered())
                 await _ack_all(assembly.messages)
-            elif not assembly.resync and (
-                record is None or record.epoch != first.epoch or first.prev > record.rev
-            ):
+            elif tail is None or tail[0] != first.epoch or first.prev > tail[1]:
                 self.tally.early += 1
                 if not site.held:
                     log.info(
@@ -224,11 +237,42 @@ class Follower:
                 site.held[(first.epoch, first.prev)] = assembly
                 return
             else:
-                apply = self._apply_resync if assembly.resync else self._apply_revision
-                await self._call(apply, name, site, parts)
-                await _ack_all(assembly.messages)
-            record = site.record
-            assembly = site.held.pop((record.epoch, record.rev), None) if record is not None else None
+                site.pending.append(assembly)
+                site.pending_ops += assembly.count + 1
+                if (
+                    len(site.pending) >= MAX_BATCH_WRITES - 1
+                    or site.pending_ops >= MAX_BATCH_OPS - MAX_TXN_OPS
+                ):
+                    await self._flush(name, site)
+            tail = site.tail
+            assembly = site.held.pop(tail, None) if tail is not None else None
+
+    async def _duplicate(self, site: _Site, assembly: _Assembly) -> None:
+        """A revision seen before: acknowledge it once the revision it repeats is applied, not before."""
+        self.tally.duplicates += 1
+        first = assembly.parts[0]
+        waiting = next((queued for queued in site.pending if queued.parts[0].rev == first.rev), None)
+        if waiting is not None:
+            waiting.messages.extend(assembly.messages)
+        else:
+            await _ack_all(assembly.messages)
+
+    async def _flush(self, name: str, site: _Site) -> None:
+        """Apply the queued revisions of ``site``: one central revision each, in one batch, with the record."""
+        if not site.pending:
+            return
+        queued, site.pending, site.pending_ops = site.pending, [], 0
+        try:
+            await self._call(self._apply_revisions, name, site, [assembly.ordered() for assembly in queued])
+        except BaseException:
+            site.pending = queued + site.pending  # handed back (nak) when the session ends
+            raise
+        for assembly in queued:
+            await _ack_all(assembly.messages)
+
+    async def flush_all(self) -> None:
+        for name, site in self._sites.items():
+            await self._flush(name, site)
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function`` in the thread that owns the central hub's client."""
@@ -253,18 +297,27 @@ class Follower:
             return _Site(None, 0)
         return _Site(decode_link(item.value), item.rev)
 
-    def _apply_revision(self, name: str, site: _Site, parts: list[SiteChange]) -> None:
-        first = parts[0]
-        origin = SiteOrigin(site=name, rev=first.rev, time=first.time, source=first.source, user=first.user)
-        ops = [_op(name, part) for part in parts]
+    def _apply_revisions(self, name: str, site: _Site, revisions: list[list[SiteChange]]) -> None:
+        """Site revisions in order, each its own central revision, all in one batch with the record, or none."""
+        writes = [[_op(name, part) for part in parts] for parts in revisions]
+        last = revisions[-1][0]
+        link_op = self._link_op(name, site, last, resync=False)
+        if len(writes[-1]) < MAX_TXN_OPS:
+            writes[-1].append(link_op)
+        else:  # a site txn of the most ops a txn may hold: the record is a write of its own, same batch
+            writes.append([link_op])
         try:
-            self._commit(name, site, ops, first, origin=origin)
+            committed = self._central().batch(writes)
         except NotFound:
-            # An unset of a key the centre never had (it was a secret at the site): nothing to remove.
+            # An unset of a key the centre never had (it was a secret at the site): drop it, and retry.
             client = self._central()
-            kept = [op for op in ops if op.op == "set" or _exists(client, op.key)]
-            self._commit(name, site, kept, first, origin=origin)
-        self.tally.applied += 1
+            writes = [[op for op in ops if op.op == "set" or _exists(client, op.key)] for ops in writes]
+            committed = self._central().batch([ops for ops in writes if ops])
+        except ConflictError:
+            self._reread(name, site)  # someone else moved the record: the next session decides again
+            raise
+        site.record, site.record_rev = decode_link(link_op.value), committed.revs[-1]
+        self.tally.applied += len(revisions)
 
     def _apply_resync(self, name: str, site: _Site, parts: list[SiteChange]) -> None:
         first = parts[0]
@@ -300,24 +353,34 @@ class Follower:
         origin: SiteOrigin | None = None,
         resync: bool = False,
     ) -> None:
-        resyncs = (site.record.resyncs if site.record else 0) + resync
-        record = LinkRecord(
-            site=name, epoch=first.epoch, rev=first.rev, time=first.time, applied=time.time(), resyncs=resyncs
-        )
-        link_op = Op(op="set", key=link_key(name), value=msgspec.to_builtins(record), expect=site.record_rev)
+        link_op = self._link_op(name, site, first, resync=resync)
         try:
             committed = self._central().txn([*ops, link_op], origin=origin)
         except ConflictError:
-            # Someone else moved the record (another follower, a person): read it, and let the caller decide again.
-            fresh = self._read_link(name)
-            site.record, site.record_rev = fresh.record, fresh.record_rev
+            self._reread(name, site)  # someone else moved the record: the next session decides again
             raise
-        site.record, site.record_rev = record, committed.rev
+        site.record, site.record_rev = decode_link(link_op.value), committed.rev
+
+    def _link_op(self, name: str, site: _Site, last: SiteChange, *, resync: bool) -> Op:
+        """The record of ``last`` applied, written only if the record is still at the revision we read."""
+        resyncs = (site.record.resyncs if site.record else 0) + resync
+        record = LinkRecord(
+            site=name, epoch=last.epoch, rev=last.rev, time=last.time, applied=time.time(), resyncs=resyncs
+        )
+        return Op(op="set", key=link_key(name), value=msgspec.to_builtins(record), expect=site.record_rev)
+
+    def _reread(self, name: str, site: _Site) -> None:
+        fresh = self._read_link(name)
+        site.record, site.record_rev = fresh.record, fresh.record_rev
 
 
 def _op(site: str, part: SiteChange) -> Op:
+    """A site change as a central op, carrying where it was made (a batch has no txn-wide origin)."""
     key = central_key(site, part.key)
-    return Op(op="set", key=key, value=part.value) if part.op == "set" else Op(op="unset", key=key)
+    origin = SiteOrigin(site=site, rev=part.rev, time=part.time, source=part.source, user=part.user)
+    if part.op == "set":
+        return Op(op="set", key=key, value=part.value, origin=origin)
+    return Op(op="unset", key=key, origin=origin)
 
 
 def _snapshot_op(site: str, key: str, part: SiteChange) -> Op:
