@@ -66,3 +66,17 @@ def test_the_cursor_survives_a_restart_and_a_damaged_one_is_refused(tmp_path: Pa
 def test_the_state_dir_defaults_under_the_data_dir(tmp_path: Path) -> None:
     """A writable data dir keeps the uplink's state beside the store."""
     assert default_state_dir(tmp_path) == tmp_path / "uplink"
+
+
+def test_a_resync_travels_in_chunks_of_keys_and_an_empty_site_in_one_empty_chunk() -> None:
+    """A snapshot of many keys is a few messages (not one per key); a site with no keys still sends one."""
+    from statehub import Item
+    from statehub.sites.uplink_nats import snapshot_chunks
+
+    items = [Item(key=f"k{i}", value=i, rev=i + 1, created_rev=1, time=1.0) for i in range(1200)]
+    chunks = snapshot_chunks(items)
+    assert [len(chunk) for chunk in chunks] == [500, 500, 200]
+    assert [entry.key for chunk in chunks for entry in chunk] == [item.key for item in items]
+    big = [Item(key=f"b{i}", value="x" * 100_000, rev=1, created_rev=1, time=1.0) for i in range(6)]
+    assert [len(chunk) for chunk in snapshot_chunks(big)] == [2, 2, 2]
+    assert snapshot_chunks([]) == [[]]

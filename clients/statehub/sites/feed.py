@@ -2,7 +2,7 @@
 
 The feed is followed through the public client API (``Client.subscribe`` with
 ``since``), in a thread of its own because a Subscription owns ZeroMQ sockets;
-the uplink's asyncio loop asks it for the next step with ``await next_step()``,
+the uplink's asyncio loop asks it for what is there with ``await next_steps()``,
 so nothing is read from the hub faster than the broker takes it (the hub
 keeps the history; a slow link costs no memory here).
 
@@ -27,6 +27,7 @@ from statehub import CaughtUp, Changed, Client, HubDown, Item, Subscription, Syn
 log = logging.getLogger(__name__)
 
 POLL = 0.2  # seconds a call waits for the hub before the loop looks at its own state again
+MAX_STEPS = 1000  # steps handed over at once: one thread hop for a thousand revisions while catching up
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,9 @@ class SiteFeed:
         self._subscription: Subscription | None = None
         self._tracking = _Tracking()
 
-    async def next_step(self) -> Step:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._next_step)
+    async def next_steps(self) -> list[Step]:
+        """What the feed has now (at most MAX_STEPS), waiting up to POLL for the first; [Quiet] when nothing came."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._next_steps)
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, self._close)
@@ -96,18 +98,26 @@ class SiteFeed:
 
     # --- in the feed's thread ------------------------------------------------------------------
 
-    def _next_step(self) -> Step:
+    def _next_steps(self) -> list[Step]:
         subscription = self._open()
+        steps: list[Step] = []
         deadline = time.monotonic() + POLL
-        while (left := deadline - time.monotonic()) > 0:
-            event = subscription.next_event(left)
+        while len(steps) < MAX_STEPS:
+            left = 0.0 if steps else deadline - time.monotonic()  # after the first step, only what is there
+            event = subscription.next_event(max(left, 0.0))
             if event is None:
-                break
+                if steps or left <= 0:
+                    break
+                continue
             step = self._step_of(event, subscription)
             if step is not None:
-                return step
+                steps.append(step)
+                if isinstance(step, Snapshot):
+                    break
+        if steps:
+            return steps
         self._tracking.hub_rev = max(self._tracking.hub_rev, subscription.rev)
-        return Quiet(self._tracking.hub_rev, self._tracking.down)
+        return [Quiet(self._tracking.hub_rev, self._tracking.down)]
 
     def _open(self) -> Subscription:
         if self._subscription is None:

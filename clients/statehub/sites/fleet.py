@@ -51,14 +51,15 @@ async def forward_fleet(
     feed = SiteFeed(lambda: make_client("follow-sites"), prefix=FLEET_PREFIX, since=None)
     try:
         while not stop.is_set():
-            step = await feed.next_step()
-            if isinstance(step, Snapshot):
-                log.info("fleet: publishing %d fleet keys at central revision %d", len(step.items), step.rev)
-                parts = [_item_part(step, item, index) for index, item in enumerate(step.items)]
-            elif isinstance(step, Revision):
-                parts = [_change_part(step, change, index) for index, change in enumerate(step.changes)]
-            else:
-                continue
+            parts: list[SiteChange] = []
+            for step in await feed.next_steps():
+                if isinstance(step, Snapshot):
+                    log.info(
+                        "fleet: publishing %d fleet keys at central revision %d", len(step.items), step.rev
+                    )
+                    parts += [_item_part(step, item, index) for index, item in enumerate(step.items)]
+                elif isinstance(step, Revision):
+                    parts += [_change_part(step, change, index) for index, change in enumerate(step.changes)]
             acks = [await _publish(js, part) for part in parts]
             if acks:
                 await asyncio.wait_for(asyncio.gather(*acks), timeout=ACK_TIMEOUT)

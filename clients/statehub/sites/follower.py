@@ -58,6 +58,7 @@ from statehub.sites.wire import (
     SITES_SUBJECTS,
     LinkRecord,
     SiteChange,
+    SnapshotEntry,
     central_key,
     decode,
     decode_link,
@@ -69,6 +70,7 @@ T = TypeVar("T")
 
 FETCH_BATCH = 512
 FETCH_WAIT = 0.5
+HAND_BACK_SECONDS = 5.0  # what a session spends handing back what it did not apply, at most
 ACK_WAIT = 10.0  # seconds JetStream waits for an acknowledgement before delivering a message again
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -88,7 +90,11 @@ class _Assembly:
     count: int
     resync: bool
     parts: dict[int, SiteChange] = field(default_factory=dict)
-    messages: list[Msg] = field(default_factory=list)
+    deliveries: dict[int, Msg] = field(default_factory=dict)  # the latest delivery of each part
+
+    @property
+    def messages(self) -> list[Msg]:
+        return list(self.deliveries.values())
 
     @property
     def whole(self) -> bool:
@@ -183,7 +189,9 @@ class Follower:
             if fleet_task is not None:
                 fleet_task.cancel()
                 await asyncio.gather(fleet_task, return_exceptions=True)
-            await self._hand_back()
+            if link.nc is not None and link.nc.is_connected:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hand_back(), timeout=HAND_BACK_SECONDS)
             await link.close()
 
     async def _hand_back(self) -> None:
@@ -206,7 +214,7 @@ class Follower:
         resync = (message.headers or {}).get(RESYNC_HEADER) == "1"
         assembly = site.assembling.setdefault((part.epoch, part.rev), _Assembly(part.count, resync))
         assembly.parts[part.index] = part
-        assembly.messages.append(message)
+        assembly.deliveries[part.index] = message
         if assembly.whole:
             del site.assembling[(part.epoch, part.rev)]
             await self._complete(part.site, site, assembly)
@@ -253,7 +261,7 @@ class Follower:
         first = assembly.parts[0]
         waiting = next((queued for queued in site.pending if queued.parts[0].rev == first.rev), None)
         if waiting is not None:
-            waiting.messages.extend(assembly.messages)
+            waiting.deliveries.update(assembly.deliveries)
         else:
             await _ack_all(assembly.messages)
 
@@ -322,9 +330,11 @@ class Follower:
     def _apply_resync(self, name: str, site: _Site, parts: list[SiteChange]) -> None:
         first = parts[0]
         current = {item.key: item for item in self._central().snapshot(f"{SITES_PREFIX}{name}.").items}
-        wanted = {central_key(name, part.key): part for part in parts if part.op == "set"}
+        wanted = {central_key(name, entry.key): entry for part in parts for entry in part.entries}
         ops = [
-            _snapshot_op(name, key, part) for key, part in wanted.items() if _differs(current.get(key), part)
+            _snapshot_op(name, key, entry)
+            for key, entry in wanted.items()
+            if _differs(current.get(key), entry)
         ]
         ops += [Op(op="unset", key=key) for key in current if key not in wanted]
         was = site.record
@@ -383,17 +393,15 @@ def _op(site: str, part: SiteChange) -> Op:
     return Op(op="unset", key=key, origin=origin)
 
 
-def _snapshot_op(site: str, key: str, part: SiteChange) -> Op:
-    origin = SiteOrigin(
-        site=site, rev=part.key_rev or part.rev, time=part.time, source=part.source, user=part.user
-    )
-    return Op(op="set", key=key, value=part.value, origin=origin)
+def _snapshot_op(site: str, key: str, entry: SnapshotEntry) -> Op:
+    origin = SiteOrigin(site=site, rev=entry.rev, time=entry.time, source=entry.source, user=entry.user)
+    return Op(op="set", key=key, value=entry.value, origin=origin)
 
 
-def _differs(current: Item | None, part: SiteChange) -> bool:
-    if current is None or current.value != part.value or current.origin is None:
+def _differs(current: Item | None, entry: SnapshotEntry) -> bool:
+    if current is None or current.value != entry.value or current.origin is None:
         return True
-    return current.origin.rev != (part.key_rev or part.rev)
+    return current.origin.rev != entry.rev
 
 
 def _exists(client: Client, key: str) -> bool:

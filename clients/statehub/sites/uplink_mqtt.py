@@ -182,37 +182,39 @@ class MqttUplink:
             self.status.link = "up"
             while not self.stop.is_set():
                 broker.check()
-                step = await feed.next_step()
-                if isinstance(step, Revision):
-                    infos = [
-                        self._publish_change(
-                            broker,
-                            change.key,
-                            change.op,
-                            change.value,
+                steps = await feed.next_steps()
+                for step in steps:
+                    if isinstance(step, Revision):
+                        infos = [
+                            self._publish_change(
+                                broker,
+                                change.key,
+                                change.op,
+                                change.value,
+                                step.rev,
+                                change.time,
+                                change.source,
+                                change.user,
+                            )
+                            for change in step.changes
+                        ]
+                        self._inflight.append(_Sent(step.epoch, step.rev, step.time, infos))
+                        await self._keep_window(broker)
+                    elif isinstance(step, Snapshot):
+                        log.warning(
+                            "publishing every key at revision %d (%d keys): %s",
                             step.rev,
-                            change.time,
-                            change.source,
-                            change.user,
+                            len(step.items),
+                            step.reason,
                         )
-                        for change in step.changes
-                    ]
-                    self._inflight.append(_Sent(step.epoch, step.rev, step.time, infos))
-                elif isinstance(step, Snapshot):
-                    log.warning(
-                        "publishing every key at revision %d (%d keys): %s",
-                        step.rev,
-                        len(step.items),
-                        step.reason,
-                    )
-                    self.status.resyncs += 1
-                    self.status.last_resync = f"revision {step.rev}: {step.reason}"
-                    await self._publish_snapshot(broker, step)
-                elif isinstance(step, Quiet):
-                    self.status.hub_rev = max(step.hub_rev, self.cursor.rev)
+                        self.status.resyncs += 1
+                        self.status.last_resync = f"revision {step.rev}: {step.reason}"
+                        await self._publish_snapshot(broker, step)
+                    elif isinstance(step, Quiet):
+                        self.status.hub_rev = max(step.hub_rev, self.cursor.rev)
                 await self._keep_window(broker)
                 self._reap()
-                if isinstance(step, Quiet) or time.monotonic() - self._saved >= CURSOR_EVERY:
+                if isinstance(steps[-1], Quiet) or time.monotonic() - self._saved >= CURSOR_EVERY:
                     self._save()
             self._reap()
             self._save()

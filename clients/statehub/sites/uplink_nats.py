@@ -41,7 +41,18 @@ from statehub.sites.state import (
     state_name,
     status_path,
 )
-from statehub.sites.wire import FLEET_PREFIX, RESYNC_HEADER, SiteChange, encode, message_id, site_subject
+from statehub.sites.wire import (
+    FLEET_PREFIX,
+    RESYNC_HEADER,
+    SNAPSHOT_CHUNK_BYTES,
+    SNAPSHOT_CHUNK_KEYS,
+    SiteChange,
+    SnapshotEntry,
+    encode,
+    encode_entry,
+    message_id,
+    site_subject,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,13 +166,13 @@ class NatsUplink:
                 link.check()
                 if fleet_task is not None and fleet_task.done():
                     fleet_task.result()  # a failure there ends the session too
-                step = await feed.next_step()
-                if isinstance(step, Revision):
-                    await self._send_revision(js, step)
-                elif isinstance(step, Snapshot):
-                    await self._send_snapshot(js, step)
-                else:
-                    await self._settle(step)
+                for step in await feed.next_steps():
+                    if isinstance(step, Revision):
+                        await self._send_revision(js, step)
+                    elif isinstance(step, Snapshot):
+                        await self._send_snapshot(js, step)
+                    else:
+                        await self._settle(step)
                 self._reap()
                 self._save_cursor_now_and_then()
             await self._drain()
@@ -211,22 +222,20 @@ class NatsUplink:
         self.status.resyncs += 1
         self.status.last_resync = f"revision {snapshot.rev}: {snapshot.reason}"
         self._save_status()
+        chunks = snapshot_chunks(snapshot.items)
         parts = [
-            self._snapshot_part(snapshot, item, index, len(snapshot.items))
-            for index, item in enumerate(snapshot.items)
+            SiteChange(
+                site=self.config.site,
+                epoch=snapshot.epoch,
+                rev=snapshot.rev,
+                index=index,
+                count=len(chunks),
+                prev=0,
+                op="snapshot",
+                entries=entries,
+            )  # fmt: skip
+            for index, entries in enumerate(chunks)
         ]
-        if not parts:
-            parts = [
-                SiteChange(
-                    site=self.config.site,
-                    epoch=snapshot.epoch,
-                    rev=snapshot.rev,
-                    index=0,
-                    count=1,
-                    prev=0,
-                    op="empty",
-                )
-            ]
         acks = []
         for part in parts:
             acks.append(await self._publish(js, part, resync=True))
@@ -237,23 +246,6 @@ class NatsUplink:
         await self._drain()
         self.status.link = "up"
         log.info("resync at revision %d acknowledged", snapshot.rev)
-
-    def _snapshot_part(self, snapshot: Snapshot, item: Item, index: int, count: int) -> SiteChange:
-        return SiteChange(
-            site=self.config.site,
-            epoch=snapshot.epoch,
-            rev=snapshot.rev,
-            index=index,
-            count=count,
-            prev=0,
-            op="set",
-            key=item.key,
-            value=item.value,
-            time=item.time,
-            source=item.source,
-            user=item.user,
-            key_rev=item.rev,
-        )
 
     async def _publish(
         self, js: JetStreamContext, part: SiteChange, *, resync: bool
@@ -324,3 +316,21 @@ class NatsUplink:
 
 async def run_uplink(config: UplinkConfig, stop: asyncio.Event) -> None:
     await NatsUplink(config, stop).run()
+
+
+def snapshot_chunks(items: list[Item]) -> list[list[SnapshotEntry]]:
+    """The keys of a resync in chunks of at most SNAPSHOT_CHUNK_KEYS keys and about SNAPSHOT_CHUNK_BYTES; one empty
+    chunk for a site with no keys (the centre still learns that it has none)."""
+    chunks: list[list[SnapshotEntry]] = [[]]
+    size = 0
+    for item in items:
+        entry = SnapshotEntry(
+            key=item.key, value=item.value, rev=item.rev, time=item.time, source=item.source, user=item.user
+        )
+        weight = len(encode_entry(entry))
+        if chunks[-1] and (len(chunks[-1]) >= SNAPSHOT_CHUNK_KEYS or size + weight > SNAPSHOT_CHUNK_BYTES):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(entry)
+        size += weight
+    return chunks

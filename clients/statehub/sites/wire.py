@@ -31,11 +31,26 @@ SITES_PREFIX = "sites."  # at the centre: sites.<site>.<key>
 LINK_PREFIX = "statehub.link."  # at the centre: statehub.link.<site>, the follower's exactly-once record
 FLEET_SOURCE = "fleet"  # the source of fleet keys written at a site
 
-Op = Literal["set", "unset", "empty"]  # "empty": the only part of a resync of a site with no keys
+Op = Literal["set", "unset", "snapshot"]  # "snapshot": a chunk of a resync, its keys in ``entries``
+SNAPSHOT_CHUNK_KEYS = 500  # keys in one message of a resync
+SNAPSHOT_CHUNK_BYTES = (
+    256 * 1024
+)  # about this many bytes of values in one (JetStream's default limit is 1 MiB)
+
+
+class SnapshotEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One key of a resync snapshot, as the site holds it."""
+
+    key: str
+    value: Any = None
+    rev: int = 0  # the site revision that last changed it
+    time: float = 0.0
+    source: str = ""
+    user: str = ""
 
 
 class SiteChange(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One part of one site revision: what one key did, or one key of a resync snapshot."""
+    """One part of one site revision: what one key did, or a chunk of the keys of a resync snapshot."""
 
     site: str
     epoch: str
@@ -49,7 +64,7 @@ class SiteChange(msgspec.Struct, kw_only=True, omit_defaults=True):
     time: float = 0.0  # when the site committed it (a snapshot part: when the key last changed)
     source: str = ""
     user: str = ""
-    key_rev: int = 0  # a snapshot part: the revision that last changed the key
+    entries: list[SnapshotEntry] = []  # a "snapshot" part: its keys (none: the site has no keys)
 
 
 class LinkRecord(msgspec.Struct, kw_only=True):
@@ -98,6 +113,10 @@ def link_key(site: str) -> str:
 
 def encode(change: SiteChange) -> bytes:
     return msgspec.msgpack.encode(change)
+
+
+def encode_entry(entry: SnapshotEntry) -> bytes:
+    return msgspec.msgpack.encode(entry)
 
 
 def decode(payload: bytes) -> SiteChange:
