@@ -80,3 +80,25 @@ def test_a_resync_travels_in_chunks_of_keys_and_an_empty_site_in_one_empty_chunk
     big = [Item(key=f"b{i}", value="x" * 100_000, rev=1, created_rev=1, time=1.0) for i in range(6)]
     assert [len(chunk) for chunk in snapshot_chunks(big)] == [2, 2, 2]
     assert snapshot_chunks([]) == [[]]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["uplink", "nats://127.0.0.1:4222", "--site", "north"], ["follow-sites", "nats://127.0.0.1:4222"]],
+)
+def test_without_the_sites_extra_the_commands_say_what_to_install(tmp_path: Path, command: list[str]) -> None:
+    """With nats-py missing, uplink and follow-sites exit 1 naming pip install 'statehub[sites]'."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['nats'] = None; sys.argv = ['statehub', *sys.argv[1:]]\n"
+        "from statehub.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "--data-dir", str(tmp_path), *command],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "needs the sites extra (nats is not installed)" in result.stderr
+    assert "hint: pip install 'statehub[sites]'" in result.stderr
