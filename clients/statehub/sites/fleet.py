@@ -17,13 +17,12 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
 
 from statehub import Changed, Client, Item, NotFound
 from statehub.sites.feed import Revision, SiteFeed, Snapshot
-from statehub.sites.jetstream import ACK_TIMEOUT
+from statehub.sites.jetstream import ACK_TIMEOUT, acknowledged
 from statehub.sites.wire import (
     FLEET_PREFIX,
     FLEET_SOURCE,
@@ -62,7 +61,7 @@ async def forward_fleet(
                     parts += [_change_part(step, change, index) for index, change in enumerate(step.changes)]
             acks = [await _publish(js, part) for part in parts]
             if acks:
-                await asyncio.wait_for(asyncio.gather(*acks), timeout=ACK_TIMEOUT)
+                await acknowledged(acks)
     finally:
         await feed.close()
 
@@ -109,7 +108,7 @@ async def apply_to_site(js: JetStreamContext, site: str, make_client: Callable[[
         while True:
             try:
                 messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own TimeoutError or asyncio's, both this
                 continue
             for message in messages:
                 part = decode(message.data)

@@ -180,7 +180,7 @@ class Follower:
                     fleet_task.result()
                 try:
                     messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats-py raises its own TimeoutError or asyncio's, both this
                     continue
                 for message in messages:
                     await self._receive(message)

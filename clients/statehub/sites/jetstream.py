@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import nats
 from nats.aio.client import Client as Nats
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, PubAck, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
+from statehub import StatehubError
 from statehub.sites.wire import (
     DUPLICATE_WINDOW,
     FLEET_STREAM,
@@ -128,7 +128,16 @@ async def _ensure(js: JetStreamContext, config: StreamConfig) -> None:
             raise
 
 
+async def acknowledged(acks: list[asyncio.Future[PubAck]]) -> None:
+    """Wait for every acknowledgement; LinkDown when they do not all come within ACK_TIMEOUT."""
+    try:
+        await asyncio.wait_for(asyncio.gather(*acks), timeout=ACK_TIMEOUT)
+    except TimeoutError:
+        raise LinkDown(f"no acknowledgement from JetStream within {ACK_TIMEOUT:.0f} s") from None
+
+
 def describe(exc: BaseException) -> str:
     """A short account of a broker failure, for the log and the status."""
-    text: Any = str(exc) or type(exc).__name__
-    return str(text)
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text and not isinstance(exc, (LinkDown, StatehubError)) else text or name

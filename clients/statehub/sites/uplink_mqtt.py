@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,6 +50,7 @@ CONNECT_TIMEOUT = 5.0
 ACK_TIMEOUT = 10.0
 WINDOW = 1000  # messages in flight (paho's own limit is raised to match)
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+STATUS_EVERY = 1.0  # seconds between status writes
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ class MqttUplink:
         )
         self._inflight: deque[_Sent] = deque()
         self._saved = 0.0
+        self._status_saved = 0.0
+        self._cursor_written = replace(self.cursor)
 
     async def run(self) -> None:
         failures = 0
@@ -164,6 +167,7 @@ class MqttUplink:
             if failures:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), timeout=BACKOFF[min(failures, len(BACKOFF)) - 1])
+        save_status(self._status_path, self.status)  # the last word, whatever the throttle
 
     async def _session(self) -> None:
         loop = asyncio.get_running_loop()
@@ -264,8 +268,13 @@ class MqttUplink:
         self.status.lag_seconds = time.time() - self._inflight[0].time if self._inflight else 0.0
 
     def _save(self) -> None:
-        save_cursor(self._cursor_path, self.cursor)
-        save_status(self._status_path, self.status)
+        """The cursor when it moved, the status at most every STATUS_EVERY (an idle uplink writes nothing)."""
+        if self.cursor != self._cursor_written:
+            save_cursor(self._cursor_path, self.cursor)
+            self._cursor_written = replace(self.cursor)
+        if time.monotonic() - self._status_saved >= STATUS_EVERY:
+            save_status(self._status_path, self.status)
+            self._status_saved = time.monotonic()
         self._saved = time.monotonic()
 
 

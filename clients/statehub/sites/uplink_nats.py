@@ -20,7 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nats.errors
@@ -30,7 +30,7 @@ from nats.js.api import PubAck
 from statehub import Changed, Client, Item, StatehubError
 from statehub.sites import fleet
 from statehub.sites.feed import Quiet, Revision, SiteFeed, Snapshot
-from statehub.sites.jetstream import ACK_TIMEOUT, Link, LinkDown, describe, ensure_streams
+from statehub.sites.jetstream import ACK_TIMEOUT, Link, LinkDown, acknowledged, describe, ensure_streams
 from statehub.sites.state import (
     CURSOR_EVERY,
     Status,
@@ -56,6 +56,7 @@ from statehub.sites.wire import (
 
 log = logging.getLogger(__name__)
 
+STATUS_EVERY = 1.0  # seconds between status writes while nothing about the link changes
 WINDOW = 2000  # messages in flight before the uplink waits for the oldest acknowledgement
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)  # seconds between sessions after failures in a row
 
@@ -100,6 +101,9 @@ class NatsUplink:
         self._pending = 0
         self._chain = self.cursor.published
         self._cursor_saved = 0.0
+        self._cursor_written = replace(self.cursor)
+        self._status_saved = 0.0
+        self._status_written = ("", "")
 
     async def run(self) -> None:
         failures = 0
@@ -109,12 +113,8 @@ class NatsUplink:
                 await self._session()
                 failures = 0
             except (TimeoutError, LinkDown, nats.errors.Error, OSError, StatehubError) as exc:
-                why = (
-                    "no acknowledgement from JetStream in time"
-                    if isinstance(exc, asyncio.TimeoutError)
-                    else describe(exc)
-                )
-                self._failed(why)
+                log.debug("the session ended", exc_info=True)
+                self._failed(describe(exc))
                 failures += 1
             await self._pause(BACKOFF[min(failures, len(BACKOFF)) - 1] if failures else 0.0)
         self._save_status()
@@ -240,7 +240,7 @@ class NatsUplink:
         for part in parts:
             acks.append(await self._publish(js, part, resync=True))
             if len(acks) % WINDOW == 0:
-                await asyncio.wait_for(asyncio.gather(*acks[-WINDOW:]), timeout=ACK_TIMEOUT)
+                await acknowledged(acks[-WINDOW:])
         self._chain = snapshot.rev
         self._inflight.append(_Sent(snapshot.epoch, snapshot.rev, time.time(), True, acks))
         await self._drain()
@@ -268,7 +268,7 @@ class NatsUplink:
     async def _settle_oldest(self) -> None:
         oldest = self._inflight[0]
         if oldest.acks:
-            await asyncio.wait_for(asyncio.gather(*oldest.acks), timeout=ACK_TIMEOUT)
+            await acknowledged(oldest.acks)
         self._reap()
 
     async def _drain(self) -> None:
@@ -284,7 +284,7 @@ class NatsUplink:
         self.status.lag_seconds = 0.0
         if quiet.down:
             self.status.last_error, self.status.last_error_time = f"the site's hub: {quiet.down}", time.time()
-        self._save_status()
+        self._save_status(now=False)
 
     def _reap(self) -> None:
         """Advance the cursor over the revisions whose every message is acknowledged, in order."""
@@ -304,14 +304,22 @@ class NatsUplink:
     def _save_cursor_now_and_then(self) -> None:
         if time.monotonic() - self._cursor_saved >= CURSOR_EVERY:
             self._save_cursor()
-            self._save_status()
+            self._save_status(now=False)
 
     def _save_cursor(self) -> None:
-        save_cursor(self._cursor_path, self.cursor)
+        """Write the cursor when it moved (an idle uplink does not wear a Pi's SD card)."""
+        if self.cursor != self._cursor_written:
+            save_cursor(self._cursor_path, self.cursor)
+            self._cursor_written = replace(self.cursor)
         self._cursor_saved = time.monotonic()
 
-    def _save_status(self) -> None:
-        save_status(self._status_path, self.status)
+    def _save_status(self, *, now: bool = True) -> None:
+        """Write the status; with ``now`` False only when its link state changed or STATUS_EVERY passed."""
+        changed = (self.status.link, self.status.last_error) != self._status_written
+        if now or changed or time.monotonic() - self._status_saved >= STATUS_EVERY:
+            save_status(self._status_path, self.status)
+            self._status_written = (self.status.link, self.status.last_error)
+            self._status_saved = time.monotonic()
 
 
 async def run_uplink(config: UplinkConfig, stop: asyncio.Event) -> None:
