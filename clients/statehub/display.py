@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from statehub.hub.protocol import SiteOrigin
 
 
 def value_text(value: Any) -> str:
@@ -26,6 +29,13 @@ def json_text(value: Any) -> str:
 def who_text(source: str, user: str) -> str:
     """Who made a change: ``source/user``, whichever parts are known, else ``?``."""
     return "/".join(part for part in (source, user) if part) or "?"
+
+
+def site_text(origin: SiteOrigin | None) -> str:
+    """Where a change was first made, when another hub made it: ``from site north rev 41``; else ``""``."""
+    if origin is None:
+        return ""
+    return f"from site {origin.site} rev {origin.rev} ({who_text(origin.source, origin.user)} at {when_text(origin.time)})"
 
 
 def when_text(seconds: float) -> str:

@@ -10,7 +10,20 @@ from typing import Annotated
 
 import typer
 
-from statehub.cli import eds, gui, keys, secrets, serve, states, sync_file, values, watch, web
+from statehub.cli import (
+    eds,
+    follow_sites,
+    gui,
+    keys,
+    secrets,
+    serve,
+    states,
+    sync_file,
+    uplink,
+    values,
+    watch,
+    web,
+)
 from statehub.cli.base import Settings, exit_codes_text
 from statehub.cli.options import DataDirOption
 
@@ -64,5 +77,5 @@ def main_options(
         logging.basicConfig(level=logging.DEBUG)
 
 
-for group in (serve, values, watch, states, secrets, keys, gui, sync_file, eds, web):
+for group in (serve, values, watch, states, secrets, keys, gui, sync_file, eds, web, uplink, follow_sites):
     group.register(app)

@@ -19,7 +19,7 @@ def print_value(settings: Settings, key: str, as_json: bool, *, at_rev: int | No
 
     With ``at_rev``, the value right after that revision, from the hub's history.
     """
-    from statehub import value_text
+    from statehub import site_text, value_text
 
     with reported(settings.debug), settings.client() as client:
         reading = client.get(key, at_rev=at_rev)
@@ -28,6 +28,8 @@ def print_value(settings: Settings, key: str, as_json: bool, *, at_rev: int | No
             echo_json({**item_dict(reading.item), **origin_dict(reading.origin)})
         else:
             echo(value_text(reading.value))
+            if reading.item.origin is not None:  # on stderr: stdout stays the value alone, for scripts
+                echo(f"({site_text(reading.item.origin)})", err=True)
 
 
 def fast_get(args: list[str]) -> int | None:

@@ -152,7 +152,7 @@ def history(
     """Show who changed KEY, when, and from what to what."""
     import msgspec
 
-    from statehub import json_text, when_text, who_text
+    from statehub import json_text, site_text, when_text, who_text
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
@@ -166,7 +166,8 @@ def history(
             before = json_text(version.prev_value) if version.prev_rev else "(new)"
             after = "(unset)" if version.op == "unset" else json_text(version.value)
             who = who_text(version.source, version.user)
-            echo(f"[{version.rev}] {when_text(version.time)}  {who:<16} {before} -> {after}")
+            site = f"  ({site_text(version.origin)})" if version.origin else ""
+            echo(f"[{version.rev}] {when_text(version.time)}  {who:<16} {before} -> {after}{site}")
 
 
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
