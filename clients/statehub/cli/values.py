@@ -6,7 +6,9 @@ that building the app costs little (and ``get`` usually skips it: fast_get).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,6 +26,7 @@ from statehub.cli.base import (
 )
 from statehub.cli.fast_get import print_value
 from statehub.cli.options import JsonOption, QueueOption, add_command
+from statehub.cli.typed_value import TypedValue, typed_value
 
 if TYPE_CHECKING:
     from statehub import Client, Committed, Queued
@@ -58,8 +61,26 @@ def get(ctx: typer.Context, key: str, as_json: JsonOption = False, rev: RevOptio
 def set_(
     ctx: typer.Context,
     key: str,
-    value: Annotated[str, typer.Argument(help="JSON when it parses as JSON (30, true, [1,2]), else a string.")],
-    string: Annotated[bool, typer.Option("--string", help="Store VALUE as a string even if it parses as JSON.")] = False,
+    value: Annotated[
+        str | None,
+        typer.Argument(
+            help="The value; - reads it from stdin. Its type: see --type (a negative number needs no --).",
+            show_default=False,
+        ),
+    ] = None,
+    type_name: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            help="str, int, float, bool or json. Default: the key's current type when VALUE parses as it, "
+            "else JSON when it parses as JSON (30, true, [1,2]), else a string.",
+            metavar="TYPE",
+        ),
+    ] = None,
+    string: Annotated[bool, typer.Option("--string", help="Same as --type str.")] = False,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Read the value from this file (one trailing newline dropped).")
+    ] = None,
     expect_rev: Annotated[
         int | None,
         typer.Option("--expect-rev", help="Only if KEY is still at this revision (0: only if it does not exist).", min=0),
@@ -67,20 +88,55 @@ def set_(
     queue: QueueOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Set KEY to VALUE; prints the new revision."""
-    from statehub import Queued, parse_text_value, value_text
+    """Set KEY to VALUE; prints the value stored (as JSON) and the new revision.
+
+    A value that does not print back as typed (1.10 stored as 1.1) is stored with a note on stderr.
+    """
+    from statehub import Queued, json_text
 
     settings = settings_of(ctx)
-    parsed = value if string else parse_text_value(value)
     with reported(settings.debug), settings.client() as client:
-        committed = _write(client, lambda: client.set(key, parsed, expect=expect_rev, queue=queue), queue)
+        text = _value_text(value, file)
+        typed = _typed(client, key, text, "str" if string else type_name)
+        if typed.note:
+            echo(f"note: {typed.note}", err=True)
+        committed = _write(client, lambda: client.set(key, typed.value, expect=expect_rev, queue=queue), queue)
         if isinstance(committed, Queued):
             report_queued(committed, as_json)
             return
         if as_json:
             echo_json({"rev": committed.rev, "epoch": committed.epoch, "duplicate": committed.duplicate})
         else:
-            echo(f"{key} = {value_text(parsed)}  (revision {committed.rev})")
+            echo(f"{key} = {json_text(typed.value)}  (revision {committed.rev})")
+
+
+def _value_text(value: str | None, file: Path | None) -> str:
+    """The text of the value: the argument, stdin for ``-``, or ``--file``'s contents."""
+    from statehub import InvalidRequest
+
+    if (value is None) == (file is None):
+        raise InvalidRequest("give the value as VALUE (- for stdin) or --file PATH (one of them)")
+    if file is not None:
+        text = file.read_text(encoding="utf-8")
+    elif value == "-":
+        text = sys.stdin.read()
+    else:
+        return value or ""
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _typed(client: Client, key: str, text: str, type_name: str | None) -> TypedValue:
+    """The value ``text`` stands for, for KEY (its current type is read only when it matters)."""
+    from statehub import MISSING, HubUnavailable, NotFound, check_key
+
+    check_key(key)
+    current: Any = MISSING
+    if type_name is None:
+        try:
+            current = client.get(key).value
+        except (NotFound, HubUnavailable):
+            pass  # a new key, or no hub (the write then says so): nothing to keep
+    return typed_value(text, type_name=type_name, current=current)
 
 
 def unset(
