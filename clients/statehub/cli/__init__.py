@@ -29,7 +29,13 @@ import sys
 
 def main() -> None:
     """The ``statehub`` console script."""
+    import logging
+
     from statehub.cli.fast_get import fast_get
+
+    # The commands say themselves what the library logs (a hub going down, a resync), so its log lines
+    # reach the terminal only where a command turns logging on (--debug, gui, sync-file, ingest-eds).
+    logging.getLogger("statehub").addHandler(logging.NullHandler())
 
     code = fast_get(sys.argv[1:])
     if code is not None:

@@ -6,6 +6,7 @@ that building the app costs little (and ``get`` usually skips it: fast_get).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ def register(app: typer.Typer) -> None:
     add_command(app, set_, "set")
     add_command(app, unset)
     add_command(app, list_, "list")
+    add_command(app, count)
     add_command(app, history)
     add_command(app, status)
     add_command(app, explain)
@@ -132,27 +134,37 @@ def _typed(client: Client, key: str, text: str, type_name: str | None) -> TypedV
     check_key(key)
     current: Any = MISSING
     if type_name is None:
-        try:
+        # A new key, or no hub (the write then says so): nothing to keep.
+        with contextlib.suppress(NotFound, HubUnavailable):
             current = client.get(key).value
-        except (NotFound, HubUnavailable):
-            pass  # a new key, or no hub (the write then says so): nothing to keep
     return typed_value(text, type_name=type_name, current=current)
 
 
 def unset(
     ctx: typer.Context,
-    key: str,
+    key: Annotated[str | None, typer.Argument(help="The key (or give --prefix).", show_default=False)] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option("--prefix", help="Remove every key starting with this, as one change (asks first unless --yes)."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="With --prefix: do not ask for confirmation.")] = False,
     expect_rev: Annotated[
         int | None, typer.Option("--expect-rev", help="Only if KEY is still at this revision.", min=1)
     ] = None,
     queue: QueueOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Remove KEY."""
-    from statehub import Queued
+    """Remove KEY, or with --prefix every key under it (one txn: all of them or none)."""
+    from statehub import InvalidRequest, Queued
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
+        if (key is None) == (prefix is None):
+            raise InvalidRequest("give a KEY or --prefix P (one of them)")
+        if prefix is not None:
+            _unset_prefix(client, prefix, yes=yes, as_json=as_json)
+            return
+        assert key is not None  # one of the two, as checked above
         committed = _write(client, lambda: client.unset(key, expect=expect_rev, queue=queue), queue)
         if isinstance(committed, Queued):
             report_queued(committed, as_json)
@@ -161,6 +173,33 @@ def unset(
             echo_json({"rev": committed.rev, "epoch": committed.epoch})
         else:
             echo(f"unset {key}  (revision {committed.rev})")
+
+
+def _unset_prefix(client: Client, prefix: str, *, yes: bool, as_json: bool) -> None:
+    """Unset every key under ``prefix`` in one txn, each only if it is still at the revision shown."""
+    from statehub import Op
+
+    listing = client.list(prefix)
+    if listing.origin.from_mirror:
+        warn_if_mirror(listing.origin)
+    keys = [item.key for item in listing.items]
+    if not keys:
+        if as_json:
+            echo_json({"prefix": prefix, "count": 0, "rev": None})
+        else:
+            echo(f"no keys start with {prefix!r}: nothing to unset", err=True)
+        return
+    if not yes:
+        shown = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
+        if not typer.confirm(f"Unset {len(keys)} keys starting with {prefix!r} ({shown})?", err=True):
+            raise typer.Exit(1)
+    ops = [Op(op="unset", key=item.key, expect=item.rev) for item in listing.items]
+    with writing():
+        committed = client.txn(ops)
+    if as_json:
+        echo_json({"prefix": prefix, "count": len(keys), "rev": committed.rev, "epoch": committed.epoch})
+    else:
+        echo(f"unset {len(keys)} keys starting with {prefix!r}  (revision {committed.rev})")
 
 
 def _write(client: Client, write: Callable[[], Committed | Queued], queue: bool) -> Committed | Queued:
@@ -182,6 +221,8 @@ def list_(
     prefix: Annotated[str, typer.Argument(help="Only keys starting with this (use 'plant.' for a subtree).")] = "",
     as_json: JsonOption = False,
     rev: RevOption = None,
+    keys_only: Annotated[bool, typer.Option("--keys-only", help="Print the keys alone.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many keys (the first, by key).", min=1)] = None,
 ) -> None:
     """List keys and values, sorted by key."""
     from statehub import json_text
@@ -190,13 +231,32 @@ def list_(
     with reported(settings.debug), settings.client() as client:
         listing = client.list(prefix, at_rev=rev)
         warn_if_mirror(listing.origin)
+        shown = listing.items[:limit] if limit is not None else listing.items
         if as_json:
-            items = [item_dict(item) for item in listing.items]
+            items: list[Any] = [item.key if keys_only else item_dict(item) for item in shown]
             origin = listing.origin
-            echo_json({"rev": origin.rev, "epoch": origin.epoch, **origin_dict(origin), "items": items})
+            more = {"truncated": len(shown) < len(listing.items)} if limit is not None else {}
+            echo_json({"rev": origin.rev, "epoch": origin.epoch, **origin_dict(origin), **more, "items": items})
             return
-        for item in listing.items:
-            echo(f"{item.key} = {json_text(item.value)}")
+        for item in shown:
+            echo(item.key if keys_only else f"{item.key} = {json_text(item.value)}")
+
+
+def count(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only keys starting with this.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Print how many keys start with PREFIX (every key without one)."""
+    settings = settings_of(ctx)
+    with reported(settings.debug), settings.client() as client:
+        listing = client.list(prefix)
+        warn_if_mirror(listing.origin)
+        if as_json:
+            origin = listing.origin
+            echo_json({"prefix": prefix, "count": len(listing.items), "rev": origin.rev, **origin_dict(origin)})
+        else:
+            echo(str(len(listing.items)))
 
 
 def history(
@@ -208,16 +268,18 @@ def history(
     """Show who changed KEY, when, and from what to what."""
     import msgspec
 
-    from statehub import json_text, when_text, who_text
+    from statehub import NotFound, json_text, when_text, who_text
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
         versions = client.history(key, limit)
+        if not versions:
+            raise NotFound(
+                f"no history for {key!r} within the hub's retention", hint="check the key's name with `statehub list`"
+            )
         if as_json:
             echo_json([msgspec.to_builtins(v) for v in versions])
             return
-        if not versions:
-            echo(f"no history for {key!r} (within the hub's retention)")
         for version in versions:
             before = json_text(version.prev_value) if version.prev_rev else "(new)"
             after = "(unset)" if version.op == "unset" else json_text(version.value)
