@@ -196,12 +196,13 @@ def echo_json(data: Any) -> None:
 
 
 def item_dict(item: Item) -> dict[str, Any]:
-    """An item as --json prints it: every field but the wire tag."""
+    """An item as --json prints it: every field, empty ones too, so scripts can rely on the shape.
+
+    statehub-rs prints the same (tests/vectors/cli.json holds both to it).
+    """
     import msgspec
 
-    data: dict[str, Any] = msgspec.to_builtins(item)
-    data.pop("type", None)
-    return data
+    return msgspec.structs.asdict(item)
 
 
 def origin_dict(origin: Origin) -> dict[str, Any]:

@@ -278,7 +278,7 @@ def history(
                 f"no history for {key!r} within the hub's retention", hint="check the key's name with `statehub list`"
             )
         if as_json:
-            echo_json([msgspec.to_builtins(v) for v in versions])
+            echo_json([msgspec.structs.asdict(v) for v in versions])
             return
         for version in versions:
             before = json_text(version.prev_value) if version.prev_rev else "(new)"
