@@ -78,14 +78,17 @@ def test_version_prints_the_package_version() -> None:
 
 
 def test_shell_completion_is_offered() -> None:
-    """`statehub --show-completion bash` prints a completion script naming the command."""
-    result = statehub("--show-completion", "bash")
+    """The installed `statehub --show-completion bash` prints a completion script naming the command."""
+    script = Path(sys.executable).parent / "statehub"
+    result = subprocess.run(
+        [str(script), "--show-completion", "bash"], capture_output=True, text=True, timeout=30, env=cli_env()
+    )
     assert result.returncode == 0 and "_STATEHUB_COMPLETE" in result.stdout
 
 
 def test_help_shows_arguments_in_capitals() -> None:
     """The pinned typer renders `KEY [VALUE]`, not `{key}` placeholders."""
-    assert "statehub set [OPTIONS] KEY [VALUE]" in statehub("set", "--help").stdout
+    assert "set [OPTIONS] KEY [VALUE]" in statehub("set", "--help").stdout
 
 
 # --- typed input ----------------------------------------------------------------------------

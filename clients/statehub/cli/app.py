@@ -86,4 +86,4 @@ def run(args: list[str]) -> None:
     from statehub.cli.argv import normalised
 
     command = typer.main.get_command(app)
-    command(args=normalised(command, args), prog_name="statehub")
+    command(args=normalised(command, args))
