@@ -232,3 +232,17 @@ def test_export_json_and_watch_prints_each_status_line_once(hub: HubProcess) -> 
         watch.wait()
     assert out.startswith("[2] b = 2")
     assert "hub down" not in err
+
+
+def test_web_tokens_report_errors_like_every_command(tmp_path: Path) -> None:
+    """`statehub web token revoke` of an unknown name is exit 3, as one JSON error object with --json."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    plain = statehub("web", "token", "revoke", "nobody", "--data-dir", str(data))
+    assert (plain.returncode, plain.stderr.splitlines()[0]) == (3, "error: no token named 'nobody'")
+    created = statehub("--data-dir", str(data), "web", "token", "create", "panel", "--role", "read", "--json")
+    assert json.loads(created.stdout)["role"] == "read"
+    listed = statehub("web", "token", "list", "--json", "--data-dir", str(data))
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["panel"]
+    bad = statehub("--data-dir", str(data), "web", "token", "create", "x", "--role", "admin", "--json")
+    assert (bad.returncode, json.loads(bad.stderr)["error"]["code"]) == (2, "invalid")
