@@ -154,6 +154,7 @@ def _change_dict(change: Changed, origin: str) -> dict[str, object]:
         "user": change.user,
         "value_omitted": change.value_omitted,
         "prev_rev": change.prev_rev,
+        "backfill": change.backfill,
     }
 
 

@@ -190,6 +190,7 @@ pub fn print_history(versions: &[Version], json: bool) {
                     "rev": v.rev, "op": v.op, "value": v.value,
                     "prev_rev": v.prev_rev, "prev_value": v.prev_value,
                     "time": v.time, "source": v.source, "user": v.user, "secret": v.secret,
+                    "backfill": v.backfill,
                 })
             })
             .collect();
@@ -234,6 +235,7 @@ pub fn print_change(change: &Change, json: bool) {
             "user": change.user,
             "value_omitted": change.value_omitted,
             "prev_rev": change.prev_rev,
+            "backfill": change.backfill,
         }));
         return;
     }
