@@ -246,3 +246,37 @@ def test_web_tokens_report_errors_like_every_command(tmp_path: Path) -> None:
     assert [row["name"] for row in json.loads(listed.stdout)] == ["panel"]
     bad = statehub("--data-dir", str(data), "web", "token", "create", "x", "--role", "admin", "--json")
     assert (bad.returncode, json.loads(bad.stderr)["error"]["code"]) == (2, "invalid")
+
+
+def test_every_command_that_prints_data_takes_json() -> None:
+    """Each command takes --json but the long-running ones and the bare acknowledgements."""
+    import click
+    from typer.main import get_command
+
+    from statehub.cli.app import app
+
+    exempt = {"serve", "gui", "sync-file", "web", "keys add", "keys remove", "web token revoke"}
+    missing = []
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+            if not command.invoke_without_command:
+                return
+        options = {name for param in command.params for name in getattr(param, "opts", [])}
+        if "--json" not in options and " ".join(path) not in exempt:
+            missing.append(" ".join(path))
+
+    walk(get_command(app), [])
+    assert missing == []
+
+
+def test_local_times_name_their_zone() -> None:
+    """A local time for an operator's screen ends with the zone's name, never bare."""
+    import time
+
+    from statehub import local_when_text
+
+    shown = local_when_text(1_800_000_000.0)
+    assert shown.endswith(" " + time.strftime("%Z", time.localtime(1_800_000_000.0)))

@@ -350,6 +350,7 @@ def restore(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The snapshot (name or .json path) to rebuild the store from.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Replace the store with a snapshot (the hub must be stopped). The old store is kept aside."""
     from statehub.hub.restore import lock_for_restore
@@ -371,6 +372,10 @@ def restore(
             lock.close()
             raise
         done = restore_store(data_dir, state, lock)
+    if as_json:
+        moved = [str(path) for path in done.moved_aside]
+        echo_json({"snapshot": name, "keys": done.keys, "rev": done.rev, "epoch": done.epoch, "moved_aside": moved})
+        return
     echo(f"restored {done.keys} keys from {name} at revision {done.rev} (new epoch {done.epoch})")
     for path in done.moved_aside:
         echo(f"kept the old file as {path}")
