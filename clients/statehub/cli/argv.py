@@ -27,13 +27,13 @@ HELP_NAMES = ("--help", "-h")
 
 
 @dataclass
-class _Options:
+class Options:
     """One command's options: which names exist, and which of them take a value."""
 
     takes_value: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, command: click.Command, *, movable_only: bool = False) -> _Options:
+    def of(cls, command: click.Command, *, movable_only: bool = False) -> Options:
         import click
 
         found = cls()
@@ -58,14 +58,14 @@ def normalised(root: click.Command, args: list[str]) -> list[str]:
     """``args`` with global options moved before the command and negative numbers kept as values."""
     import click
 
-    globals_ = _Options.of(root, movable_only=True)
+    globals_ = Options.of(root, movable_only=True)
     front: list[str] = []
     path: list[str] = []
     rest = list(args)
     command: click.Command = root
     context = click.Context(root)
     while True:
-        level, rest = _leading_options(_Options.of(command), rest)
+        level, rest = leading_options(Options.of(command), rest)
         (front if command is root else path).extend(level)
         if not rest or not isinstance(command, click.Group):
             break
@@ -76,12 +76,12 @@ def normalised(root: click.Command, args: list[str]) -> list[str]:
         command, rest = sub, rest[1:]
     if command is root:
         return front + rest
-    moved, own, values, needs_end = _split_leaf(_Options.of(command), globals_, rest)
+    moved, own, values, needs_end = _split_leaf(Options.of(command), globals_, rest)
     tail = [*own, "--", *values] if needs_end else [*own, *values]
     return front + moved + path + tail
 
 
-def _leading_options(options: _Options, args: list[str]) -> tuple[list[str], list[str]]:
+def leading_options(options: Options, args: list[str]) -> tuple[list[str], list[str]]:
     """The options (with their values) at the head of ``args``, and what follows them."""
     taken: list[str] = []
     index = 0
@@ -97,7 +97,7 @@ def _leading_options(options: _Options, args: list[str]) -> tuple[list[str], lis
 
 
 def _split_leaf(
-    own: _Options, globals_: _Options, args: list[str]
+    own: Options, globals_: Options, args: list[str]
 ) -> tuple[list[str], list[str], list[str], bool]:
     """(global options to move, the command's options, its values, whether the values need ``--``)."""
     moved: list[str] = []
@@ -127,3 +127,27 @@ def _split_leaf(
             values.append(token)
         index += 1
     return moved, options, values, needs_end
+
+
+def dry_parse(root: click.Command, args: list[str]) -> None:
+    """Parse ``args`` as ``statehub ARGS`` would be, without running anything; click.UsageError if they do not parse.
+
+    The docs-drift test runs every command the docs show through this.
+    """
+    import click
+
+    rest = normalised(root, args)
+    command: click.Command = root
+    name = "statehub"
+    while isinstance(command, click.Group):
+        _, rest = leading_options(Options.of(command), rest)
+        if not rest or rest[0].startswith("-"):
+            if rest:
+                raise click.NoSuchOption(rest[0])
+            return  # a group alone: its help
+        sub = command.commands.get(rest[0])
+        if sub is None:
+            raise click.UsageError(f"No such command {rest[0]!r} under {name!r}.")
+        command, name, rest = sub, f"{name} {rest[0]}", rest[1:]
+    with command.make_context(name, rest):
+        pass
