@@ -156,3 +156,18 @@ def test_statehub_rs_prints_shell_completions(rust_bin: Path) -> None:  # noqa: 
     """`statehub-rs completions bash` prints a bash completion script for statehub-rs."""
     run = subprocess.run([str(rust_bin), "completions", "bash"], capture_output=True, text=True, timeout=30)
     assert run.returncode == 0 and "_statehub-rs()" in run.stdout
+
+
+def test_both_clis_echo_a_set_as_json(vector_hub: HubProcess, rust_bin: Path) -> None:  # noqa: F811
+    """`set k Maxson` echoes `k = "Maxson"  (revision N)` from both CLIs, and a negative number is a value."""
+    for key, command in (("echo.py", [sys.executable, "-m", "statehub.cli"]), ("echo.rs", [str(rust_bin)])):
+        for value, shown in (("Maxson", '"Maxson"'), ("-5", "-5")):
+            run = subprocess.run(
+                [*command, "--data-dir", str(vector_hub.data_dir), "set", f"{key}{len(value)}", value],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env=cli_env(),
+            )
+            expected = rf"{re.escape(key)}{len(value)} = {re.escape(shown)}  \(revision \d+\)\n"
+            assert re.fullmatch(expected, run.stdout), run

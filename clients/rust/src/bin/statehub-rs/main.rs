@@ -211,7 +211,11 @@ fn run(cli: Cli) -> Result<(), Error> {
             if json {
                 output::print_committed_json(&committed);
             } else {
-                println!("{key} = {}  (revision {})", output::text(&value), committed.rev);
+                println!(
+                    "{key} = {}  (revision {})",
+                    output::json_text(&value),
+                    committed.rev
+                );
             }
             Ok(())
         }
