@@ -280,3 +280,42 @@ def test_local_times_name_their_zone() -> None:
 
     shown = local_when_text(1_800_000_000.0)
     assert shown.endswith(" " + time.strftime("%Z", time.localtime(1_800_000_000.0)))
+
+
+def test_long_work_shows_progress_on_a_terminal_and_nothing_in_a_pipe(hub: HubProcess, tmp_path: Path) -> None:
+    """`import` draws its spinner when stderr is a terminal; in a pipe stderr stays empty."""
+    import os
+    import pty
+
+    document = tmp_path / "big.json"
+    document.write_text(json.dumps({f"bulk.k{i}": i for i in range(500)}))
+    piped = run_cli(hub.data_dir, "import", str(document))
+    assert (piped.returncode, piped.stderr) == (0, "")
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "statehub.cli", "--data-dir", str(hub.data_dir), "import", str(document), "--replace"],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            env=cli_env(TERM="xterm", COLUMNS="100"),
+        )
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:  # bounded: the child closes the terminal when it exits
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+        out, _ = process.communicate(timeout=30)
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+    assert process.returncode == 0
+    assert "nothing to change" in out
+    assert b"reading" in shown

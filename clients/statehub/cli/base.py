@@ -238,6 +238,19 @@ def report_queued(queued: Queued, as_json: bool) -> None:
         )
 
 
+@contextlib.contextmanager
+def working(what: str, *, quiet: bool = False) -> Iterator[None]:
+    """A spinner with ``what`` on stderr while long work runs: on a terminal only, so pipes, cron jobs
+    and --json (``quiet``) see nothing but the result.  rich is imported only when it is drawn."""
+    if quiet or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(what):
+        yield
+
+
 def show_logs(level: int = logging.INFO) -> None:
     """Log lines on stderr, for the commands that keep running (gui, sync-file, ingest-eds --watch)."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")

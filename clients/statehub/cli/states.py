@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from statehub.cli.base import echo, echo_json, reported, settings_of, writing
+from statehub.cli.base import echo, echo_json, reported, settings_of, working, writing
 from statehub.cli.options import JsonOption, PrefixOption, add_command
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def _apply_state(
     if dry_run or not ops:
         _report(what, ops, lines, changes, None, dry_run, as_json)
         return
-    with writing():
+    with writing(), working(f"applying {len(ops)} changes from {what}", quiet=as_json):
         committed = client.txn(ops)
     _report(what, ops, lines, changes, committed.rev, dry_run, as_json)
 
@@ -298,10 +298,11 @@ def import_(
 
     settings = settings_of(ctx)
     with reported(settings.debug):
-        if file == "-":
-            state = parse(sys.stdin.read(), format_of(Path("stdin"), fmt or "json"), "<stdin>")
-        else:
-            state = read(Path(file), fmt)
+        with working(f"reading {'stdin' if file == '-' else file}", quiet=as_json):
+            if file == "-":
+                state = parse(sys.stdin.read(), format_of(Path("stdin"), fmt or "json"), "<stdin>")
+            else:
+                state = read(Path(file), fmt)
         target = {k: v for k, v in state.values.items() if k.startswith(prefix)}
         with settings.client(source="import") as client:
             _apply_state(
@@ -371,7 +372,8 @@ def restore(
         except BaseException:
             lock.close()
             raise
-        done = restore_store(data_dir, state, lock)
+        with working(f"rebuilding the store from {name} ({len(state.values)} keys)", quiet=as_json):
+            done = restore_store(data_dir, state, lock)
     if as_json:
         moved = [str(path) for path in done.moved_aside]
         echo_json({"snapshot": name, "keys": done.keys, "rev": done.rev, "epoch": done.epoch, "moved_aside": moved})
