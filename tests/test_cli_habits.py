@@ -111,7 +111,12 @@ def test_a_typed_value_keeps_the_keys_type_and_notes_what_does_not_print_back() 
 
 def test_set_of_a_strings_own_output_keeps_it_a_string(hub: HubProcess) -> None:
     """`set k "$(statehub get k)"` keeps "30" a string, and the echo shows the stored value as JSON."""
+    from statehub import Client
+    from statehub.testing import wait_until
+
     run_cli(hub.data_dir, "set", "plant.code", "30", "--type", "str")
+    with Client(hub.data_dir) as client:  # the key's type is read from the mirror, a moment behind the hub
+        assert wait_until(lambda: "plant.code" in client.read_mirror().items)
     again = run_cli(hub.data_dir, "set", "plant.code", run_cli(hub.data_dir, "get", "plant.code").stdout.strip())
     assert again.stdout == 'plant.code = "30"  (revision 2)\n'
     note = run_cli(hub.data_dir, "set", "v", "1.10")

@@ -27,7 +27,7 @@ from statehub.cli.base import (
 )
 from statehub.cli.fast_get import print_value
 from statehub.cli.options import JsonOption, QueueOption, add_command
-from statehub.cli.typed_value import TypedValue, typed_value
+from statehub.cli.typed_value import TypedValue, guess, typed_value
 
 if TYPE_CHECKING:
     from statehub import Client, Committed, Queued
@@ -100,9 +100,9 @@ def set_(
     with reported(settings.debug), settings.client() as client:
         text = _value_text(value, file)
         typed = _typed(client, key, text, "str" if string else type_name)
+        committed = _write(client, lambda: client.set(key, typed.value, expect=expect_rev, queue=queue), queue)
         if typed.note:
             echo(f"note: {typed.note}", err=True)
-        committed = _write(client, lambda: client.set(key, typed.value, expect=expect_rev, queue=queue), queue)
         if isinstance(committed, Queued):
             report_queued(committed, as_json)
             return
@@ -128,16 +128,34 @@ def _value_text(value: str | None, file: Path | None) -> str:
 
 
 def _typed(client: Client, key: str, text: str, type_name: str | None) -> TypedValue:
-    """The value ``text`` stands for, for KEY (its current type is read only when it matters)."""
-    from statehub import MISSING, HubUnavailable, NotFound, check_key
+    """The value ``text`` stands for, for KEY.
+
+    The key's current type matters only when the text is not plain text (a number, true, [1, 2]):
+    then it is read from the mirror, a local file, so a write never waits for an extra round trip
+    to a slow hub (a remote client, with no mirror here, asks the hub).
+    """
+    from statehub import MISSING, check_key
 
     check_key(key)
     current: Any = MISSING
-    if type_name is None:
-        # A new key, or no hub (the write then says so): nothing to keep.
-        with contextlib.suppress(NotFound, HubUnavailable):
-            current = client.get(key).value
+    if type_name is None and not isinstance(guess(text), str):
+        current = _current_value(client, key)
     return typed_value(text, type_name=type_name, current=current)
+
+
+def _current_value(client: Client, key: str) -> Any:
+    """KEY's stored value as far as this client can tell at once; MISSING when unknown or absent."""
+    from statehub import MISSING, HubUnavailable, MirrorError, NotFound
+
+    if client.is_remote:
+        with contextlib.suppress(NotFound, HubUnavailable):
+            return client.get(key).value
+        return MISSING
+    try:
+        item = client.read_mirror().items.get(key)
+    except MirrorError:
+        return MISSING  # no mirror yet (a hub that never ran): nothing to keep
+    return MISSING if item is None else item.value
 
 
 def unset(
