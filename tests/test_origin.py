@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from statehub.hub.protocol import Op, SiteOrigin
 from statehub.hub.store import Store
 from statehub.hub.store_file import SCHEMA_VERSION
 from statehub.testing import HubProcess
+from tests.test_rust import rust_bin  # noqa: F401 - the fixture, shared with the Rust tests
 
 NORTH = SiteOrigin(site="north", rev=41, time=1795000000.5, source="eds", user="ana")
 
@@ -97,3 +101,24 @@ def test_a_client_of_another_hub_keeps_working_without_origins(hub: HubProcess) 
         client.set("plant.rate", 1)
         item = client.get("plant.rate").item
     assert "origin" not in msgspec.to_builtins(item)
+
+
+@pytest.mark.parametrize("cli", ["statehub", "statehub-rs"])
+def test_both_clis_print_a_site_origin_in_their_json(
+    hub: HubProcess, cli: str, request: pytest.FixtureRequest
+) -> None:
+    """`get --json` and `history --json` of a key from another site carry its origin as an object, alike in both CLIs."""
+    with hub.client() as client:
+        client.set("sites.north.rate", 30, origin=NORTH)
+    if cli == "statehub":
+        command = [sys.executable, "-m", "statehub.cli", "--data-dir", str(hub.data_dir)]
+    else:
+        command = [str(request.getfixturevalue("rust_bin")), "--data-dir", str(hub.data_dir)]
+    expected = {"site": "north", "rev": 41, "time": 1795000000.5, "source": "eds", "user": "ana"}
+    for args, pick in (
+        (["get", "sites.north.rate", "--json"], lambda out: out),
+        (["history", "sites.north.rate", "--json"], lambda out: out[0]),
+    ):
+        result = subprocess.run([*command, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert pick(json.loads(result.stdout))["origin"] == expected

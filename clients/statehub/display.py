@@ -44,11 +44,11 @@ def when_text(seconds: float) -> str:
 
 
 def local_when_text(seconds: float) -> str:
-    """A moment in this machine's time zone, ``2026-11-21 08:02:03``, for an operator's screen;
-    empty when unknown (time 0)."""
+    """A moment in this machine's time zone with the zone named, ``2026-11-21 08:02:03 CST``, for an
+    operator's screen (never a bare local time); empty when unknown (time 0)."""
     if not seconds:
         return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(seconds))
 
 
 def age_text(seconds: float) -> str:

@@ -84,10 +84,11 @@ enum Command {
     },
     /// List keys starting with PREFIX (all keys without one)
     List { prefix: Option<String> },
-    /// Show a key's history, newest first
+    /// Show who changed a key, when, and from what to what, newest first
     History {
         key: String,
-        #[arg(long, default_value_t = 100)]
+        /// How many versions
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
         limit: u32,
     },
     /// Show the hub's status
@@ -99,10 +100,10 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         defaults: Option<PathBuf>,
     },
-    /// Print every change under PREFIX as one JSON object per line
+    /// Print every change under PREFIX as it happens (with --json, one object per line)
     Watch {
         prefix: Option<String>,
-        /// Print the current state first, as changes with "resync": true
+        /// Print the current state first, as changes with "origin": "snapshot"
         #[arg(long)]
         initial: bool,
         /// Exit after this many changes
@@ -136,6 +137,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
+    /// Print a completion script for bash, zsh, fish, elvish or powershell
+    /// (e.g. `statehub-rs completions bash > /etc/bash_completion.d/statehub-rs`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -167,6 +174,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
+    if let Command::Completions { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "statehub-rs", &mut std::io::stdout());
+        return Ok(());
+    }
     let mut builder = Client::builder().timeout(cli.timeout);
     if let Some(dir) = &cli.data_dir {
         builder = builder.data_dir(dir);
@@ -199,7 +211,11 @@ fn run(cli: Cli) -> Result<(), Error> {
             if json {
                 output::print_committed_json(&committed);
             } else {
-                println!("{key} = {}  (revision {})", output::text(&value), committed.rev);
+                println!(
+                    "{key} = {}  (revision {})",
+                    output::json_text(&value),
+                    committed.rev
+                );
             }
             Ok(())
         }
@@ -215,6 +231,11 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::List { prefix } => list(&mut client, prefix.as_deref().unwrap_or(""), json),
         Command::History { key, limit } => {
             let versions = client.history(&key, limit)?;
+            if versions.is_empty() {
+                return Err(Error::NotFound(format!(
+                    "no history for '{key}' within the hub's retention"
+                )));
+            }
             output::print_history(&versions, json);
             Ok(())
         }
@@ -239,7 +260,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 initial,
                 since,
             };
-            watch(client, options, count)
+            watch(client, options, count, json)
         }
         Command::React {
             prefix,
@@ -249,6 +270,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             state,
             skip_backfill,
         } => react(client, prefix, exec, timeout, initial, state, skip_backfill),
+        Command::Completions { .. } => unreachable!("answered before the client is built"),
     }
 }
 
@@ -344,12 +366,12 @@ fn explain(client: &mut Client, key: &str, defaults: Option<PathBuf>, json: bool
     Ok(())
 }
 
-fn watch(client: Client, options: SubscriberOptions, count: Option<u64>) -> Result<(), Error> {
+fn watch(client: Client, options: SubscriberOptions, count: Option<u64>, json: bool) -> Result<(), Error> {
     rules::check_prefix(&options.prefix)?;
     let shutdown = shutdown_flag()?;
     follow(client, options, &shutdown, count, |change, _cursor| {
         if let Some(change) = change {
-            print_json(change);
+            output::print_change(change, json);
         }
         true
     })
