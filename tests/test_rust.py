@@ -424,3 +424,16 @@ def test_rust_says_not_running_from_a_dead_pid(rust_bin: Path, hub: HubProcess) 
         f"statehub-rs: error: hub unavailable: the hub is not running ({hub.data_dir / 'hub.json'} names pid {pid}, "
         "which has exited); start it with `statehub serve`\n"
     )
+
+
+def test_rust_get_and_list_at_a_revision_answer_as_the_python_cli_does(rust_bin: Path, hub: HubProcess) -> None:
+    """`statehub-rs get KEY --rev R` and `list PREFIX --rev R --json` read the state right after R; a key absent then exits 3."""
+    with hub.client() as client:
+        client.set("h.a", 1)
+        client.set("h.a", 2)
+        client.set("h.b", 3)
+    assert rs(rust_bin, hub.data_dir, "get", "h.a", "--rev", "1").stdout.strip() == "1"
+    listed = json.loads(rs(rust_bin, hub.data_dir, "list", "h.", "--rev", "2", "--json").stdout)
+    assert listed["rev"] == 2 and [(i["key"], i["value"]) for i in listed["items"]] == [("h.a", 2)]
+    missing = rs(rust_bin, hub.data_dir, "get", "h.b", "--rev", "2")
+    assert missing.returncode == 3 and "no key 'h.b' at revision 2" in missing.stderr

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
-use statehub::{rules, Client, Cursor, Error, Event, Subscriber, SubscriberOptions, Waterfall};
+use statehub::{rules, Client, Cursor, Error, Event, Fetched, Subscriber, SubscriberOptions, Waterfall};
 
 use crate::cursor_file::CursorFile;
 use crate::output::{print_json, Notice};
@@ -62,7 +62,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print a key's value (from the mirror, with a notice, when the hub is down)
-    Get { key: String },
+    Get {
+        key: String,
+        /// Read it as it was right after revision N (from the hub's history; the hub must be up)
+        #[arg(long, value_name = "N")]
+        rev: Option<u64>,
+    },
     /// Set a key; VALUE is JSON when it parses (30, true, [1,2]), else a string
     Set {
         key: String,
@@ -83,7 +88,12 @@ enum Command {
         expect_rev: Option<u64>,
     },
     /// List keys starting with PREFIX (all keys without one)
-    List { prefix: Option<String> },
+    List {
+        prefix: Option<String>,
+        /// Read it as it was right after revision N (from the hub's history; the hub must be up)
+        #[arg(long, value_name = "N")]
+        rev: Option<u64>,
+    },
     /// Show who changed a key, when, and from what to what, newest first
     History {
         key: String,
@@ -195,7 +205,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     let mut client = builder.build()?;
     let json = cli.json;
     match cli.command {
-        Command::Get { key } => get(&mut client, &key, json),
+        Command::Get { key, rev } => get(&mut client, &key, rev, json),
         Command::Set {
             key,
             value,
@@ -228,7 +238,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::List { prefix } => list(&mut client, prefix.as_deref().unwrap_or(""), json),
+        Command::List { prefix, rev } => list(&mut client, prefix.as_deref().unwrap_or(""), rev, json),
         Command::History { key, limit } => {
             let versions = client.history(&key, limit)?;
             if versions.is_empty() {
@@ -327,8 +337,14 @@ fn parse_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
-fn get(client: &mut Client, key: &str, json: bool) -> Result<(), Error> {
-    let fetched = client.get(key)?;
+fn get(client: &mut Client, key: &str, rev: Option<u64>, json: bool) -> Result<(), Error> {
+    let fetched = match rev {
+        Some(rev) => Fetched {
+            data: client.get_at(key, rev)?,
+            mirror: None,
+        },
+        None => client.get(key)?,
+    };
     if let Some(mirror) = &fetched.mirror {
         Notice::warn(&mirror.notice());
     }
@@ -340,8 +356,14 @@ fn get(client: &mut Client, key: &str, json: bool) -> Result<(), Error> {
     Ok(())
 }
 
-fn list(client: &mut Client, prefix: &str, json: bool) -> Result<(), Error> {
-    let fetched = client.list(prefix)?;
+fn list(client: &mut Client, prefix: &str, rev: Option<u64>, json: bool) -> Result<(), Error> {
+    let fetched = match rev {
+        Some(rev) => Fetched {
+            data: client.snapshot_at(prefix, Some(rev))?,
+            mirror: None,
+        },
+        None => client.list(prefix)?,
+    };
     if let Some(mirror) = &fetched.mirror {
         Notice::warn(&mirror.notice());
     }
