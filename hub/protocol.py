@@ -47,6 +47,20 @@ class _Message(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=Tru
     """Base of every wire message: a map tagged by its ``type`` field."""
 
 
+class SiteOrigin(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Where a change was first made, when a hub stores another hub's change (docs/sites.md).
+
+    ``rev``, ``time``, ``source`` and ``user`` are the site hub's own: the
+    central hub's revision, time and writer are the follower's.
+    """
+
+    site: str
+    rev: int
+    time: float
+    source: str = ""
+    user: str = ""
+
+
 # --- requests (client -> hub, over REQ/ROUTER) ------------------------------
 
 
@@ -96,6 +110,7 @@ class Set(_Message, tag="set"):
     user: str = ""
     backfill: bool = False  # history written after the fact (a replayed export), not a live change
     ttl: float | None = None  # seconds: the hub removes the key this long after this write (docs/schema.md)
+    origin: SiteOrigin | None = None  # the change was first made at another hub (every op of it)
 
 
 class Unset(_Message, tag="unset"):
@@ -106,6 +121,7 @@ class Unset(_Message, tag="unset"):
     source: str = ""
     user: str = ""
     backfill: bool = False
+    origin: SiteOrigin | None = None  # the change was first made at another hub (every op of it)
 
 
 class Op(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -117,6 +133,7 @@ class Op(msgspec.Struct, kw_only=True, omit_defaults=True):
     expect: int | None = None
     secret: SecretMode = ""
     ttl: float | None = None  # set only: see Set.ttl
+    origin: SiteOrigin | None = None  # this op's origin, where the ops of one txn differ (a site's resync)
 
 
 class Txn(_Message, tag="txn"):
@@ -126,6 +143,7 @@ class Txn(_Message, tag="txn"):
     source: str = ""
     user: str = ""
     backfill: bool = False
+    origin: SiteOrigin | None = None  # the change was first made at another hub (every op of it)
 
 
 class BatchWrite(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -180,6 +198,7 @@ class Item(_Message, tag="item"):
     source: str = ""
     user: str = ""
     secret: bool = False  # the value is the placeholder, a token (sealed) or revealed
+    origin: SiteOrigin | None = None  # its last change was first made at another hub
 
 
 class Items(_Message, tag="items"):
@@ -201,6 +220,7 @@ class Version(msgspec.Struct, kw_only=True, omit_defaults=True):
     user: str = ""
     secret: bool = False  # value and prev_value of a secret show as the placeholder
     backfill: bool = False  # written as history after the fact (see Set.backfill)
+    origin: SiteOrigin | None = None  # this change was first made at another hub
 
 
 class Versions(_Message, tag="versions"):
@@ -307,6 +327,7 @@ class Changed(_Message, tag="changed"):
     value_omitted: bool = False  # larger than MAX_INLINE_VALUE_BYTES: read its revision's page
     prev_rev: int = 0  # the key's revision before this change; 0: it did not exist
     backfill: bool = False  # history written after the fact: a consumer may skip or batch it
+    origin: SiteOrigin | None = None  # this change was first made at another hub
 
 
 class Heartbeat(_Message, tag="heartbeat"):

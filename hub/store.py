@@ -355,12 +355,14 @@ class Store(StoreReader):
         schema: Schema,
     ) -> Change:
         ttl = None
+        origin_of = op.origin or write.origin
+        origin = None if origin_of is None else self._encode(origin_of)
         if blob is not None:
             created_rev = entry.created_rev if entry is not None else self.rev
             self._conn.execute(
-                "INSERT OR REPLACE INTO kv (key, value, rev, created_rev, time, source, user, ttl) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (op.key, blob, self.rev, created_rev, now, write.source, write.user, op.ttl),
+                "INSERT OR REPLACE INTO kv (key, value, rev, created_rev, time, source, user, origin, ttl) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (op.key, blob, self.rev, created_rev, now, write.source, write.user, origin, op.ttl),
             )
             ttl = op.ttl if op.ttl is not None else schema.ttl_of(op.key)
         else:
@@ -379,11 +381,12 @@ class Store(StoreReader):
             write.source,
             write.user,
             write.backfill,
+            origin,
             ttl,
         )
         self._conn.execute(
-            "INSERT INTO history (rev, idx, key, op, value, prev_value, prev_rev, time, source, user, backfill) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO history (rev, idx, key, op, value, prev_value, prev_rev, time, source, user, backfill, "
+            "origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 change.rev,
                 index,
@@ -396,6 +399,7 @@ class Store(StoreReader):
                 write.source,
                 write.user,
                 write.backfill,
+                origin,
             ),
         )
         return change

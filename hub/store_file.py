@@ -58,8 +58,11 @@ CREATE TABLE IF NOT EXISTS requests (
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 1 -> 2: history rows remember whether their write was backfill (a replayed export).
     1: ("ALTER TABLE history ADD COLUMN backfill INTEGER NOT NULL DEFAULT 0",),
-    # 2 -> 3: a key written with a ttl keeps it, so a restart knows the key's lifetime (docs/schema.md).
-    2: ("ALTER TABLE kv ADD COLUMN ttl REAL",),
+    # 2 -> 3: a key and a history row remember where a change came from when another hub made it
+    # (a site's change applied at the centre: docs/sites.md), as a MessagePack SiteOrigin.
+    2: ("ALTER TABLE kv ADD COLUMN origin BLOB", "ALTER TABLE history ADD COLUMN origin BLOB"),
+    # 3 -> 4: a key written with a ttl keeps it, so a restart knows the key's lifetime (docs/schema.md).
+    3: ("ALTER TABLE kv ADD COLUMN ttl REAL",),
 }
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

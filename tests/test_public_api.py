@@ -26,7 +26,7 @@ import statehub
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = {"statehub": ROOT / "clients" / "statehub", "statehub.hub": ROOT / "hub"}
-FRONT_ENDS = ("statehub.cli", "statehub.gui", "statehub.sync_file", "statehub.eds", "statehub.web")
+FRONT_ENDS = ("statehub.cli", "statehub.gui", "statehub.sync_file", "statehub.eds", "statehub.web", "statehub.sites")
 CLI_BASE = "statehub.cli.base"
 HUB_ENTRY_POINTS = (
     "statehub.hub.server",  # HubConfig: what `statehub serve` runs
@@ -80,6 +80,7 @@ PUBLIC_NAMES = [
     "SCHEMA_KEY",
     "SECRET_PLACEHOLDER",
     "Schema",
+    "SiteOrigin",
     "StatehubError",
     "StorageError",
     "Subscription",
@@ -107,6 +108,7 @@ PUBLIC_NAMES = [
     "parse_text_value",
     "resolve_data_dir",
     "schema_key_for",
+    "site_text",
     "value_text",
     "when_text",
     "who_text",

@@ -38,15 +38,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(schema_app, name="schema")
 
 
-def typed_value(client: Client, key: str, text: str) -> Any:
-    """VALUE as typed for KEY, read by the key's type in the hub's schema (JSON-or-text for untyped keys).
+def schema_value(client: Client, key: str, text: str) -> Any:
+    """VALUE as typed for KEY, read by the key's type in the hub's schema; MISSING when the schema gives
+    it no type (then `set` reads the text as it reads any untyped value, see cli/typed_value.py).
 
     A local hub's schema is read from its mirror, which costs `set` no extra
     request (a just-applied schema may be a moment behind: the hub judges the
-    value when it arrives anyway); a remote hub is asked.  With no schema to
-    read, the text is read as untyped keys always were.
+    value when it arrives anyway); a remote hub is asked.
     """
-    from statehub import HubUnavailable, MirrorError, is_schema_key, load_schema, parse_text_value
+    from statehub import MISSING, HubUnavailable, MirrorError, is_schema_key, load_schema
 
     try:
         if client.is_remote:
@@ -56,7 +56,10 @@ def typed_value(client: Client, key: str, text: str) -> Any:
             texts = {k: i.value for k, i in items.items() if is_schema_key(k) and isinstance(i.value, str)}
             schema = load_schema(texts)
     except (HubUnavailable, MirrorError):
-        return parse_text_value(text)
+        return MISSING
+    rule = schema.rule_for(key)
+    if is_schema_key(key) or rule is None or rule.type == "any":
+        return MISSING
     return schema.parse_text(key, text)
 
 
