@@ -115,7 +115,7 @@ def test_a_bad_ttl_is_refused_naming_it() -> None:
 
 
 def change(rev: int, key: str, op: str = "set", ttl: float | None = 1.0) -> Applied:
-    return Applied(rev=rev, changes=[Change(rev, 0, 1, key, op, b"", None, 0, 0.0, "", "", False, ttl)])  # type: ignore[arg-type]
+    return Applied(rev=rev, changes=[Change(rev, 0, 1, key, op, b"", None, 0, 0.0, "", "", ttl=ttl)])  # type: ignore[arg-type]
 
 
 def test_the_tracker_pops_only_what_is_due_and_skips_keys_written_since() -> None:
