@@ -173,7 +173,7 @@ def write_ack(target: Target, count: int, reps: int) -> list[dict[str, float]]:
 def context() -> BaseContext:
     """Worker processes fork from a server that has this module loaded: 100 of them start in seconds."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["bench", "bench_peers", "bench_mosquitto", "bench_naive"])
+    ctx.set_forkserver_preload(["bench", "bench_peers", "bench_mosquitto", "bench_naive", "bench_floors"])
     return ctx
 
 
