@@ -71,7 +71,9 @@ REDIS_TARGETS = MappingProxyType(
         "throughput_32_wps": (1.1, True),
     }
 )
-RELATIVE_TARGETS = MappingProxyType({"throughput_32_wps": "throughput_8_wps"})  # without peers: no lower than that
+# Without peers: 32 writers no lower than 8.
+RELATIVE_TARGETS = MappingProxyType({"throughput_32_wps": "throughput_8_wps"})
+
 
 @dataclass(frozen=True)
 class Plan:
