@@ -185,12 +185,16 @@ def processes(procs: list[Any]) -> Iterator[list[Any]]:
             p.start()
         yield procs
     finally:
+        # One deadline for them all: a hundred stuck workers joined 5 s each took 8 minutes to stop.
+        deadline = time.monotonic() + 5
         for p in procs:
-            p.join(timeout=5 if p.exitcode is None else 0)
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
         for p in procs:
             if p.is_alive():
                 p.terminate()
-                p.join(5)
+        deadline = time.monotonic() + 5
+        for p in procs:
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _collect(out: Any, expected: int, timeout: float, what: str, procs: list[Any]) -> list[Any]:
