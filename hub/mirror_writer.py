@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from statehub.hub.atomic_file import write_atomically
+from statehub.hub.checkpoint import Checkpointer
 from statehub.hub.errors import StatehubError
 from statehub.hub.log_limit import RateLimitedLog
 from statehub.hub.mirror import LineRenderer, render
@@ -32,7 +33,6 @@ from statehub.hub.store_reads import StoreReader
 log = logging.getLogger(__name__)
 
 CHUNK_LINES = 2000  # lines joined per write: bounds how long one step holds the GIL
-CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024  # the mirror thread checkpoints the WAL beyond this
 _CREATED = re.compile(rb" created=(\d+) ")
 
 
@@ -199,6 +199,7 @@ class MirrorWriter:
         self._faults = RateLimitedLog(log)
         self.rewrites = 0  # mirror files written since start
         self.written_rev = -1  # the revision of the last mirror written
+        self.checkpointer = Checkpointer(store_path)  # WAL checkpoints: this thread runs them
 
     def start(self) -> None:
         self._thread.start()
@@ -207,6 +208,7 @@ class MirrorWriter:
         """Hand over one commit's writes (server thread); the mirror will show them."""
         if applied:
             self._pending.add(applied)
+        self.checkpointer.committed()
         self._wanted.set()
 
     def request(self) -> None:
@@ -223,7 +225,9 @@ class MirrorWriter:
 
     def _run(self) -> None:
         while True:
-            self._wanted.wait()
+            if not self._wanted.wait(self.checkpointer.quiet if self.checkpointer.deferred else None):
+                self.checkpointer.maybe_checkpoint()  # no commit for a while: the deferred checkpoint's moment
+                continue
             if self._stopping.is_set():
                 return
             self._wanted.clear()
@@ -250,29 +254,7 @@ class MirrorWriter:
         self.written_rev = lines.rev
         if self._faults.clear("write"):
             log.warning("mirror %s written again at revision %d", self._mirror_path, lines.rev)
-        self._checkpoint()
-
-    def _checkpoint(self) -> None:
-        """Copy the WAL into the store file here, off the write path (PASSIVE: it never blocks a writer).
-
-        The server thread's connection no longer checkpoints inside a commit
-        (``hub.store_file``), which made an acknowledgement wait now and then.
-        """
-        wal = self._store_path.with_name(self._store_path.name + "-wal")
-        try:
-            if wal.stat().st_size < CHECKPOINT_WAL_BYTES:
-                return
-            # mode=rw: never create a store file where the hub's is gone (the store thread writes it back).
-            conn = sqlite3.connect(f"file:{self._store_path}?mode=rw", uri=True, isolation_level=None)
-            try:
-                conn.execute("PRAGMA busy_timeout = 1000")
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            finally:
-                conn.close()
-        except (OSError, sqlite3.Error) as exc:
-            self._faults.report("checkpoint", logging.WARNING, f"cannot checkpoint {self._store_path}: {exc}")
-            return
-        self._faults.clear("checkpoint")
+        self.checkpointer.maybe_checkpoint()
 
     def _load(self) -> None:
         if self._lines is not None:
