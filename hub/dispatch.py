@@ -51,6 +51,7 @@ MAX_BATCH = 4096  # requests drained per ROUTER and turn: bounds the time one tu
 # so the small requests queued behind them are served next turn, not after every large one.
 TURN_BYTES = 1024 * 1024
 MAX_FRAMES = 8  # a REQ request arrives as [identity, b"", body]; more is garbage
+_POLLIN = int(zmq.POLLIN)  # a plain int: ``& zmq.POLLIN`` builds a PollEvent flag on every request
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class Dispatcher:
             if budget <= 0:
                 break
             # Asking is cheaper than the zmq.Again exception that ends every turn otherwise.
-            if not int(router.get(zmq.EVENTS)) & zmq.POLLIN:
+            if not int(router.get(zmq.EVENTS)) & _POLLIN:
                 break
             try:
                 frames = router.recv_multipart(zmq.NOBLOCK)
