@@ -28,6 +28,8 @@ from statehub.hub.errors import StatehubError, StorageError, reply_from_error
 from statehub.hub.intake import LARGE_BYTES, Intake
 from statehub.hub.log_limit import RateLimitedLog
 from statehub.hub.protocol import (
+    Batch,
+    BatchCommitted,
     Committed,
     Error,
     HubStatus,
@@ -40,7 +42,7 @@ from statehub.hub.protocol import (
     WriteRequest,
 )
 from statehub.hub.publisher import Publisher
-from statehub.hub.records import Applied, Rotation
+from statehub.hub.records import Applied, AppliedBatch, Rotation
 from statehub.hub.requests import RequestDecoder, answer, rotated
 from statehub.hub.store import Store, StoreView, WriteResult
 
@@ -65,7 +67,7 @@ class _Envelope:
 @dataclass
 class _Pending:
     envelope: _Envelope
-    write: WriteRequest
+    write: WriteRequest | Batch
     size: int  # of the request body: a large write commits in a batch of its own
     received: float = field(default_factory=time.perf_counter)
 
@@ -146,7 +148,7 @@ class Dispatcher:
 
     def _route(self, envelope: _Envelope, request: Request | Error, size: int) -> None:
         """Answer a read (or pass a refusal on) now; a write waits for the next batch."""
-        if isinstance(request, (Set, Unset, Txn)):
+        if isinstance(request, (Set, Unset, Txn, Batch)):
             self._waiting.append(_Pending(envelope, request, size))
         elif isinstance(request, RotateKey):
             self.committer.submit(_rotate, lambda outcome: self._reply(envelope, self._rotated(outcome)))
@@ -219,6 +221,9 @@ class Dispatcher:
             if isinstance(result, Applied):
                 reply: Reply = Committed(epoch=self.store.epoch, rev=result.rev, duplicate=result.duplicate)
                 applied.append(result)
+            elif isinstance(result, AppliedBatch):
+                reply = BatchCommitted(epoch=self.store.epoch, revs=result.revs, duplicate=result.duplicate)
+                applied.extend(result.applied)
             else:
                 reply = reply_from_error(result)
             self._reply(p.envelope, reply)
@@ -260,8 +265,14 @@ def _decoder_or_refusal(decode: RequestDecoder) -> Callable[[bytes], Request | E
 
 
 def _log_write(p: _Pending, reply: Reply) -> None:
-    keys = [op.key for op in p.write.ops] if isinstance(p.write, Txn) else [p.write.key]
-    outcome = f"rev {reply.rev}" if isinstance(reply, Committed) else getattr(reply, "code", "?")
+    if isinstance(p.write, Batch):
+        keys = [op.key for write in p.write.writes for op in write.ops]
+    else:
+        keys = [op.key for op in p.write.ops] if isinstance(p.write, Txn) else [p.write.key]
+    if isinstance(reply, BatchCommitted):
+        outcome = f"revs {reply.revs[0]}..{reply.revs[-1]}"
+    else:
+        outcome = f"rev {reply.rev}" if isinstance(reply, Committed) else getattr(reply, "code", "?")
     log.debug(
         "write %s -> %s by %s/%s in %.2f ms",
         ",".join(keys[:5]) + ("..." if len(keys) > 5 else ""),

@@ -20,6 +20,8 @@ MAX_KEY_LENGTH = 256
 MAX_VALUE_BYTES = 1024 * 1024
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_TXN_OPS = 1000
+MAX_BATCH_WRITES = 1000  # writes in one batch request, each its own revision
+MAX_BATCH_OPS = 10_000  # ops in all the writes of one batch
 MAX_VALUE_DEPTH = 32
 MAX_NAME_LENGTH = 64  # source and user names
 MAX_HISTORY_LIMIT = 10_000
@@ -91,6 +93,7 @@ class Set(_Message, tag="set"):
     request_id: str = ""
     source: str = ""
     user: str = ""
+    backfill: bool = False  # history written after the fact (a replayed export), not a live change
 
 
 class Unset(_Message, tag="unset"):
@@ -100,6 +103,7 @@ class Unset(_Message, tag="unset"):
     request_id: str = ""
     source: str = ""
     user: str = ""
+    backfill: bool = False
 
 
 class Op(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -118,6 +122,28 @@ class Txn(_Message, tag="txn"):
     request_id: str = ""
     source: str = ""
     user: str = ""
+    backfill: bool = False
+
+
+class BatchWrite(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One write inside a Batch: the ops of one revision, like a txn's."""
+
+    ops: list[Op]
+
+
+class Batch(_Message, tag="batch"):
+    """Several writes, each under its own new revision, in order, committed all together or not at all.
+
+    One request and one durable transaction for what would be ``len(writes)``
+    txns: the way to replay history fast (docs/protocol.md, "Writes").
+    """
+
+    v: int
+    writes: list[BatchWrite]
+    request_id: str = ""
+    source: str = ""
+    user: str = ""
+    backfill: bool = False
 
 
 class RotateKey(_Message, tag="rotate_key"):
@@ -136,7 +162,7 @@ class Changes(_Message, tag="changes"):
     max_bytes: int = DEFAULT_PAGE_BYTES  # about this many bytes per page, 1..MAX_PAGE_BYTES
 
 
-Request = Get | List | Snapshot | History | Status | Set | Unset | Txn | RotateKey | Changes
+Request = Get | List | Snapshot | History | Status | Set | Unset | Txn | Batch | RotateKey | Changes
 WriteRequest = Set | Unset | Txn
 
 # --- replies (hub -> client) -----------------------------------------------
@@ -171,6 +197,7 @@ class Version(msgspec.Struct, kw_only=True, omit_defaults=True):
     source: str = ""
     user: str = ""
     secret: bool = False  # value and prev_value of a secret show as the placeholder
+    backfill: bool = False  # written as history after the fact (see Set.backfill)
 
 
 class Versions(_Message, tag="versions"):
@@ -197,6 +224,14 @@ class HubStatus(_Message, tag="hub_status"):
 class Committed(_Message, tag="committed"):
     epoch: str
     rev: int
+    duplicate: bool = False
+
+
+class BatchCommitted(_Message, tag="batch_committed"):
+    """A batch is durable: ``revs[i]`` is the revision its i-th write got."""
+
+    epoch: str
+    revs: list[int]
     duplicate: bool = False
 
 
@@ -243,7 +278,7 @@ class ChangePage(_Message, tag="change_page"):
     compacted: bool = False
 
 
-Reply = Item | Items | Versions | HubStatus | Committed | Rotated | Error | ChangePage
+Reply = Item | Items | Versions | HubStatus | Committed | BatchCommitted | Rotated | Error | ChangePage
 
 # --- published (hub -> subscribers, over XPUB/SUB) --------------------------
 
@@ -264,6 +299,7 @@ class Changed(_Message, tag="changed"):
     secret: bool = False  # the value is the placeholder: subscribers learn only that it changed
     value_omitted: bool = False  # larger than MAX_INLINE_VALUE_BYTES: read its revision's page
     prev_rev: int = 0  # the key's revision before this change; 0: it did not exist
+    backfill: bool = False  # history written after the fact: a consumer may skip or batch it
 
 
 class Heartbeat(_Message, tag="heartbeat"):
@@ -281,6 +317,26 @@ class Welcome(_Message, tag="welcome"):
 
 
 Published = Changed | Heartbeat | Welcome
+
+
+def batch_txns(batch: Batch) -> list[Txn]:
+    """A batch's writes as the txns they stand for, in order.
+
+    Each carries the batch's source, user and backfill flag; with a batch
+    request id, the i-th gets ``ID:i``, so a repeated batch is recognised write
+    by write (and, the batch being all or nothing, as a whole).
+    """
+    return [
+        Txn(
+            v=batch.v,
+            ops=write.ops,
+            request_id=f"{batch.request_id}:{index}" if batch.request_id else "",
+            source=batch.source,
+            user=batch.user,
+            backfill=batch.backfill,
+        )
+        for index, write in enumerate(batch.writes)
+    ]
 
 
 def write_ops(write: WriteRequest) -> list[Op]:

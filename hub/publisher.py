@@ -51,6 +51,7 @@ def changed_message(epoch: str, change: Change, *, inline_limit: int | None = MA
         time=change.time,
         source=change.source,
         user=change.user,
+        backfill=change.backfill,
         prev_rev=change.prev_rev,
     )
     blob = change.blob

@@ -45,7 +45,8 @@ class Change(msgspec.Struct, frozen=True, gc=False):
 
     ``blob`` is the new value (None for an unset), ``prev_blob`` and ``prev_rev``
     what the key held before (``prev_rev`` 0: it did not exist).  A revision of
-    ``count`` changes has them at ``index`` 0..count-1.
+    ``count`` changes has them at ``index`` 0..count-1.  ``backfill`` marks
+    history written after the fact (a replayed export), not a live change.
     """
 
     rev: int
@@ -59,6 +60,7 @@ class Change(msgspec.Struct, frozen=True, gc=False):
     time: float
     source: str
     user: str
+    backfill: bool = False
 
 
 class Applied(msgspec.Struct, frozen=True, gc=False):
@@ -72,6 +74,17 @@ class Applied(msgspec.Struct, frozen=True, gc=False):
     rev: int
     changes: list[Change] = []
     duplicate: bool = False
+
+
+class AppliedBatch(msgspec.Struct, frozen=True, gc=False):
+    """What one committed batch did: each write's Applied, in order."""
+
+    applied: list[Applied]
+    duplicate: bool = False
+
+    @property
+    def revs(self) -> list[int]:
+        return [write.rev for write in self.applied]
 
 
 class Rotation(NamedTuple):

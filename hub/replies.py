@@ -86,6 +86,7 @@ def versions(key: str, changes: Iterable[Change]) -> Versions:
                 source=change.source,
                 user=change.user,
                 secret=is_sealed(change.blob) or is_sealed(change.prev_blob),
+                backfill=change.backfill,
             )
             for change in changes
         ],

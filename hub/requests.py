@@ -18,6 +18,7 @@ from statehub.hub.protocol import (
     MAX_HISTORY_LIMIT,
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
+    Batch,
     Changes,
     Get,
     History,
@@ -34,7 +35,7 @@ from statehub.hub.protocol import (
     request_decoder,
 )
 from statehub.hub.records import Rotation
-from statehub.hub.rules import check_key, check_prefix, check_write
+from statehub.hub.rules import check_batch, check_key, check_prefix, check_write
 from statehub.hub.store import StoreView
 
 # msgspec raises UnicodeDecodeError for invalid UTF-8 and RecursionError for absurd
@@ -65,6 +66,8 @@ class RequestDecoder:
             raise _wrong_version(request.v)
         if isinstance(request, (Set, Unset, Txn)):
             check_write(request, len(body))
+        elif isinstance(request, Batch):
+            check_batch(request, len(body))
         return request
 
 

@@ -14,18 +14,25 @@ from typing import Any
 
 from statehub.hub.errors import InvalidRequest
 from statehub.hub.protocol import (
+    MAX_BATCH_OPS,
+    MAX_BATCH_WRITES,
     MAX_KEY_LENGTH,
     MAX_NAME_LENGTH,
     MAX_TXN_OPS,
     MAX_VALUE_BYTES,
     MAX_VALUE_DEPTH,
+    Batch,
     Set,
     Txn,
     Unset,
 )
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
-_BAD_CHAR = re.compile(r"[^A-Za-z0-9_.-]")
+# The characters of a key segment: NATS KV's token alphabet, so a key can name a
+# NATS subject as it is (docs/protocol.md section 4).  No key can start with '@',
+# which keeps the change stream's control topics apart from keys.
+SEGMENT = re.compile(r"[A-Za-z0-9_/=-]+")
+SEGMENT_CHARS_TEXT = "letters, digits, '_', '-', '/' and '='"
+_BAD_CHAR = re.compile(r"[^A-Za-z0-9_/=.-]")
 
 
 def check_key(key: str) -> None:
@@ -42,11 +49,11 @@ def check_key(key: str) -> None:
     if bad:
         raise InvalidRequest(
             f"invalid key {key!r}: character {bad.group()!r} at position {bad.start()}; "
-            "allowed are letters, digits, '_', '-' and '.' between segments"
+            f"allowed are {SEGMENT_CHARS_TEXT}, and '.' between segments"
         )
     position = 0
     for segment in key.split("."):
-        if not _SEGMENT.fullmatch(segment):
+        if not SEGMENT.fullmatch(segment):
             raise InvalidRequest(f"invalid key {key!r}: empty segment at position {position}")
         position += len(segment) + 1
 
@@ -234,6 +241,29 @@ def check_write(write: Set | Unset | Txn, body_size: int = 0) -> None:
             check_value(value)
             if body_size > MAX_VALUE_BYTES:
                 _check_value_size(key, value)
+
+
+def check_batch(batch: Batch, body_size: int = 0) -> None:
+    """Raise InvalidRequest naming the first problem with a batch (and which of its writes has it)."""
+    check_name("source", batch.source)
+    check_name("user", batch.user)
+    check_name("request id", batch.request_id)
+    if not batch.writes:
+        raise InvalidRequest("a batch needs at least one write")
+    if len(batch.writes) > MAX_BATCH_WRITES:
+        raise InvalidRequest(
+            f"a batch of {len(batch.writes)} writes exceeds the limit of {MAX_BATCH_WRITES}; send several batches"
+        )
+    ops = sum(len(write.ops) for write in batch.writes)
+    if ops > MAX_BATCH_OPS:
+        raise InvalidRequest(
+            f"a batch of {ops} operations in all exceeds the limit of {MAX_BATCH_OPS}; send several batches"
+        )
+    for index, write in enumerate(batch.writes):
+        try:
+            check_write(Txn(v=batch.v, ops=write.ops), body_size)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"write {index} of the batch: {exc.message}") from None
 
 
 def _check_unique(keys: list[str]) -> None:

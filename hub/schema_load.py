@@ -21,7 +21,7 @@ import msgspec
 
 from statehub.hub.errors import InvalidRequest
 from statehub.hub.protocol import MAX_KEY_LENGTH, MAX_NAME_LENGTH
-from statehub.hub.rules import check_key
+from statehub.hub.rules import SEGMENT, SEGMENT_CHARS_TEXT, check_key
 from statehub.hub.schema_types import BOUNDED_TYPES, ITEM_TYPES, TYPES, Rule, Type, show_value
 
 Policy = Literal["allow", "warn", "refuse"]
@@ -37,7 +37,6 @@ RULE_FIELDS = (
 SCHEMA_FIELDS = ("format", "prefix", "description")
 LOAD_HINT = "fix the schema text and apply it again; nothing was changed"
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$")
 
 
@@ -305,11 +304,11 @@ def _check_pattern(pattern: str, origin: str, where: str) -> None:
     for number, segment in enumerate(pattern.split("."), start=1):
         if not segment:
             raise fail(f"segment {number} is empty")
-        if segment != "*" and not _SEGMENT.fullmatch(segment):
+        if segment != "*" and not SEGMENT.fullmatch(segment):
             reason = (
                 "'*' stands for a whole segment"
                 if "*" in segment
-                else "allowed are letters, digits, '_' and '-'"
+                else f"allowed are {SEGMENT_CHARS_TEXT}"
             )
             raise fail(f"segment {number} {json.dumps(segment)}: {reason}")
     if is_schema_key(pattern):

@@ -20,14 +20,22 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 
 from statehub.hub import replies
 from statehub.hub.errors import ConflictError, InvalidRequest, NotFound, StatehubError, StorageError
-from statehub.hub.protocol import SECRET_PLACEHOLDER, ConflictDetail, Op, WriteRequest, write_ops
-from statehub.hub.records import Applied, Change, Entry, Rotation
+from statehub.hub.protocol import (
+    SECRET_PLACEHOLDER,
+    Batch,
+    ConflictDetail,
+    Op,
+    WriteRequest,
+    batch_txns,
+    write_ops,
+)
+from statehub.hub.records import Applied, AppliedBatch, Change, Entry, Rotation
 from statehub.hub.secret_box import SecretBox, SecretKeyError, is_sealed
 from statehub.hub.store_file import Transaction, open_for_writing, open_store_file
 from statehub.hub.store_reads import StoreReader, connect
@@ -39,7 +47,8 @@ PRUNE_EVERY_REVISIONS = 1000
 
 _UNCHANGED = object()  # a secret's placeholder written back: leave the secret as it is
 
-WriteResult = Applied | StatehubError  # what one write of a commit did, or why it was refused
+# What one write of a commit did, or why it was refused.
+WriteResult = Applied | AppliedBatch | StatehubError
 
 
 class Store(StoreReader):
@@ -146,12 +155,18 @@ class Store(StoreReader):
 
     # --- writes ---------------------------------------------------------------
 
-    def commit(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
+    @overload
+    def commit(self, writes: Sequence[WriteRequest]) -> list[Applied | StatehubError]: ...
+
+    @overload
+    def commit(self, writes: Sequence[WriteRequest | Batch]) -> list[WriteResult]: ...
+
+    def commit(self, writes: Sequence[WriteRequest | Batch]) -> Sequence[WriteResult]:
         """Apply ``writes`` in order in one durable transaction; one result each.
 
-        A write's result is what it did (Applied), or its refusal: ConflictError,
-        NotFound, InvalidRequest, or a SecretKeyError when its secret cannot be
-        sealed.  A refused write changes nothing; the others still commit.
+        A write's result is what it did (Applied; AppliedBatch for a batch), or
+        its refusal: ConflictError, NotFound, InvalidRequest, or a SecretKeyError
+        when its secret cannot be sealed.  A refused write changes nothing; the others still commit.
         Raises StorageError (and applies nothing) when the transaction cannot
         be made durable, e.g. on a full disk or a read-only file.
         """
@@ -179,23 +194,67 @@ class Store(StoreReader):
         (result,) = self.commit([write])
         if isinstance(result, StatehubError):
             raise result
+        assert isinstance(result, Applied)
         return result
 
-    def _apply_or_refuse(self, write: WriteRequest, now: float) -> WriteResult:
+    def _apply_or_refuse(self, write: WriteRequest | Batch, now: float) -> WriteResult:
         try:
+            if isinstance(write, Batch):
+                return self._apply_batch(write, now)
             return self._apply(write, now)
         except StatehubError as refusal:
             return refusal
 
-    def _apply(self, write: WriteRequest, now: float) -> Applied:
-        if write.request_id:
+    def _apply_batch(self, batch: Batch, now: float) -> AppliedBatch:
+        """Every write of ``batch`` in order, each under its own revision, or none of them.
+
+        A savepoint undoes the writes already applied when a later one is
+        refused; the refusal names the write.  A repeated batch request id
+        finds each write's derived id, so it comes back as duplicates.  The
+        batch remembers the rows it wrote: a replay sets the same keys write
+        after write, and reading back what it just wrote was a third of its work.
+        """
+        start_rev = self.rev
+        written: dict[str, Entry | None] = {}
+        self._conn.execute("SAVEPOINT batch")
+        try:
+            applied: list[Applied] = []
+            for index, txn in enumerate(batch_txns(batch)):
+                try:
+                    # All or nothing: if write 0 was new, so is every later one; skip their lookups.
+                    may_repeat = index == 0 or applied[0].duplicate
+                    applied.append(self._apply(txn, now, may_repeat=may_repeat, known=written))
+                except StatehubError as refusal:
+                    refusal.message = f"write {index} of the batch (none was applied): {refusal.message}"
+                    raise
+        except BaseException:
+            self._conn.execute("ROLLBACK TO batch")
+            self._conn.execute("RELEASE batch")
+            self.rev = start_rev
+            raise
+        self._conn.execute("RELEASE batch")
+        return AppliedBatch(applied=applied, duplicate=all(write.duplicate for write in applied))
+
+    def _apply(
+        self,
+        write: WriteRequest,
+        now: float,
+        *,
+        may_repeat: bool = True,
+        known: dict[str, Entry | None] | None = None,
+    ) -> Applied:
+        """Apply one write; ``known`` holds keys as this transaction already read or wrote them."""
+        if write.request_id and may_repeat:
             done = self._conn.execute(
                 "SELECT rev FROM requests WHERE request_id = ?", (write.request_id,)
             ).fetchone()
             if done is not None:
                 return Applied(rev=done[0], duplicate=True)
         ops = write_ops(write)
-        current = {op.key: self.find(op.key) for op in ops}
+        if known is None:
+            current = {op.key: self.find(op.key) for op in ops}
+        else:
+            current = {op.key: known[op.key] if op.key in known else self.find(op.key) for op in ops}
         _check_conditions(ops, current)
         # Every value is sealed or refused before anything is written.
         stored = [(op, self._stored_value(op, current[op.key])) for op in ops]
@@ -212,6 +271,8 @@ class Store(StoreReader):
                 "INSERT INTO requests (request_id, rev, time) VALUES (?, ?, ?)",
                 (write.request_id, self.rev, now),
             )
+        if known is not None:
+            known.update(_entries_after(stored, current, self.rev, write, now))
         return Applied(rev=self.rev, changes=changes)
 
     def _stored_value(self, op: Op, entry: Entry | None) -> Any:
@@ -258,12 +319,35 @@ class Store(StoreReader):
             self._conn.execute("DELETE FROM kv WHERE key = ?", (op.key,))
         prev_blob, prev_rev = (entry.blob, entry.rev) if entry is not None else (None, 0)
         change = Change(
-            self.rev, index, count, op.key, op.op, blob, prev_blob, prev_rev, now, write.source, write.user
+            self.rev,
+            index,
+            count,
+            op.key,
+            op.op,
+            blob,
+            prev_blob,
+            prev_rev,
+            now,
+            write.source,
+            write.user,
+            write.backfill,
         )
         self._conn.execute(
-            "INSERT INTO history (rev, idx, key, op, value, prev_value, prev_rev, time, source, user) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (change.rev, index, op.key, op.op, blob, prev_blob, prev_rev, now, write.source, write.user),
+            "INSERT INTO history (rev, idx, key, op, value, prev_value, prev_rev, time, source, user, backfill) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                change.rev,
+                index,
+                op.key,
+                op.op,
+                blob,
+                prev_blob,
+                prev_rev,
+                now,
+                write.source,
+                write.user,
+                write.backfill,
+            ),
         )
         return change
 
@@ -331,6 +415,18 @@ class Store(StoreReader):
         for *where, stored in rows:
             self._conn.execute(update, (self.secrets.reencrypt(stored), *where))
         return len(rows)
+
+
+def _entries_after(
+    stored: list[tuple[Op, Any]], before: dict[str, Entry | None], rev: int, write: WriteRequest, now: float
+) -> dict[str, Entry | None]:
+    """The rows a write left, as ``find`` would read them back (None: unset)."""
+    after: dict[str, Entry | None] = {}
+    for op, blob in stored:
+        entry = before[op.key]
+        created = entry.created_rev if entry is not None else rev
+        after[op.key] = None if blob is None else Entry(op.key, blob, rev, created, now, write.source, write.user)
+    return after
 
 
 class StoreView(StoreReader):

@@ -3,8 +3,9 @@
 ``open_store_file`` is what the hub does before it trusts a store: a quick
 integrity check (a damaged file is found at start, not halfway through
 serving), the tables created if they are missing, and a refusal of a store
-written by a newer statehub.  A migration to a new table layout would start
-here.  (The configuration schema of issue 20 is ``hub.schema``, another thing.)
+written by a newer statehub, and the numbered migrations that bring an older
+store's tables up to this statehub's layout, each in its own transaction.
+(The configuration schema of issue 20 is ``hub.schema``, another thing.)
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 from statehub.hub.errors import StorageError
 from statehub.hub.store_reads import connect
 
-SCHEMA_VERSION = 1
 BACKSTOP_CHECKPOINT_PAGES = 16_384  # 64 MiB of WAL: only reached if the mirror thread's checkpoints stop
 
+# The tables as schema 1 made them; MIGRATIONS bring them to SCHEMA_VERSION, for new
+# stores too, so there is one path to the current layout.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv (
@@ -51,6 +53,13 @@ CREATE TABLE IF NOT EXISTS requests (
     time REAL NOT NULL
 ) WITHOUT ROWID;
 """
+
+# MIGRATIONS[n] takes a store from schema n to n + 1.  Append only: never edit one that shipped.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 1 -> 2: history rows remember whether their write was backfill (a replayed export).
+    1: ("ALTER TABLE history ADD COLUMN backfill INTEGER NOT NULL DEFAULT 0",),
+}
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
 class Transaction:
@@ -101,6 +110,7 @@ def open_store_file(path: Path) -> sqlite3.Connection:
         _check_integrity(conn)
         _create_tables(conn)
         _check_schema(conn, path)
+        _migrate(conn)
     except BaseException:
         conn.close()
         raise
@@ -116,7 +126,7 @@ def _check_integrity(conn: sqlite3.Connection) -> None:
 
 def _create_tables(conn: sqlite3.Connection) -> None:
     defaults = {
-        "schema": SCHEMA_VERSION,
+        "schema": 1,  # the layout _SCHEMA makes; _migrate takes it on
         "rev": 0,
         "epoch": new_epoch(),
         "created": time.time(),
@@ -130,9 +140,22 @@ def _create_tables(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
 
+def _schema_of(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()[0])
+
+
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    schema = int(conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()[0])
+    schema = _schema_of(conn)
     if schema > SCHEMA_VERSION:
         raise StorageError(
             f"store {path} has schema {schema}; this statehub understands {SCHEMA_VERSION}: upgrade statehub"
         )
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the migrations this store lacks, in order; each step and its new number commit together."""
+    for schema in range(_schema_of(conn), SCHEMA_VERSION):
+        with Transaction(conn):
+            for statement in MIGRATIONS[schema]:
+                conn.execute(statement)
+            conn.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (schema + 1,))

@@ -23,7 +23,7 @@ _FIND = _ENTRY + " WHERE key = ?"  # built once: it runs for every op of every w
 # A change's count is the number of history rows of its revision: one index lookup each.
 _CHANGE = (
     "SELECT rev, idx, (SELECT count(*) FROM history AS part WHERE part.rev = history.rev), "
-    "key, op, value, prev_value, prev_rev, time, source, user FROM history"
+    "key, op, value, prev_value, prev_rev, time, source, user, backfill != 0 FROM history"
 )
 # What a change found before it (its previous value and revision) and, from the row of the
 # change that wrote that value (if still kept), when and by whom: the key right before ``later``.
@@ -106,7 +106,7 @@ class StoreReader:
     def history(self, key: str, limit: int) -> list[Change]:
         """The last ``limit`` changes of ``key``, newest first."""
         rows = self._conn.execute(_CHANGE + " WHERE key = ? ORDER BY rev DESC LIMIT ?", (key, limit))
-        return [Change(*row) for row in rows]
+        return [change_of(row) for row in rows]
 
     def state_at(self, rev: int, prefix: str = "") -> list[Entry]:
         """The keys under ``prefix`` as they were right after revision ``rev``.
@@ -158,7 +158,7 @@ class StoreReader:
             rows = self._conn.execute(sql, (after, until, *key_range(prefix)))
         else:
             rows = self._conn.execute(_CHANGE + " WHERE rev > ? AND rev <= ? ORDER BY rev, idx", (after, until))
-        return (Change(*row) for row in rows)
+        return (change_of(row) for row in rows)
 
     def _check_rebuildable(self, rev: int) -> None:
         """InvalidRequest unless history reaches back to the state right after ``rev``."""
@@ -170,6 +170,12 @@ class StoreReader:
                 f"cannot rebuild revision {rev}: history before revision {history_from} "
                 "was pruned (see the hub's --history-keep)"
             )
+
+
+def change_of(row: tuple[Any, ...]) -> Change:
+    """The Change of a row selected with ``_CHANGE`` (SQLite has no booleans: backfill comes as 0 or 1)."""
+    rev, index, count, key, op, blob, prev_blob, prev_rev, when, source, user, backfill = row
+    return Change(rev, index, count, key, op, blob, prev_blob, prev_rev, when, source, user, bool(backfill))
 
 
 def _restored(

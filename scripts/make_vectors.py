@@ -24,6 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sync_cases  # noqa: E402
 
 from statehub.hub.protocol import (  # noqa: E402
+    Batch,
+    BatchCommitted,
+    BatchWrite,
     Changed,
     ChangePage,
     Changes,
@@ -189,6 +192,63 @@ def vectors() -> list[tuple[str, str, msgspec.Struct]]:
         ),
         ("rotated", "reply", Rotated(secrets=2, versions=7)),
         (
+            "batch_backfill",
+            "request",
+            Batch(
+                v=1,
+                writes=[
+                    BatchWrite(
+                        ops=[Op(op="set", key="eds.stiles.FI-405/415", value={"value": 12.5}, expect=0)]
+                    ),
+                    BatchWrite(ops=[Op(op="set", key="eds.stiles.FI-405/415", value={"value": 12.75})]),
+                ],
+                request_id="b-1",
+                source="eds",
+                backfill=True,
+            ),
+        ),
+        (
+            "txn_backfill",
+            "request",
+            Txn(v=1, ops=[Op(op="set", key="eds.maxson.M100FI", value=51.5)], source="eds", backfill=True),
+        ),
+        ("batch_committed", "reply", BatchCommitted(epoch=E, revs=[17, 18])),
+        (
+            "versions_backfill",
+            "reply",
+            Versions(
+                key="eds.stiles.FI-405/415",
+                versions=[
+                    Version(
+                        rev=18,
+                        op="set",
+                        value=12.75,
+                        prev_rev=17,
+                        prev_value=12.5,
+                        time=T,
+                        source="eds",
+                        backfill=True,
+                    )
+                ],
+            ),
+        ),
+        (
+            "changed_backfill",
+            "published",
+            Changed(
+                epoch=E,
+                rev=18,
+                index=0,
+                count=1,
+                key="eds.stiles.FI-405/415",
+                op="set",
+                value=12.75,
+                time=T,
+                source="eds",
+                backfill=True,
+            ),
+        ),
+        (
             "item_secret",
             "reply",
             Item(key="eds.password", value="<secret>", rev=15, created_rev=15, time=T, source="cli", secret=True),
@@ -262,6 +322,11 @@ def write_mirror_vector(folder: Path) -> None:
         Entry("plant.name", encode("Maxson \"North\" # 1"), 3, 3, T, "cli", "ana"),
         Entry("plant.rate", encode(30.5), 9, 4, T + 60, "gui", "Jane Doe"),
         Entry("pump.1.tags", encode({"k": [1, None, True], "ü": "ø"}), 11, 11, T + 120, "", ""),
+        # keys may hold '/' and '=': the line still splits at the first " = "
+        Entry(
+            "eds.stiles.FI-405/415", encode({"value": 12.75, "status": "good"}), 8, 5, T + 30, "eds", "ana"
+        ),
+        Entry("eds.maxson.FI-405/415=UNIT1-NET1", encode(13), 7, 7, T + 20, "eds", "ana"),
         # a secret: the mirror shows only its placeholder, marked secret=yes
         Entry("eds.password", encode(msgspec.msgpack.Ext(1, b"gAAAAAB-not-a-real-token")), 10, 10, T + 90, "cli", "ana"),
     ]

@@ -12,6 +12,10 @@ from zoneinfo import ZoneInfo
 import typer
 
 from statehub.cli.app import app as statehub_app
+from statehub.eds.plants import Plants, Setting
+from statehub.eds.point_map import PointMap
+from statehub.eds.readings import Reading, Readings
+from statehub.eds.resolve import Named, name_readings, point_names
 
 from .conftest import cli_env
 
@@ -27,6 +31,27 @@ ENTRY = "from statehub.cli import main; main()"
 def ingest_app() -> typer.Typer:
     """The in-process twin of ENTRY, for typer's CliRunner: statehub's own app."""
     return statehub_app
+
+
+# The plant settings the shipped defaults make, as an ingest reads them.
+SHIPPED_PLANTS = {
+    "UNIT0@NET0": Setting("maxson", "the default eds.plants.UNIT0-NET0"),
+    "UNIT1@NET1": Setting("stiles", "the default eds.plants.UNIT1-NET1"),
+}
+
+
+def named(
+    readings: Readings | list[Reading],
+    *,
+    plant: str | None = None,
+    point_map: PointMap | None = None,
+    by_suffix: dict[str, Setting] | None = None,
+    default: Setting | None = None,
+) -> Named:
+    """The readings under their keys, as an ingest names them, with the plant settings given (no hub)."""
+    plants = Plants(forced=plant, by_suffix=SHIPPED_PLANTS if by_suffix is None else by_suffix, default=default)
+    rows = readings if isinstance(readings, Readings) else Readings(readings)
+    return name_readings([rows], point_names([rows], point_map, plant), plants, CHICAGO)
 
 
 def run_ingest(

@@ -30,7 +30,7 @@ from tests.test_curve import started_remote_hub
 FLOOD_SECONDS = 40.0  # a backstop: every loop here ends on a handshake long before
 
 
-def _max_size_txn(name: str) -> bytes:
+def max_size_txn(name: str) -> bytes:
     """A valid txn just under the 4 MiB limit: 1,000 keys, each a list of 4,000 zeros (4 million elements)."""
     ops = [Op(op="set", key=f"flood.{name}.k{i}", value=[0] * 4000) for i in range(1000)]
     body = msgspec.msgpack.encode(Txn(v=PROTOCOL_VERSION, ops=ops, source="flood"))
@@ -38,7 +38,7 @@ def _max_size_txn(name: str) -> bytes:
     return body
 
 
-class _Flooder(threading.Thread):
+class Flooder(threading.Thread):
     """Sends one body over a REQ socket again and again, each as soon as the last is answered."""
 
     def __init__(self, endpoint: str, body: bytes, stop: threading.Event) -> None:
@@ -75,7 +75,7 @@ def test_reads_are_answered_in_time_and_small_writes_between_max_size_txns_arriv
         info = read_hub_info(Layout(hub.data_dir))
         assert info is not None
         stop = threading.Event()
-        flooders = [_Flooder(info.rpc, _max_size_txn(name), stop) for name in ("a", "b")]
+        flooders = [Flooder(info.rpc, max_size_txn(name), stop) for name in ("a", "b")]
         for flooder in flooders:
             flooder.start()
         reads = writes = 0
@@ -106,14 +106,14 @@ def test_reads_are_answered_in_time_and_small_writes_between_max_size_txns_arriv
 MIB = 1024 * 1024
 
 
-def _rss(pid: int) -> int:
+def rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
 
 
-def _flood_subscriptions(endpoint: str, topic_bytes: int, count: int, remote: Remote | None = None) -> None:
+def flood_subscriptions(endpoint: str, topic_bytes: int, count: int, remote: Remote | None = None) -> None:
     """One SUB subscribing to ``count`` distinct topics of ``topic_bytes``; returns once the hub has cut it off."""
     context = zmq.Context()
     try:
@@ -133,17 +133,20 @@ def _assert_flood_leaves_rss(hub: HubProcess, flood: Callable[[int], None], subs
     subscribe()  # warm: the hub's first subscriber, its first welcome and snapshot
     flood(400)  # and its first cut-off peer: what a first connection and a first refusal allocate
     assert wait_until(lambda: "subscribed to more than" in hub.log, 10), hub.log
-    before = _rss(hub.pid)
+    before = rss(hub.pid)
     flood(4000)  # the issue's flood: over the frame limit, dropped before libzmq stores it
     for _ in range(3):
         flood(400)  # under the frame limit: the peer is disconnected at its cap, again and again
     subscribe()  # the hub still welcomes a subscriber
-    grown = _rss(hub.pid) - before
-    assert grown < 8 * MIB, f"the hub grew by {grown / MIB:.1f} MiB"
+    grown = rss(hub.pid) - before
+    # Unbounded, this flood grew the hub by ~370 MiB.  Bounded, it grows by a few MiB on an idle
+    # machine; on a loaded one a thread's first malloc arena (a few 4 MiB heaps touched) can
+    # show up too, so the bound leaves room for that and still catches the leak tenfold.
+    assert grown < 32 * MIB, f"the hub grew by {grown / MIB:.1f} MiB"
 
 
 def test_a_subscription_flood_from_one_local_peer_leaves_the_hub_rss_within_a_few_mib(tmp_path: Path) -> None:
-    """2,000 distinct 4,000-byte subscriptions, then 2,000 of 400 bytes, from one peer: cut off, hub RSS within 8 MiB."""
+    """2,000 distinct 4,000-byte subscriptions, then 2,000 of 400 bytes, from one peer: cut off, hub RSS within 32 MiB (it was ~370)."""
     with HubProcess(tmp_path / "data") as hub, Client(hub.data_dir, timeout=5) as client:
         info = read_hub_info(Layout(hub.data_dir))
         assert info is not None
@@ -152,14 +155,14 @@ def test_a_subscription_flood_from_one_local_peer_leaves_the_hub_rss_within_a_fe
             with client.subscribe("") as subscription:
                 assert isinstance(subscription.next_event(10), Synced)
 
-        _assert_flood_leaves_rss(hub, lambda size: _flood_subscriptions(info.events, size, 2000), subscribe)
+        _assert_flood_leaves_rss(hub, lambda size: flood_subscriptions(info.events, size, 2000), subscribe)
 
 
 @pytest.mark.skipif(not zmq.has("curve"), reason="this libzmq has no CURVE")
 def test_a_subscription_flood_from_a_curve_client_leaves_the_hub_rss_within_a_few_mib(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The same flood from an allow-listed CURVE client on --listen: cut off, hub RSS within 8 MiB."""
+    """The same flood from an allow-listed CURVE client on --listen: cut off, hub RSS within 32 MiB (it was ~370)."""
     monkeypatch.setenv("STATEHUB_CONFIG_DIR", str(tmp_path / "client-config"))
     with started_remote_hub(tmp_path) as remote, remote.client(tmp_path) as client:
         client.timeout = 5
@@ -169,7 +172,7 @@ def test_a_subscription_flood_from_a_curve_client_leaves_the_hub_rss_within_a_fe
                 assert isinstance(subscription.next_event(10), Synced)
 
         _assert_flood_leaves_rss(
-            remote.hub, lambda size: _flood_subscriptions(remote.events, size, 2000, remote.remote()), subscribe
+            remote.hub, lambda size: flood_subscriptions(remote.events, size, 2000, remote.remote()), subscribe
         )
 
 

@@ -261,14 +261,14 @@ def test_the_compose_ingester_command_ingests_through_the_shared_data_dir(
     assert process.returncode == 0, err
     assert out.startswith("done live_data.csv -> done/live_data.csv: ingested 1 file (latest)")
     listing = subprocess.run(
-        [installed("statehub"), "list", "eds.Maxson."],
+        [installed("statehub"), "list", "eds.maxson."],
         capture_output=True,
         text=True,
         timeout=30,
         env=container_env(data_dir),
     )
     assert listing.stdout.startswith(
-        "eds.Maxson.2308 = "
+        "eds.maxson.2308 = "
     )  # plant from STATEHUB_EDS__PLANT, no point map given
 
 

@@ -179,7 +179,7 @@ def test_bad_trend_samples_are_reported_with_their_line() -> None:
     assert [str(b) for b in result.bad_rows] == [
         't.json:3: sample 1 of point A in chunk 0: quality "X" is not one of B, G, N, Q, S, U',
         't.json:4: sample 2 of point A in chunk 0: value "abc" is not a number',
-        "t.json:5: sample 3 of point A in chunk 0: [1700000900, 3.0] is not [unix_ts, value, quality]",
+        "t.json:5: sample 3 of point A in chunk 0: [1700000900, 3.0] is not [unix_ts, value, quality] (or [..., alarm_word])",
     ]
 
 

@@ -31,8 +31,8 @@ from .eds_support import (
     write,
 )
 
-INFLUENT = "eds.Maxson.M100FI-2EUNIT0-40NET0"
-EFFLUENT = "eds.Maxson.FI8001-2EUNIT0-40NET0"
+INFLUENT = "eds.maxson.M100FI"
+EFFLUENT = "eds.maxson.FI8001"
 
 
 def invoke(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Any:
@@ -53,17 +53,20 @@ def hourly_wide(path: Path, points: list[str], hours: int, start: datetime = dat
 
 
 def test_the_long_sample_becomes_one_key_per_point_holding_its_newest_reading(hub: HubProcess) -> None:
+    """The real long export with its real map: one readable key per point, holding the newest reading."""
     result = run_ingest(hub.data_dir, str(LONG_SAMPLE), "--points", str(POINT_MAP))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(
         "ingested 1 file (latest): 354 rows, 314 readings, 2 committed, 0 skipped"
     )
-    assert "40 rows replaced by a later row" in result.stdout
+    assert "40 rows replaced by another row" in result.stdout
+    assert result.stderr == "plant maxson (the default eds.plants.UNIT0-NET0): 2 points under eds.maxson.\n"
     stored = values(hub)
     assert sorted(stored) == [EFFLUENT, INFLUENT]
     assert stored[INFLUENT] == {
         "value": 61.76,
         "quality": None,
+        "status": None,
         "units": None,
         "time": "2025-05-29T20:15:00Z",
         "local": "2025-05-29T15:15:00-05:00",
@@ -78,6 +81,7 @@ def test_the_long_sample_becomes_one_key_per_point_holding_its_newest_reading(hu
 
 
 def test_ingesting_the_same_file_again_changes_nothing(hub: HubProcess) -> None:
+    """A second ingest of the same file, --latest or --replay, commits nothing."""
     assert invoke(hub.data_dir, str(LONG_SAMPLE), "--points", str(POINT_MAP)).exit_code == 0
     with hub.client() as client:
         rev = client.status().rev
@@ -101,16 +105,19 @@ def test_ingesting_the_same_file_again_changes_nothing(hub: HubProcess) -> None:
 def test_replay_writes_every_reading_into_the_key_history_in_time_order(
     hub: HubProcess, tmp_path: Path
 ) -> None:
+    """--replay: one revision per timestamp, in time order, every one marked backfill, in one request."""
     points = ["A.UNIT0@NET0", "B.UNIT0@NET0", "C.UNIT0@NET0"]
     export = hourly_wide(tmp_path / "year.csv", points, 48)
     result = run_ingest(hub.data_dir, str(export), "--plant", "Maxson", "--replay", "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["readings"], summary["committed"], summary["transactions"]) == (144, 144, 48)
+    assert (summary["requests"], summary["backfill"]) == (1, True)
     with hub.client() as client:
-        history = client.history("eds.Maxson.A-2EUNIT0-40NET0", limit=100)
+        history = client.history("eds.maxson.A", limit=100)
     assert [v.value["value"] for v in reversed(history)] == [float(h) for h in range(48)]
     assert len({v.rev for v in history}) == 48  # one revision per timestamp
+    assert all(v.backfill for v in history)
     again = json.loads(
         run_ingest(hub.data_dir, str(export), "--plant", "Maxson", "--replay", "--json").stdout
     )
@@ -118,6 +125,7 @@ def test_replay_writes_every_reading_into_the_key_history_in_time_order(
 
 
 def test_a_subscriber_sees_one_change_per_point_per_timestamp(hub: HubProcess, tmp_path: Path) -> None:
+    """A replay reaches a subscriber as one update per timestamp, each change flagged backfill."""
     export = hourly_wide(tmp_path / "w.csv", ["A", "B"], 5)
     updates: list[Update] = []
     with Subscription(hub.data_dir, prefix="eds.", timeout=2.0) as subscription:
@@ -131,7 +139,8 @@ def test_a_subscriber_sees_one_change_per_point_per_timestamp(hub: HubProcess, t
             if isinstance(event, Update):
                 updates.append(event)
             assert not isinstance(event, Synced) or event.first
-    assert [sorted(c.key for c in u.changes) for u in updates] == [["eds.P.A", "eds.P.B"]] * 5
+    assert [sorted(c.key for c in u.changes) for u in updates] == [["eds.p.A", "eds.p.B"]] * 5
+    assert all(c.backfill for u in updates for c in u.changes)
     assert [u.changes[0].value["time"] for u in updates] == [
         utc_text((datetime(2025, 1, 1) + timedelta(hours=h)).replace(tzinfo=CHICAGO)) for h in range(5)
     ]
@@ -140,6 +149,7 @@ def test_a_subscriber_sees_one_change_per_point_per_timestamp(hub: HubProcess, t
 def test_bad_rows_are_reported_with_file_and_line_and_good_rows_still_commit(
     hub: HubProcess, tmp_path: Path
 ) -> None:
+    """A bad row is a warning naming file and line; the good rows commit."""
     rows = [
         ("2025-01-10T08:00:00", 2308, "1.5"),
         ("2025-01-10T08:05:00", 2308, "oops"),
@@ -158,6 +168,7 @@ def test_bad_rows_are_reported_with_file_and_line_and_good_rows_still_commit(
 
 
 def test_strict_commits_nothing_when_a_row_is_bad_and_exits_2(hub: HubProcess, tmp_path: Path) -> None:
+    """--strict with a bad row commits nothing and exits 2, listing the row."""
     rows = [("2025-01-10T08:00:00", 2308, "1.5"), ("2025-01-10T08:05:00", 2308, "oops")]
     export = write(tmp_path / "bad.csv", long_csv(rows))
     result = run_ingest(hub.data_dir, str(export), "--points", str(POINT_MAP), "--strict")
@@ -170,6 +181,7 @@ def test_strict_commits_nothing_when_a_row_is_bad_and_exits_2(hub: HubProcess, t
 
 
 def test_without_a_running_hub_the_command_exits_5(tmp_path: Path) -> None:
+    """No hub: exit 5 with one error line and no traceback."""
     result = run_ingest(tmp_path / "nohub", str(LONG_SAMPLE), "--plant", "Maxson")
     assert result.returncode == 5
     assert result.stderr.startswith("error: ") and "hub" in result.stderr
@@ -177,6 +189,7 @@ def test_without_a_running_hub_the_command_exits_5(tmp_path: Path) -> None:
 
 
 def test_bad_input_exits_2_with_one_error_line(hub: HubProcess, tmp_path: Path) -> None:
+    """Each kind of unusable input or option is exit 2 with one error line, and nothing is written."""
     cases = {
         ("--tz", "Mars/Base", str(LONG_SAMPLE), "--plant", "M"): "unknown time zone 'Mars/Base'",
         (str(LONG_SAMPLE),): "no plant for point 2308: give --plant NAME",
@@ -194,42 +207,46 @@ def test_bad_input_exits_2_with_one_error_line(hub: HubProcess, tmp_path: Path) 
 
 
 def test_the_time_zone_comes_from_the_waterfall(hub: HubProcess, tmp_path: Path) -> None:
+    """--tz, else eds.timezone from the environment, the hub or the defaults, places naive times."""
     export = write(tmp_path / "t.csv", "2025-07-01T12:00:00,5\n")
     with hub.client() as client:
         client.set("eds.timezone", "America/New_York")
     assert invoke(hub.data_dir, str(export), "--point", "P", "--plant", "A").exit_code == 0
-    assert values(hub, "eds.A.")["eds.A.P"]["local"] == "2025-07-01T12:00:00-04:00"
+    assert values(hub, "eds.a.")["eds.a.P"]["local"] == "2025-07-01T12:00:00-04:00"
     env = {**cli_env(), "STATEHUB_EDS__TIMEZONE": "UTC"}
     assert invoke(hub.data_dir, str(export), "--point", "P", "--plant", "B", env=env).exit_code == 0
-    assert values(hub, "eds.B.")["eds.B.P"]["time"] == "2025-07-01T12:00:00Z"
+    assert values(hub, "eds.b.")["eds.b.P"]["time"] == "2025-07-01T12:00:00Z"
     assert (
         invoke(hub.data_dir, str(export), "--point", "P", "--plant", "C", "--tz", "Europe/Paris").exit_code
         == 0
     )
-    assert values(hub, "eds.C.")["eds.C.P"]["local"] == "2025-07-01T12:00:00+02:00"
+    assert values(hub, "eds.c.")["eds.c.P"]["local"] == "2025-07-01T12:00:00+02:00"
 
 
 def test_two_column_and_trend_json_resolve_names_and_units_through_the_points_export(hub: HubProcess) -> None:
+    """Names given on the command line and SID/IESS in trend JSON find units and descriptions in the map."""
     export_map = str(EDS_DATA / "points_export.txt")
     two = invoke(hub.data_dir, str(EDS_DATA / "two_column.csv"), "--point", "M310LI", "--points", export_map)
     assert two.exit_code == 0, two.output
     trend = invoke(hub.data_dir, str(EDS_DATA / "tabular_trend.json"), "--points", export_map, "--replay")
     assert trend.exit_code == 0, trend.output
     stored = values(hub)
-    well = stored["eds.Maxson.M310LI-2EUNIT0-40NET0"]
-    assert (well["units"], well["desc"], well["quality"], well["value"]) == (
+    well = stored["eds.maxson.M310LI"]
+    assert (well["units"], well["desc"], well["quality"], well["status"], well["value"]) == (
         "FT",
         "WET WELL 'A' LEVEL",
         "U",
+        "uncertain",
         3.4,
     )
     influent = stored[INFLUENT]
-    assert (influent["value"], influent["quality"], influent["units"]) == (None, "B", "MGD")
+    assert (influent["value"], influent["quality"], influent["status"], influent["units"]) == (None, "B", "bad", "MGD")
 
 
 def test_more_points_than_one_transaction_holds_are_split_at_1000_ops(
     hub: HubProcess, tmp_path: Path
 ) -> None:
+    """1200 points of one instant are two writes of at most 1000 ops."""
     export = hourly_wide(tmp_path / "many.csv", [f"P{i}" for i in range(1200)], 1)
     summary = json.loads(invoke(hub.data_dir, str(export), "--plant", "X", "--json").stdout)
     assert (summary["committed"], summary["transactions"]) == (1200, 2)
@@ -254,12 +271,12 @@ class RacingClient(Client):
         self.rival = rival
         self.conflicts = 0
 
-    def txn(self, ops: Any, **kwargs: Any) -> Any:
+    def batch(self, writes: Any, **kwargs: Any) -> Any:
         if self.rival:
             with Client(self.data_dir, timeout=2.0) as other:
                 other.set(*self.rival.popitem())
         try:
-            return super().txn(ops, **kwargs)
+            return super().batch(writes, **kwargs)
         except ConflictError:
             self.conflicts += 1
             raise
@@ -268,19 +285,21 @@ class RacingClient(Client):
 def test_a_concurrent_writer_wins_and_the_ingest_replans_without_going_back_in_time(
     hub: HubProcess, tmp_path: Path
 ) -> None:
+    """A writer that commits a newer reading mid-ingest makes the batch conflict; the re-plan skips the rest."""
     export = hourly_wide(tmp_path / "w.csv", ["A"], 3)
     newer = {"value": 99.0, "quality": "G", "time": "2030-01-01T00:00:00Z"}
     options = Options(zone=CHICAGO, plant="P", mode="replay")
-    racing = RacingClient(hub.data_dir, timeout=2.0, fallback=False, rival={"eds.P.A": newer})
+    racing = RacingClient(hub.data_dir, timeout=2.0, fallback=False, rival={"eds.p.A": newer})
     with racing:
         summary = ingest(racing, parse_all([export], options), options)
     assert racing.conflicts == 1
     assert (summary.committed, summary.skipped) == (0, 3)
-    assert values(hub)["eds.P.A"] == newer
+    assert values(hub)["eds.p.A"] == newer
 
 
 @pytest.mark.parametrize("flag", ["--latest", "--replay"])
 def test_the_summary_counts_add_up(hub: HubProcess, flag: str) -> None:
+    """rows = readings + replaced + bad rows; readings = committed + skipped + not_latest."""
     summary = json.loads(
         invoke(hub.data_dir, str(LONG_SAMPLE), "--points", str(POINT_MAP), flag, "--json").stdout
     )
@@ -288,16 +307,20 @@ def test_the_summary_counts_add_up(hub: HubProcess, flag: str) -> None:
     assert summary["rows"] == summary["readings"] + summary["replaced"] + len(summary["bad_rows"])
 
 
-def test_a_progress_bar_is_drawn_only_for_long_ingests(capsys: pytest.CaptureFixture[str]) -> None:
-    from statehub.eds.command import PROGRESS_MIN_WRITES, _Progress
+def test_progress_is_drawn_only_for_long_ingests(capsys: pytest.CaptureFixture[str]) -> None:
+    """Readings, rate and ETA go to stderr for long ingests only, and never when disabled (a pipe, --json)."""
+    from statehub.eds.progress import MIN_READINGS, IngestProgress
 
-    with _Progress(enabled=True) as small:
+    with IngestProgress(enabled=True) as small:
         small(10, 10)
     assert capsys.readouterr().err == ""
-    with _Progress(enabled=True) as large:
+    with IngestProgress(enabled=True) as large:
         for _ in range(3):
-            large(1000, PROGRESS_MIN_WRITES + 1000)
-    assert "committing readings" in capsys.readouterr().err
-    with _Progress(enabled=False) as off:  # not a terminal, or --json
+            large(1000, MIN_READINGS + 1000)
+    drawn = capsys.readouterr().err
+    assert "committing" in drawn and "3,000/3,000 readings" in drawn
+    with IngestProgress(enabled=False) as off:
+        off.reading(1, 10**9)
+        off.rows(10**6)
         off(5000, 5000)
     assert capsys.readouterr().err == ""

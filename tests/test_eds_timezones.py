@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from statehub.eds.formats import parse_file, parse_text
-from statehub.eds.ingest import Options
 from statehub.eds.plan import make_plan
-from statehub.eds.resolve import resolve
+from statehub.eds.resolve import record
 
-from .eds_support import CHICAGO, EDS_DATA, long_csv, wide_csv
+from .eds_support import CHICAGO, EDS_DATA, long_csv, named, wide_csv
 
 SPRING = datetime(2025, 3, 9, 6, 0, tzinfo=UTC)  # 00:00 CST; at 08:00Z clocks jump 02:00 -> 03:00
 FALL = datetime(2025, 11, 2, 4, 0, tzinfo=UTC)  # 23:00 CDT on Nov 1; at 07:00Z clocks go 02:00 -> 01:00
@@ -84,17 +83,16 @@ def test_an_equal_time_in_a_long_export_is_a_correction_even_in_the_repeated_hou
     rows = [("2025-11-02T01:00:00", 2308, "1"), ("2025-11-02T01:00:00", 2308, "2")]
     result = parse_text(long_csv(rows), "l.csv", "long", CHICAGO, [])
     assert {r.time.isoformat() for r in result.readings} == {"2025-11-02T01:00:00-05:00"}
-    options = Options(zone=CHICAGO, plant="Maxson")
-    entries, _bad = resolve(result.readings, options.naming)
-    plan = make_plan(entries, {}, "latest")
-    assert [e.record["value"] for batch in plan.batches for e in batch] == [2.0]
+    plan = make_plan(named(result.readings, plant="Maxson").readings, {}, "latest")
+    assert [reading.value for write in plan.writes() for _key, reading in write] == [2.0]
     assert plan.replaced == 1
 
 
 def test_the_stored_record_keeps_utc_and_the_plant_offset() -> None:
     result = parse_file(EDS_DATA / "wide_trend.csv", "wide", CHICAGO, [])
-    entries, _bad = resolve(result.readings, Options(zone=CHICAGO, plant="Maxson").naming)
-    repeated = [e.record for e in entries if e.record["point"] == "FI-405/415.UNIT1@NET1"][2]
+    grouped = named(result.readings, plant="Maxson")
+    key = "eds.maxson.FI-405/415=UNIT1-NET1"
+    repeated = record(grouped.readings[key][2], grouped.points[key])
     assert (repeated["time"], repeated["local"], repeated["tz"]) == (
         "2025-11-02T07:00:00Z",
         "2025-11-02T01:00:00-06:00",

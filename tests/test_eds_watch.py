@@ -70,7 +70,7 @@ def test_a_dropped_export_is_ingested_and_moved_to_done(client: Client, drop: Pa
     )
     assert not (drop / "live.csv").exists()
     assert len(json.loads((drop / STATE_FILE).read_text())["ingested"]) == 1
-    assert len(client.list("eds.Maxson.").items) == 2
+    assert len(client.list("eds.maxson.").items) == 2
 
 
 def test_an_unreadable_export_goes_to_failed_with_a_reason_file(client: Client, drop: Path) -> None:

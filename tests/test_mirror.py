@@ -42,7 +42,7 @@ def test_any_value_and_name_round_trip_through_the_mirror(value: object, source:
 def test_a_truncated_mirror_is_refused_not_half_read() -> None:
     text = (VECTORS / "mirror.txt").read_text()
     cut = "\n".join(text.splitlines()[:-1])
-    with pytest.raises(MirrorError, match="says 4 keys but holds 3"):
+    with pytest.raises(MirrorError, match="says 6 keys but holds 5"):
         parse(cut)
 
 

@@ -39,6 +39,7 @@ HUB_ENTRY_POINTS = (
 )
 
 PUBLIC_NAMES = [
+    "BatchCommitted",
     "CaughtUp",
     "ChangePage",
     "Changed",
@@ -56,6 +57,8 @@ PUBLIC_NAMES = [
     "Items",
     "Layout",
     "Listing",
+    "MAX_BATCH_OPS",
+    "MAX_BATCH_WRITES",
     "MAX_HISTORY_LIMIT",
     "MAX_KEY_LENGTH",
     "MAX_MESSAGE_BYTES",

@@ -156,14 +156,14 @@ def test_a_write_lost_with_its_hub_is_sent_again_with_the_same_request_id_to_the
     port = rpc_port(tcp_hub.data_dir)
     outcome = Outcome()
     client = Client(tcp_hub.data_dir, timeout=30)
-    client.status()
-    with stopped(tcp_hub):
-        outcome.run(lambda: client.set("plant.rate", 32))
-        assert wait_until(lambda: tcp_queues(port)[1] > 0), "the write never reached the hub's socket"
-        tcp_hub.kill()  # SIGKILL works on a stopped process: the write dies unread
-    tcp_hub.start()
-    assert outcome.done.wait(30)
     try:
+        client.status()
+        with stopped(tcp_hub):
+            outcome.run(lambda: client.set("plant.rate", 32))
+            assert wait_until(lambda: tcp_queues(port)[1] > 0, 30), "the write never reached the hub's socket"
+            tcp_hub.kill()  # SIGKILL works on a stopped process: the write dies unread
+        tcp_hub.start()
+        assert outcome.done.wait(30)
         assert outcome.error is None, repr(outcome.error)
         assert isinstance(outcome.value, Committed) and (outcome.value.rev, outcome.value.duplicate) == (1, False)
         assert client.get("plant.rate").value == 32

@@ -25,6 +25,9 @@ from statehub.hub.protocol import (
     DEFAULT_PAGE_BYTES,
     DEFAULT_PAGE_LIMIT,
     PROTOCOL_VERSION,
+    Batch,
+    BatchCommitted,
+    BatchWrite,
     ChangePage,
     Changes,
     Committed,
@@ -46,7 +49,7 @@ from statehub.hub.protocol import (
     Versions,
     write_ops,
 )
-from statehub.hub.rules import check_key, check_prefix, check_write
+from statehub.hub.rules import check_batch, check_key, check_prefix, check_write
 from statehub.readings import Listing, Origin, Reading, mirror_origin
 
 if TYPE_CHECKING:
@@ -294,14 +297,36 @@ class Client:
         return self._write(Unset(v=PROTOCOL_VERSION, key=key, expect=expect, **self._who()), queue)
 
     @overload
-    def txn(self, ops: Iterable[Op], *, queue: Literal[False] = False) -> Committed: ...
+    def txn(self, ops: Iterable[Op], *, queue: Literal[False] = False, backfill: bool = False) -> Committed: ...
 
     @overload
-    def txn(self, ops: Iterable[Op], *, queue: bool) -> Committed | Queued: ...
+    def txn(self, ops: Iterable[Op], *, queue: bool, backfill: bool = False) -> Committed | Queued: ...
 
-    def txn(self, ops: Iterable[Op], *, queue: bool = False) -> Committed | Queued:
-        """Apply all ``ops`` atomically under one revision, or none of them."""
-        return self._write(Txn(v=PROTOCOL_VERSION, ops=list(ops), **self._who()), queue)
+    def txn(self, ops: Iterable[Op], *, queue: bool = False, backfill: bool = False) -> Committed | Queued:
+        """Apply all ``ops`` atomically under one revision, or none of them.
+
+        ``backfill`` marks the change as history written after the fact (a
+        replayed export): it is stored so, and subscribers see it so.
+        """
+        return self._write(Txn(v=PROTOCOL_VERSION, ops=list(ops), backfill=backfill, **self._who()), queue)
+
+    def batch(self, writes: Iterable[Iterable[Op]], *, backfill: bool = False) -> BatchCommitted:
+        """Apply ``writes`` in order, each under its own new revision, all of them or none.
+
+        One request and one durable transaction where ``len(writes)`` txns would
+        cost a round trip and an fsync each; ``revs[i]`` of the reply is the
+        revision of the i-th write.  A refusal names the write and applies
+        nothing.  At most MAX_BATCH_WRITES writes and MAX_BATCH_OPS ops; never
+        queued.
+        """
+        batch = Batch(
+            v=PROTOCOL_VERSION,
+            writes=[BatchWrite(ops=list(ops)) for ops in writes],
+            backfill=backfill,
+            **self._who(),
+        )
+        check_batch(batch)
+        return self._connection.call(batch, BatchCommitted)
 
     def _who(self) -> _Who:
         return {"request_id": new_request_id(), "source": self.source, "user": self.user}
@@ -349,7 +374,14 @@ class Client:
             Op(op=op.op, key=op.key, value=op.value, expect=_seen(op.expect, mirror, op.key))
             for op in write_ops(write)
         ]
-        queued = Txn(v=PROTOCOL_VERSION, ops=ops, request_id=write.request_id, source=write.source, user=write.user)
+        queued = Txn(
+            v=PROTOCOL_VERSION,
+            ops=ops,
+            request_id=write.request_id,
+            source=write.source,
+            user=write.user,
+            backfill=write.backfill,
+        )
         return Queued(inbox.enqueue(self.data_dir, queued), mirror.rev)
 
     # --- change stream and waterfall ---------------------------------------------

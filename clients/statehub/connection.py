@@ -41,7 +41,7 @@ from zmq.utils.monitor import parse_monitor_message
 from statehub import reachability
 from statehub.hub.errors import HubUnavailable, OutcomeUnknown, ProtocolError, error_from_reply
 from statehub.hub.paths import Layout, read_hub_info
-from statehub.hub.protocol import Error, Reply, Request, Set, Txn, Unset, reply_decoder
+from statehub.hub.protocol import Batch, Error, Reply, Request, Set, Txn, Unset, reply_decoder
 from statehub.remote import Remote, secure
 
 R = TypeVar("R")
@@ -241,7 +241,7 @@ class Connection:
         read) was not answered within ``timeout``; OutcomeUnknown when a write
         reached the hub and was not answered within ``timeout``.
         """
-        is_write = isinstance(message, Set | Unset | Txn)
+        is_write = isinstance(message, Set | Unset | Txn | Batch)
         data = self._exchange(self._encode(message), self.timeout if timeout is None else timeout, is_write)
         try:
             reply = self._decode(data)

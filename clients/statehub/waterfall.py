@@ -1,8 +1,9 @@
 """The waterfall: environment variable > stored value > shipped defaults.
 
 The environment name of a key is ``STATEHUB_`` + the key upper-cased, with
-``.`` written as ``__`` and ``-`` as ``_``: ``plant.flow-rate`` is read from
-``STATEHUB_PLANT__FLOW_RATE``.  Its text is parsed as JSON when it parses, else
+``.`` written as ``__`` and each of ``-``, ``/`` and ``=`` as ``_`` (names a
+shell can set): ``plant.flow-rate`` is read from ``STATEHUB_PLANT__FLOW_RATE``,
+``eds.stiles.FI-405/415`` from ``STATEHUB_EDS__STILES__FI_405_415``.  Its text is parsed as JSON when it parses, else
 taken as a string, exactly like a value typed to ``statehub set``.
 """
 
@@ -56,8 +57,12 @@ class Explanation:
     defaults_path: str
 
 
+_ENV_UNDERSCORED = str.maketrans({"-": "_", "/": "_", "=": "_"})
+
+
 def env_name(key: str) -> str:
-    return ENV_PREFIX + key.upper().replace(".", "__").replace("-", "_")
+    """The environment variable that overrides ``key`` (several keys may share one: see above)."""
+    return ENV_PREFIX + key.upper().replace(".", "__").translate(_ENV_UNDERSCORED)
 
 
 def parse_text_value(text: str) -> Any:

@@ -431,6 +431,7 @@ impl Client {
             request_id: new_request_id(),
             source: self.source.clone(),
             user: self.user.clone(),
+            backfill: false,
         }
     }
 

@@ -162,6 +162,13 @@ pub enum Request {
         #[serde(flatten)]
         meta: WriteMeta,
     },
+    /// Several writes, each under its own revision, in order: all of them or none.
+    Batch {
+        v: u32,
+        writes: Vec<BatchWrite>,
+        #[serde(flatten)]
+        meta: WriteMeta,
+    },
     /// Re-encrypt every secret under a new key.
     RotateKey {
         v: u32,
@@ -191,6 +198,15 @@ pub struct WriteMeta {
     pub source: String,
     #[serde(default, skip_serializing_if = "is_empty")]
     pub user: String,
+    /// History written after the fact (a replayed export), not a live change.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub backfill: bool,
+}
+
+/// One write of a batch: the ops of one revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchWrite {
+    pub ops: Vec<Op>,
 }
 
 /// One operation of a txn.
@@ -280,6 +296,9 @@ pub struct Version {
     /// value and prev_value of a secret show as the placeholder.
     #[serde(default, skip_serializing_if = "is_false")]
     pub secret: bool,
+    /// Written as history after the fact (a replayed export).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub backfill: bool,
 }
 
 /// Why one compare-and-set condition failed: what the key holds now.
@@ -313,6 +332,7 @@ pub enum Reply {
     },
     HubStatus(HubStatus),
     Committed(Committed),
+    BatchCommitted(BatchCommitted),
     /// Secrets re-encrypted by a key rotation.
     Rotated {
         secrets: u64,
@@ -410,6 +430,15 @@ pub struct Committed {
     pub duplicate: bool,
 }
 
+/// A batch was made durable: `revs[i]` is the revision of its i-th write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchCommitted {
+    pub epoch: String,
+    pub revs: Vec<u64>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub duplicate: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorReply {
     pub code: String,
@@ -457,6 +486,9 @@ pub struct Changed {
     /// The key's revision before this change; 0: it did not exist.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub prev_rev: u64,
+    /// History written after the fact (a replayed export): a consumer may skip or batch it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub backfill: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

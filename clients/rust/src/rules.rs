@@ -6,7 +6,15 @@ use crate::error::{Error, Result};
 /// The longest key, in characters.
 pub const MAX_KEY_LENGTH: usize = 256;
 
-/// A key is 1..256 characters: segments of `A-Z a-z 0-9 _ -` joined by `.`.
+/// What a key segment may hold, for messages (NATS KV's token alphabet).
+pub const SEGMENT_CHARS_TEXT: &str = "letters, digits, '_', '-', '/' and '='";
+
+/// Whether `c` may appear in a key segment: `A-Z a-z 0-9 _ - / =`.
+pub fn is_segment_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '=')
+}
+
+/// A key is 1..256 characters: segments of `A-Z a-z 0-9 _ - / =` joined by `.`.
 pub fn check_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::Invalid("invalid key '': a key cannot be empty".into()));
@@ -18,11 +26,11 @@ pub fn check_key(key: &str) -> Result<()> {
             "invalid key '{start}...': {length} characters, the limit is {MAX_KEY_LENGTH}"
         )));
     }
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let allowed = |c: char| is_segment_char(c) || c == '.';
     if let Some((position, bad)) = key.chars().enumerate().find(|(_, c)| !allowed(*c)) {
         return Err(Error::Invalid(format!(
             "invalid key '{key}': character '{bad}' at position {position}; \
-             allowed are letters, digits, '_', '-' and '.' between segments"
+             allowed are {SEGMENT_CHARS_TEXT}, and '.' between segments"
         )));
     }
     let mut position = 0;
@@ -53,6 +61,8 @@ mod tests {
     fn keys() {
         assert!(check_key("plant.flow-rate").is_ok());
         assert!(check_key("pump.1.speed_max").is_ok());
+        assert!(check_key("eds.stiles.FI-405/415").is_ok());
+        assert!(check_key("a.b=c").is_ok());
         let err = check_key("plant..rate").unwrap_err();
         assert_eq!(
             err.message(),

@@ -110,6 +110,9 @@ pub struct Change {
     pub epoch: String,
     /// The key's revision before this change (0: it did not exist, or unknown for a snapshot's).
     pub prev_rev: u64,
+    /// History written after the fact (a replayed export), not a live change:
+    /// a consumer may skip it or handle it in bulk.
+    pub backfill: bool,
 }
 
 impl Change {
@@ -129,6 +132,7 @@ impl Change {
             origin,
             epoch: changed.epoch.clone(),
             prev_rev: changed.prev_rev,
+            backfill: changed.backfill,
         }
     }
 
@@ -148,6 +152,7 @@ impl Change {
             origin: Origin::Snapshot,
             epoch: epoch.to_string(),
             prev_rev: 0,
+            backfill: false,
         }
     }
 
@@ -169,6 +174,7 @@ impl Change {
             origin: Origin::Snapshot,
             epoch: epoch.to_string(),
             prev_rev: 0,
+            backfill: false,
         }
     }
 }
@@ -619,6 +625,7 @@ mod tests {
             secret: false,
             value_omitted: false,
             prev_rev: 0,
+            backfill: false,
         }
     }
 

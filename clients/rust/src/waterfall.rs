@@ -25,7 +25,10 @@ pub enum Layer {
 
 /// The environment variable that overrides `key`: `plant.flow-rate` → `STATEHUB_PLANT__FLOW_RATE`.
 pub fn env_var_name(key: &str) -> String {
-    let name = key.to_uppercase().replace('.', "__").replace('-', "_");
+    let name = key
+        .to_uppercase()
+        .replace('.', "__")
+        .replace(['-', '/', '='], "_");
     format!("STATEHUB_{name}")
 }
 
@@ -209,6 +212,11 @@ mod tests {
         assert_eq!(env_var_name("plant.flow-rate"), "STATEHUB_PLANT__FLOW_RATE");
         assert_eq!(env_var_name("pump.1.speed"), "STATEHUB_PUMP__1__SPEED");
         assert_eq!(env_var_name("a_b"), "STATEHUB_A_B");
+        assert_eq!(
+            env_var_name("eds.stiles.FI-405/415"),
+            "STATEHUB_EDS__STILES__FI_405_415"
+        );
+        assert_eq!(env_var_name("a.b=c"), "STATEHUB_A__B_C");
     }
 
     #[test]

@@ -181,6 +181,7 @@ fn changed(rev: u64, index: u32, count: u32, key: &str, value: Value) -> Changed
         secret: false,
         value_omitted: false,
         prev_rev: 0,
+        backfill: false,
     }
 }
 

@@ -2,17 +2,20 @@
 
 Parsing is pure (text in, readings and bad rows out), one module per format:
 long_csv, wide_csv, two_column, trend_json, and point_map for the point map.
-keys holds the key scheme, timezones the daylight-saving rule, plan the
-latest/replay/idempotency rules, ingest the part that talks to the hub, and
-watch the drop-folder loop.
+keys holds the readable key scheme and plants which plant a point belongs to;
+quality the status a reading gets; timezones the daylight-saving rule; plan the
+latest/replay/idempotency rules; ingest the part that talks to the hub; watch
+the drop-folder loop; migrate renames the escaped keys of earlier versions;
+trend reads a point's readings back.
 """
 
 from __future__ import annotations
 
 from statehub.eds.formats import FORMATS, detect_format, parse_file, parse_text
 from statehub.eds.ingest import BadRowsRefused, Options, Summary, ingest, parse_all
-from statehub.eds.keys import escape_segment, point_key, split_point_key, unescape_segment
+from statehub.eds.keys import plant_segment, point_key, split_iess
 from statehub.eds.point_map import PointInfo, PointMap, read_point_map
+from statehub.eds.quality import status_of
 from statehub.eds.records import BadRow, EdsInputError, ParseResult, Reading
 
 __all__ = [
@@ -27,13 +30,13 @@ __all__ = [
     "Reading",
     "Summary",
     "detect_format",
-    "escape_segment",
     "ingest",
     "parse_all",
     "parse_file",
     "parse_text",
+    "plant_segment",
     "point_key",
     "read_point_map",
-    "split_point_key",
-    "unescape_segment",
+    "split_iess",
+    "status_of",
 ]

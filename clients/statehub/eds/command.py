@@ -1,7 +1,8 @@
 """What ``statehub ingest-eds`` does once its options are parsed (statehub.cli.eds parses them).
 
-Output: bad rows as ``warning: bad row FILE:LINE: reason`` lines on stderr, the
-summary on stdout (one JSON object with --json).  Errors are raised and
+Output: which plant the points went to and why, and bad rows as ``warning: bad
+row FILE:LINE: reason`` lines, on stderr; progress on stderr when it is a
+terminal; the summary on stdout (one JSON object with --json).  Errors are raised and
 reported like every command's (statehub.cli.base): an unusable file or option
 (EdsInputError) and --strict with bad rows (BadRowsRefused) are bad input, exit 2.
 """
@@ -16,21 +17,19 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import typer
-
-from statehub import Client, InvalidRequest, NotFound
+from statehub import Client, InvalidRequest
 from statehub.cli.base import Settings, echo, reported, show_logs
 from statehub.eds.ingest import BadRowsRefused, Options, Summary, ingest, parse_all
 from statehub.eds.plan import Mode
 from statehub.eds.point_map import read_point_map
+from statehub.eds.progress import IngestProgress
 from statehub.eds.records import BadRow, EdsInputError, ParseResult
 from statehub.eds.timezones import plant_zone
 from statehub.eds.watch import Outcome, Watcher
 
-PROGRESS_MIN_WRITES = 2000  # smaller ingests finish before a bar is worth drawing
 SHOWN_BAD_ROWS = 200  # on the terminal; --json lists them all
+REVISIONS_KEPT_NOTE = 100_000  # the hub's default --history-keep
 FORMAT_NAMES = ("auto", "long", "wide", "two-column", "json")
 
 
@@ -66,15 +65,11 @@ def run(request: Request, settings: Settings) -> None:
 
 
 def options_for(client: Client, request: Request) -> Options:
-    """Ingest options; the time zone and plant defaults are read through the waterfall now."""
+    """Ingest options; the time zone is read through the waterfall now (the plants when naming)."""
     try:
         zone = plant_zone(str(request.tz or client.resolve("eds.timezone")))
     except ValueError as exc:
         raise EdsInputError("--tz (or the setting eds.timezone)", None, str(exc)) from None
-    default_plant: Any = None
-    if not request.plant:
-        with contextlib.suppress(NotFound):
-            default_plant = client.resolve("eds.plant")
     return Options(
         zone=zone,
         mode=request.mode,
@@ -82,7 +77,6 @@ def options_for(client: Client, request: Request) -> Options:
         points=request.points,
         point_map=read_point_map(request.map_file) if request.map_file else None,
         plant=request.plant or None,
-        default_plant=str(default_plant) if default_plant else None,
         strict=request.strict,
     )
 
@@ -92,10 +86,13 @@ def options_for(client: Client, request: Request) -> Options:
 
 def _ingest_files(client: Client, request: Request) -> None:
     options = options_for(client, request)
-    results = parse_all(request.files, options)
-    _note_unmapped(results, options)
-    with _Progress(enabled=sys.stderr.isatty() and not request.as_json) as progress:
+    with IngestProgress(enabled=sys.stderr.isatty() and not request.as_json) as progress:
+        progress.reading(len(request.files), sum(_size(file) for file in request.files))
+        results = parse_all(request.files, options, progress.rows)
+        _note_unmapped(results, options)
         summary = ingest(client, results, options, progress)
+    if not request.as_json:
+        _note_plants(summary)
     _warn_bad_rows(summary.bad_rows)
     echo(json.dumps(summary.as_dict()) if request.as_json else summary.text())
 
@@ -138,6 +135,26 @@ def _watch(client: Client, folder: Path, request: Request) -> None:
 # --- output ------------------------------------------------------------------------
 
 
+def _size(file: str) -> int:
+    try:
+        return Path(file).stat().st_size
+    except OSError:
+        return 0  # parsing says what is wrong with it
+
+
+def _note_plants(summary: Summary) -> None:
+    """Say where the points went, and why: the plant is chosen without flags, so say which."""
+    for plant in summary.plants:
+        count = f"{plant['points']} point{'s' if plant['points'] != 1 else ''}"
+        echo(f"plant {plant['plant']} ({plant['why']}): {count} under {plant['prefix']}", err=True)
+    if summary.backfill and summary.transactions > REVISIONS_KEPT_NOTE:
+        echo(
+            f"note: this replay made {summary.transactions} revisions; a hub keeps the history of its newest "
+            f"--history-keep revisions ({REVISIONS_KEPT_NOTE:,} unless started with more)",
+            err=True,
+        )
+
+
 def _note_unmapped(results: list[ParseResult], options: Options) -> None:
     if options.point_map is None and any(
         r.point_kind == "sid" for result in results for r in result.readings[:1]
@@ -156,29 +173,6 @@ def _warn_bad_rows(bad_rows: list[BadRow]) -> None:
             f"warning: ... and {len(bad_rows) - SHOWN_BAD_ROWS} more bad rows (--json lists them all)",
             err=True,
         )
-
-
-class _Progress:
-    """A bar on stderr for ingests of many writes; nothing for small ones or off a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bar: Any = None
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __call__(self, done: int, total: int) -> None:
-        if self._bar is None:
-            if not self.enabled or total < PROGRESS_MIN_WRITES:
-                return
-            self._bar = typer.progressbar(length=total, label="committing readings", file=sys.stderr)
-            self._bar.__enter__()
-        self._bar.update(done)
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc_info)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -45,16 +46,30 @@ def detect_format(text: str, file: str) -> str:
     )
 
 
-def parse_file(path: str | Path, fmt: str, zone: ZoneInfo, points: list[str]) -> ParseResult:
+OnRows = Callable[[int], None]  # told every few thousand rows how many more were read
+
+
+def parse_file(
+    path: str | Path, fmt: str, zone: ZoneInfo, points: list[str], on_rows: OnRows | None = None
+) -> ParseResult:
     """Read one export; ``points`` are the --point names (two-column and bare trend JSON need them)."""
     file = str(path)
     text = read_text(path)
-    return parse_text(text, file, fmt, zone, points)
+    return parse_text(text, file, fmt, zone, points, on_rows)
 
 
-def parse_text(text: str, file: str, fmt: str, zone: ZoneInfo, points: list[str]) -> ParseResult:
+def parse_text(
+    text: str, file: str, fmt: str, zone: ZoneInfo, points: list[str], on_rows: OnRows | None = None
+) -> ParseResult:
     text = text.removeprefix("\ufeff")  # read_text drops it already; text from elsewhere may keep it
     chosen = detect_format(text, file) if fmt == "auto" else fmt
+    result = _parse(text, file, chosen, zone, points)
+    if on_rows is not None:
+        on_rows(result.rows)
+    return result
+
+
+def _parse(text: str, file: str, chosen: str, zone: ZoneInfo, points: list[str]) -> ParseResult:
     if chosen == "long":
         return parse_long(text, file, zone)
     if chosen == "wide":
@@ -69,7 +84,7 @@ def parse_text(text: str, file: str, fmt: str, zone: ZoneInfo, points: list[str]
                 f"a two-column file holds one point: give --point exactly once (got {len(points)})",
             )
         return parse_two_column(text, file, zone, points[0])
-    raise EdsInputError(file, None, f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    raise EdsInputError(file, None, f"unknown format {chosen!r}: choose one of {', '.join(FORMATS)}")
 
 
 def _is_timestamp(text: str) -> bool:

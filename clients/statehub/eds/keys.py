@@ -1,98 +1,88 @@
-"""The key scheme: where a point's latest reading lives in the hub.
+"""Readable keys: a point's latest reading lives under the name a person knows it by.
 
-    eds.<plant>.<point>        e.g.  eds.Maxson.FI-2D405-2F415-2EUNIT1-40NET1
+    eds.<plant>.<tag>                eds.stiles.FI-405/415            FI-405/415.UNIT1@NET1 of Stiles
+    eds.<plant>.<tag>=<unit-net>     eds.maxson.FI-405/415=UNIT1-NET1 the same point filed under Maxson
+    eds.<plant>.<name>               eds.maxson.2308                  a point known only by its SID
 
-Plant and point names become key segments by a lossless, reversible escape:
-ASCII letters, digits and ``_`` stay as they are; every other character is
-written as its UTF-8 bytes, each as ``-`` and two upper-case hex digits.  So
-``-`` is ``-2D``, ``.`` is ``-2E``, ``/`` is ``-2F``, ``@`` is ``-40``, a space
-is ``-20`` and ``é`` is ``-C3-A9``.  Because ``-`` only ever starts an escape,
-decoding is unambiguous; because there is exactly one way to write each name
-(no lower-case hex, no escaping of characters that stay), escape and unescape
-are inverse bijections between non-empty names and canonical segments.
+An Ovation IESS is ``TAG.UNIT@NETWORK``.  The key holds the tag (the IDCS name
+on the plant's drawings) and drops the ``.UNIT@NETWORK`` suffix when it is the
+plant's own; a point filed under another plant keeps it, written ``=UNIT-NET``
+(``@`` is no key character).  Which plant a point belongs to, and whose suffix
+is whose, is ``statehub.eds.plants``.
+
+Plant names become lower-case segments (``Maxson``, ``MAXSON`` and ``maxson``
+are one plant): every run of characters other than letters, digits, ``_`` and
+``-`` becomes one ``-`` (``M.C. Stiles`` is ``m-c-stiles``).  In a tag, every
+character a key cannot hold (anything but letters, digits, ``_ - / =``) becomes
+``_``.  This is readable, not reversible: the record's ``point`` field holds
+the full name, and an ingest refuses to file two different points under one
+key (the hub's record names the point it holds).
 """
 
 from __future__ import annotations
 
 import re
 
-from statehub import MAX_KEY_LENGTH, InvalidRequest, check_key
+from statehub import MAX_KEY_LENGTH
 
 ROOT = "eds"
 
-_KEPT = re.compile(r"[A-Za-z0-9_]")
-_HEX = "0123456789ABCDEF"
+_SUFFIX = re.compile(r"[A-Za-z0-9_]+@[A-Za-z0-9_]+")
+_NOT_IN_TAG = re.compile(r"[^A-Za-z0-9_/=-]")
+_NOT_IN_PLANT = re.compile(r"[^a-z0-9_-]+")
 
 
-def escape_segment(name: str) -> str:
-    """``name`` as a key segment; raises ValueError for an empty name."""
-    if not name:
-        raise ValueError("an empty name has no key segment")
-    parts: list[str] = []
-    for char in name:
-        if _KEPT.fullmatch(char):
-            parts.append(char)
-        else:
-            parts.extend(f"-{byte:02X}" for byte in char.encode("utf-8"))
-    return "".join(parts)
+def split_iess(name: str) -> tuple[str, str | None]:
+    """(tag, suffix) of an IESS name: ``FI-405/415.UNIT1@NET1`` -> (``FI-405/415``, ``UNIT1@NET1``).
+
+    A name without a ``.UNIT@NETWORK`` ending (a SID, a tag) is its own tag, with no suffix.
+    """
+    tag, dot, suffix = name.rpartition(".")
+    if dot and tag and _SUFFIX.fullmatch(suffix):
+        return tag, suffix
+    return name, None
 
 
-def unescape_segment(segment: str) -> str:
-    """The name a canonical segment stands for; raises ValueError for anything else."""
+def suffix_slug(suffix: str) -> str:
+    """A suffix as key characters: ``UNIT1@NET1`` -> ``UNIT1-NET1`` (the setting eds.plants.UNIT1-NET1)."""
+    return suffix.replace("@", "-")
+
+
+def plant_segment(name: str) -> str:
+    """A plant name as its key segment: lower case, other characters folded to ``-``; ValueError if none is left."""
+    segment = _NOT_IN_PLANT.sub("-", name.strip().lower()).strip("-")
     if not segment:
-        raise ValueError("an empty segment names nothing")
-    out = bytearray()
-    i = 0
-    while i < len(segment):
-        char = segment[i]
-        if char == "-":
-            pair = segment[i + 1 : i + 3]
-            if len(pair) != 2 or any(c not in _HEX for c in pair):
-                raise ValueError(
-                    f"segment {segment!r}: '-' at position {i} is not followed by two upper-case hex digits"
-                )
-            out.append(int(pair, 16))
-            i += 3
-        elif _KEPT.fullmatch(char):
-            out.append(ord(char))
-            i += 1
-        else:
-            raise ValueError(
-                f"segment {segment!r}: character {char!r} at position {i} is never part of an escaped name"
-            )
-    try:
-        name = out.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"segment {segment!r}: the escaped bytes are not UTF-8 ({exc.reason})") from None
-    if escape_segment(name) != segment:
-        raise ValueError(
-            f"segment {segment!r} is not canonical: {name!r} is written {escape_segment(name)!r}"
-        )
-    return name
+        raise ValueError(f"plant name {name!r} has no letter or digit to name a key with")
+    return segment
 
 
-def point_key(plant: str, point: str) -> str:
-    """The key holding ``point``'s latest reading; raises ValueError when it would be too long."""
-    key = f"{ROOT}.{escape_segment(plant)}.{escape_segment(point)}"
+def default_plant(suffix: str) -> str:
+    """The plant of a suffix no setting names: ``UNIT1@NET1`` -> ``unit1-net1``."""
+    return plant_segment(suffix_slug(suffix))
+
+
+def tag_segment(tag: str) -> str:
+    """A tag (or SID, or given name) as a key segment: characters a key cannot hold become ``_``."""
+    return _NOT_IN_TAG.sub("_", tag)
+
+
+def point_key(plant: str, tag: str, foreign_suffix: str | None = None) -> str:
+    """The key of a point: ``eds.<plant>.<tag>``, or ``...<tag>=<UNIT-NET>`` when its suffix is another plant's.
+
+    ``plant`` is a plant segment (``plant_segment``).  Raises ValueError when the
+    key would be longer than keys may be.
+    """
+    segment = tag_segment(tag)
+    if foreign_suffix is not None:
+        segment += "=" + suffix_slug(foreign_suffix)
+    key = f"{ROOT}.{plant}.{segment}"
     if len(key) > MAX_KEY_LENGTH:
         raise ValueError(
-            f"the key for point {point!r} of plant {plant!r} would be {len(key)} characters; the limit is {MAX_KEY_LENGTH}"
+            f"the key for point {tag!r} of plant {plant!r} would be {len(key)} characters; the limit is {MAX_KEY_LENGTH}"
         )
-    try:
-        check_key(key)
-    except InvalidRequest as exc:  # cannot happen for escaped segments; kept as a guard
-        raise ValueError(str(exc)) from None
     return key
 
 
 def plant_prefix(plant: str) -> str:
     """The prefix of every key of one plant (for listing them in one request)."""
-    return f"{ROOT}.{escape_segment(plant)}."
-
-
-def split_point_key(key: str) -> tuple[str, str]:
-    """(plant, point) from a key made by point_key; raises ValueError otherwise."""
-    parts = key.split(".")
-    if len(parts) != 3 or parts[0] != ROOT:
-        raise ValueError(f"{key!r} is not an EDS point key (eds.<plant>.<point>)")
-    return unescape_segment(parts[1]), unescape_segment(parts[2])
+    return f"{ROOT}.{plant}."

@@ -9,36 +9,12 @@ raises EdsInputError, which also names file, line and reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal
 
 from statehub import InvalidRequest
-
-# How a file names a point: by IESS (`M100FI.UNIT0@NET0`), by SID (`2308`), or by a
-# name the user gave on the command line (any of IESS, IDCS or SID).
-PointKind = Literal["iess", "sid", "given"]
-
-# The quality letters of the EDS tabular trend API.
-QUALITY_LETTERS = frozenset("GBUSNQ")
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One value of one point at one instant, as one row of one file gave it."""
-
-    point: str
-    point_kind: PointKind
-    time: datetime  # aware; its offset is the one the file gave or the plant's at that instant
-    value: float | None  # None only when EDS sent a sample without a value
-    quality: str | None  # an EDS quality letter; None for formats that carry none
-    file: str
-    line: int
-    units: str | None = None
-    desc: str | None = None  # the file's own description of the point (long CSV `shortdesc`)
-
-    @property
-    def utc(self) -> datetime:
-        return self.time.astimezone(UTC)
+from statehub.eds.quality import QUALITY_LETTERS as QUALITY_LETTERS
+from statehub.eds.readings import PointKind as PointKind
+from statehub.eds.readings import Reading as Reading
+from statehub.eds.readings import Readings
 
 
 @dataclass(frozen=True)
@@ -63,7 +39,7 @@ class ParseResult:
     file: str
     format: str
     rows: int = 0  # data rows read (headers and blank lines not counted)
-    readings: list[Reading] = field(default_factory=list)
+    readings: Readings = field(default_factory=Readings)
     bad_rows: list[BadRow] = field(default_factory=list)
 
 

@@ -93,6 +93,9 @@ class LocalClock:
         """``stamp`` as an aware datetime; raises NonexistentTime in the spring-forward gap."""
         if stamp.tzinfo is not None:
             return stamp
+        placed = stamp.replace(tzinfo=self.zone)
+        if placed.utcoffset() == stamp.replace(tzinfo=self.zone, fold=1).utcoffset():
+            return placed  # neither skipped nor repeated: all but two hours a year, so checked first
         if is_nonexistent(stamp, self.zone):
             raise NonexistentTime(
                 f"{stamp.isoformat()} does not exist in {self.zone.key} (clocks skip that hour for daylight saving)"

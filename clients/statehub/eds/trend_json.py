@@ -13,9 +13,10 @@ The response does not name its points, so a file is one of:
   the points are the request's ``items[i].pointId`` (``iess`` or ``sid``).
 
 Timestamps are Unix seconds (instants; no daylight-saving question).  Quality
-is one of the letters G, B, U, S, N, Q and is stored as given.  A sample with a
-null value is kept (its quality says why); a chunk whose status is TIMEOUT or
-FAILURE means the export is incomplete and fails the file.
+is one of the letters G, B, U, S, N, Q and is stored as given (with its status,
+statehub.eds.quality); a sample may carry a fourth element, the Ovation alarm
+word.  A sample with a null value is kept (its quality says why); a chunk whose
+status is TIMEOUT or FAILURE means the export is incomplete and fails the file.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from statehub.eds import json_lines
-from statehub.eds.records import QUALITY_LETTERS, BadRow, EdsInputError, ParseResult, PointKind, Reading
+from statehub.eds.quality import MAX_ALARM_WORD, QUALITY_LETTERS
+from statehub.eds.records import BadRow, EdsInputError, ParseResult, PointKind, Reading
 from statehub.eds.timezones import from_unix
 
 FORMAT = "json"
@@ -129,9 +131,12 @@ def _chunk_items(chunk: Any, number: int, line: int, count: int, file: str) -> l
 
 
 def _reading(sample: Any, name: str, kind: PointKind, zone: ZoneInfo, file: str, line: int) -> Reading:
-    if not isinstance(sample, list) or len(sample) != 3:
-        raise ValueError(f"{json.dumps(sample)} is not [unix_ts, value, quality]")
-    stamp, value, quality = sample
+    if not isinstance(sample, list) or len(sample) not in (3, 4):
+        raise ValueError(f"{json.dumps(sample)} is not [unix_ts, value, quality] (or [..., alarm_word])")
+    stamp, value, quality = sample[:3]
+    alarm = sample[3] if len(sample) == 4 else None
+    if alarm is not None and not (_is_integer(alarm) and 0 <= alarm <= MAX_ALARM_WORD):
+        raise ValueError(f"alarm word {json.dumps(alarm)} is not an integer in 0..{MAX_ALARM_WORD}")
     if not _is_number(stamp):
         raise ValueError(f"timestamp {json.dumps(stamp)} is not Unix seconds")
     if value is not None and not _is_number(value):
@@ -142,7 +147,7 @@ def _reading(sample: Any, name: str, kind: PointKind, zone: ZoneInfo, file: str,
         when = from_unix(stamp, zone)
     except (OverflowError, OSError, ValueError):
         raise ValueError(f"timestamp {stamp} is out of range") from None
-    return Reading(name, kind, when, None if value is None else float(value), quality, file, line)
+    return Reading(name, kind, when, None if value is None else float(value), quality, file, line, alarm=alarm)
 
 
 def _is_number(value: Any) -> bool:

@@ -120,7 +120,10 @@ def _row_time(date_cell: str, time_cell: str) -> datetime:
 
 
 def _us_date(text: str) -> date:
+    parts = text.strip().split("/")
     try:
-        return datetime.strptime(text.strip(), "%m/%d/%Y").date()
+        if len(parts) != 3 or len(parts[2]) != 4 or not all(part.isdigit() for part in parts):
+            raise ValueError
+        return date(int(parts[2]), int(parts[0]), int(parts[1]))
     except ValueError:
         raise ValueError(f"date {text!r} is not M/D/YYYY") from None

@@ -42,6 +42,8 @@ _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 # A TOML table header, or an unquoted dotted key, at the start of a line: both make nested tables.
 _TABLE_HEADER = re.compile(r"\[\[?[^\[\],=]*\]\]?\s*(#.*)?$")
 _BARE_DOTTED_KEY = re.compile(r"[A-Za-z0-9_-]+(\s*\.\s*[A-Za-z0-9_-]+)+\s*=")
+# An unquoted key that holds '/' or '=' (statehub allows both; bare TOML keys do not), then " = ".
+_UNQUOTED_WIDE_KEY = re.compile(r"\s*([A-Za-z0-9_./-]*/[A-Za-z0-9_./=-]*|[A-Za-z0-9_./-]+=[A-Za-z0-9_./=-]+)\s+=\s")
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ def _parse_toml(text: str) -> SavedFile:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line, column = _toml_position(str(exc), text)
+        _check_quoted_where_needed(text, line)
         raise FileError(f"this is not valid TOML: {_strip_position(str(exc))}", line, column) from None
     _check_flat(text)
     values = {key: from_toml(value) for key, value in table.items()}
@@ -208,6 +211,18 @@ def _toml_position(message: str, text: str) -> tuple[int, int]:
 
 def _strip_position(message: str) -> str:
     return _TOML_POSITION.sub("", message).replace("(at end of document)", "at the end").strip()
+
+
+def _check_quoted_where_needed(text: str, line: int) -> None:
+    """Name the fix when TOML failed on an unquoted key holding '/' or '=' (valid in keys, not in bare TOML)."""
+    lines = text.split("\n")
+    match = _UNQUOTED_WIDE_KEY.match(lines[line - 1]) if 0 < line <= len(lines) else None
+    if match:
+        raise FileError(
+            f"write the key in quotes: {toml_string(match.group(1))} = ...; "
+            "TOML allows '/' and '=' in keys only between quotes",
+            line,
+        )
 
 
 def _check_flat(text: str) -> None:

@@ -119,10 +119,11 @@ def create_app(options: WebOptions) -> Starlette:
     routes = [
         Route("/", index),
         Route("/api/keys", api.list_keys),
-        Route("/api/keys/{key}", api.get_key, methods=["GET", "HEAD"]),
-        Route("/api/keys/{key}", api.put_key, methods=["PUT"]),
-        Route("/api/keys/{key}", api.delete_key, methods=["DELETE"]),
-        Route("/api/keys/{key}/history", api.key_history),
+        # Keys may hold '/' (eds.stiles.FI-405/415), so KEY is a path; /history is matched first.
+        Route("/api/keys/{key:path}/history", api.key_history),
+        Route("/api/keys/{key:path}", api.get_key, methods=["GET", "HEAD"]),
+        Route("/api/keys/{key:path}", api.put_key, methods=["PUT"]),
+        Route("/api/keys/{key:path}", api.delete_key, methods=["DELETE"]),
         Route("/api/txn", api.txn, methods=["POST"]),
         Route("/api/events", events),
         Route("/api/status", api.status),

@@ -57,6 +57,8 @@ def change_json(change: Changed) -> dict[str, Any]:
         shown["value"] = change.value
     if change.value_omitted:
         shown["value_omitted"] = True
+    if change.backfill:  # history written after the fact (ingest-eds --replay): a dashboard may skip it
+        shown["backfill"] = True
     return shown
 
 

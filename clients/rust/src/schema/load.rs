@@ -9,7 +9,7 @@ use toml::value::Table;
 
 use super::rule::{compare_numbers, json_string, show_value, Rule, RuleType};
 use crate::error::{Error, Result};
-use crate::rules::{check_key, MAX_KEY_LENGTH};
+use crate::rules::{self, check_key, MAX_KEY_LENGTH};
 
 /// Where the main schema is stored; fragments live at `statehub.schema.PREFIX`.
 pub const SCHEMA_KEY: &str = "statehub.schema";
@@ -426,14 +426,12 @@ fn check_pattern(pattern: &str, origin: &str, place: &str) -> Result<()> {
         if segment.is_empty() {
             return Err(invalid(format!("segment {number} is empty")));
         }
-        let name_like = segment
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let name_like = segment.chars().all(rules::is_segment_char);
         if segment != "*" && !name_like {
             let reason = if segment.contains('*') {
-                "'*' stands for a whole segment"
+                "'*' stands for a whole segment".to_string()
             } else {
-                "allowed are letters, digits, '_' and '-'"
+                format!("allowed are {}", rules::SEGMENT_CHARS_TEXT)
             };
             return Err(invalid(format!(
                 "segment {number} {}: {reason}",

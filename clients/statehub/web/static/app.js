@@ -531,9 +531,26 @@ function loadUplot() {
   return uplotLoading;
 }
 
+// A value's point on the trend: a number at the time it was written, or a reading record such as
+// `statehub ingest-eds` stores ({value: number, time: ISO}) at the time it was read, so a replayed
+// year of history charts as that year, not as the seconds the replay took.
+function trendPoint(value, writtenAt) {
+  if (typeof value === "number") return { time: writtenAt, value };
+  if (value && typeof value === "object" && typeof value.value === "number" && typeof value.time === "string") {
+    const readAt = Date.parse(value.time) / 1000;
+    if (Number.isFinite(readAt)) return { time: readAt, value: value.value };
+  }
+  return null;
+}
+
 async function drawTrend(key, versions) {
   if (state.trend) { state.trend.plot.destroy(); state.trend = null; }
-  const points = versions.filter((v) => v.op === "set" && typeof v.value === "number").reverse();
+  const points = versions
+    .filter((v) => v.op === "set" && !v.secret)
+    .reverse()  // oldest first, so equal times keep their order through the stable sort
+    .map((v) => trendPoint(v.value, v.time))
+    .filter((point) => point !== null)
+    .sort((a, b) => a.time - b.time);
   const section = $("trend");
   const chart = $("chart");
   chart.dataset.points = 0;
@@ -560,9 +577,12 @@ async function drawTrend(key, versions) {
 
 function extendTrend(item) {
   const trend = state.trend;
-  if (!trend || trend.key !== item.key || typeof item.value !== "number" || item.secret) return;
-  trend.xs.push(item.time);
-  trend.ys.push(item.value);
+  const point = trend && trend.key === item.key && !item.secret ? trendPoint(item.value, item.time) : null;
+  if (!point) return;
+  let at = trend.xs.length;  // a late reading (a correction, a backfill) goes where its time is
+  while (at > 0 && trend.xs[at - 1] > point.time) at -= 1;
+  trend.xs.splice(at, 0, point.time);
+  trend.ys.splice(at, 0, point.value);
   trend.plot.setData([trend.xs, trend.ys], trend.range === 0);
   if (trend.range) setRange(trend.range);
   $("chart").dataset.points = trend.xs.length;

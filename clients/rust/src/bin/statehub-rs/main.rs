@@ -126,6 +126,10 @@ enum Command {
         /// Also run it for the current state of every key at start (not when resuming from --state)
         #[arg(long)]
         initial: bool,
+        /// Do not run it for backfilled changes (history replayed after the fact,
+        /// e.g. `statehub ingest-eds --replay`); they are counted and reported
+        #[arg(long)]
+        skip_backfill: bool,
         /// Keep the position in the feed in FILE (written atomically after each
         /// command) and resume from it after a restart: every change is handled
         /// at least once, in order (the one in flight at a kill may run twice)
@@ -243,7 +247,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             timeout,
             initial,
             state,
-        } => react(client, prefix, exec, timeout, initial, state),
+            skip_backfill,
+        } => react(client, prefix, exec, timeout, initial, state, skip_backfill),
     }
 }
 
@@ -254,6 +259,7 @@ fn react(
     timeout: Option<Duration>,
     initial: bool,
     state: Option<PathBuf>,
+    skip_backfill: bool,
 ) -> Result<(), Error> {
     rules::check_prefix(&prefix)?;
     let (mut cursor_file, since) = match state {
@@ -272,9 +278,15 @@ fn react(
         since,
     };
     let mut failed = None;
+    let mut skipped = SkippedBackfill::default();
     follow(client, options, &shutdown, None, |change, cursor| {
-        if let Some(change) = change {
-            reactor.run(change);
+        match change {
+            Some(change) if skip_backfill && change.backfill => skipped.add(change.rev),
+            Some(change) => {
+                skipped.report();
+                reactor.run(change);
+            }
+            None => {}
         }
         if let Some(file) = cursor_file.as_mut() {
             if let Err(err) = file.save(cursor) {
@@ -284,6 +296,7 @@ fn react(
         }
         true
     })?;
+    skipped.report();
     failed.map_or(Ok(()), Err)
 }
 
@@ -378,6 +391,35 @@ fn follow(
         }
     }
     Ok(())
+}
+
+/// Backfilled changes `react --skip-backfill` passed over since it last said so.
+#[derive(Default)]
+struct SkippedBackfill {
+    count: u64,
+    first: u64,
+    last: u64,
+}
+
+impl SkippedBackfill {
+    fn add(&mut self, rev: u64) {
+        if self.count == 0 {
+            self.first = rev;
+        }
+        self.count += 1;
+        self.last = rev;
+    }
+
+    /// One line for a run of skipped changes, when the run ends.
+    fn report(&mut self) {
+        if self.count > 0 {
+            Notice::info(&format!(
+                "skipped {} backfilled changes (revisions {}..{})",
+                self.count, self.first, self.last
+            ));
+            *self = SkippedBackfill::default();
+        }
+    }
 }
 
 /// Say on stderr what happened to the subscription.

@@ -87,6 +87,7 @@ impl Reactor {
             .env("STATEHUB_EPOCH", &change.epoch)
             .env("STATEHUB_ORIGIN", change.origin.as_str())
             .env("STATEHUB_RESYNC", if change.resync { "1" } else { "0" })
+            .env("STATEHUB_BACKFILL", if change.backfill { "1" } else { "0" })
             // So a command that calls statehub itself reaches the same hub.
             .env("STATEHUB_DATA_DIR", &self.data_dir)
             .stdin(Stdio::piped());
