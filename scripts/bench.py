@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import queue
 import sys
 import time
@@ -440,3 +441,49 @@ def throughput(target: Target, writers: int, seconds: float, reps: int, ctx: Bas
         run.wait_ready()
         run.start()
         return run.results()
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """Writes/s of one timed window, the server's CPU per write in it, and how busy the machine was."""
+
+    writes_per_s: float
+    server_us_per_write: float | None  # user + system, every thread of the server process
+    machine_busy: float  # share of all CPUs' time not idle (other processes' included)
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def throughput_cpu(target: Target, writers: int, seconds: float, ctx: BaseContext, pid: int | None) -> CpuUse:
+    """``throughput`` for one repetition, with the CPU the server (``pid``) and the machine spent in its window.
+
+    On a 2-core machine the writer processes share the CPUs with the server: when
+    the machine is busy all the time, CPU per write, not the design, sets the rate.
+    """
+    run = ThroughputRun(target, writers, seconds, 1, ctx)
+    with processes(run.procs):
+        run.wait_ready()
+        begin = run.start()
+        time.sleep(max(0.0, begin - time.monotonic()))
+        cpu0, ticks0 = (_process_cpu_s(pid) if pid else None), _machine_ticks()
+        time.sleep(max(0.0, begin + seconds - time.monotonic()))
+        cpu1, ticks1 = (_process_cpu_s(pid) if pid else None), _machine_ticks()
+        rate = run.results()[0]
+    per_write = None
+    if cpu0 is not None and cpu1 is not None and rate > 0:
+        per_write = (cpu1 - cpu0) / (rate * seconds) * 1e6
+    busy = (ticks1[0] - ticks0[0]) / max(1, ticks1[1] - ticks0[1])
+    return CpuUse(rate, per_write, busy)

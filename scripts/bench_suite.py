@@ -176,6 +176,7 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     ctx: Any = None
     floors: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # floor -> p50_us/p99_us -> runs
+    pids: dict[str, int] = field(default_factory=dict)  # target name -> its server's process id
 
     def progress(self, message: str) -> None:
         print(f"[bench {time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
@@ -253,15 +254,30 @@ def section_throughput(run: Run, targets: list[Target]) -> None:
     plan = run.plan
     for writers in plan.writers:
 
-        def measure(target: Target, writers: int = writers) -> float:
-            result = bench.throughput(target, writers, plan.seconds, 1, run.ctx)[0]
-            run.progress(f"throughput {target.name}, {writers} writer(s): {result:.0f} writes/s")
-            return result
+        def measure(target: Target, writers: int = writers) -> bench.CpuUse:
+            use = bench.throughput_cpu(target, writers, plan.seconds, run.ctx, run.pids.get(target.name))
+            per_write = f"{use.server_us_per_write:.0f}" if use.server_us_per_write is not None else "?"
+            run.progress(
+                f"throughput {target.name}, {writers} writer(s): {use.writes_per_s:.0f} writes/s; "
+                f"server CPU {per_write} us a write; machine {use.machine_busy:.0%} busy"
+            )
+            return use
 
+        what = f"{writers} writer process{'es' if writers > 1 else ''}"
         for name, runs in _interleaved(run, targets, measure).items():
             run.results.add(
-                f"throughput_{writers}_wps", "throughput",
-                f"durable writes/s, {writers} writer process{'es' if writers > 1 else ''}", "writes/s", name, runs,
+                f"throughput_{writers}_wps", "throughput", f"durable writes/s, {what}", "writes/s", name,
+                [u.writes_per_s for u in runs],
+            )  # fmt: skip
+            per_write = [u.server_us_per_write for u in runs if u.server_us_per_write is not None]
+            if per_write:
+                run.results.add(
+                    f"throughput_{writers}_cpu_us", "throughput", f"server CPU per write, {what} (µs)", "us", name,
+                    per_write,
+                )  # fmt: skip
+            run.results.add(
+                f"throughput_{writers}_busy", "throughput", f"machine CPU busy, {what} (fraction)", "fraction",
+                name, [u.machine_busy for u in runs],
             )  # fmt: skip
 
 
@@ -664,6 +680,7 @@ def _peer_servers(run: Run, meta: dict[str, Any]) -> Iterator[list[Target]]:
             stack.callback(server.stop)
             server.start()
             meta["peers"][server.name] = server.settings()
+            run.pids[server.name] = server.pid
             run.progress(
                 f"{server.name} {meta['peers'][server.name]} serving on {server.address}, pid {server.pid}"
             )
@@ -692,6 +709,7 @@ def execute(run: Run, meta: dict[str, Any]) -> None:
             hub = stack.enter_context(HubProcess(hub_dir, heartbeat=1.0))
             run.progress(f"hub serving {hub_dir}, pid {hub.pid}")
             targets.append(StatehubTarget(str(hub_dir)))
+            run.pids["statehub"] = hub.pid
         if run.args.peers and set(sections) & {"ack", "notify", "throughput"}:
             targets += stack.enter_context(_peer_servers(run, meta))
         try:
