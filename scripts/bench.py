@@ -352,16 +352,18 @@ def _write_for(
         if not go.wait(READY_TIMEOUT):
             out.put(("error", f"writer {index}: no start signal within {READY_TIMEOUT:.0f} s"))
             return
-        counts = []
+        counts, cpu = [], []
         for rep in range(reps):
             begin = start_at.value + rep * (seconds + gap)
             time.sleep(max(0.0, begin - time.monotonic()))
             done, end = 0, begin + seconds
+            started_cpu = time.process_time()  # this process's threads: the client library's I/O thread too
             while time.monotonic() < end:
                 writer.write(f"bench.w{index}.k{done % 50}", {"i": done, "p": PAYLOAD})
                 done += 1
             counts.append(done)
-        out.put(("counts", counts))
+            cpu.append(time.process_time() - started_cpu)
+        out.put(("counts", (counts, cpu)))
     except Exception as exc:
         out.put(("error", repr(exc)))
     finally:
@@ -423,15 +425,24 @@ class ThroughputRun:
 
     def results(self) -> list[float]:
         """Writes per second of each repetition, summed over the writers."""
+        return [rate for rate, _cpu in self.results_with_cpu()]
+
+    def results_with_cpu(self) -> list[tuple[float, float]]:
+        """Per repetition: writes per second summed over the writers, and the writers' CPU seconds per write."""
         timeout = self.reps * (self.seconds + self.gap) + 120
-        counts = _collect(
+        reports = _collect(
             self._out,
             self.writers,
             timeout,
             f"{self.target.name}: {self.writers} writers' counts",
             self.procs,
         )
-        return [sum(c[rep] for c in counts) / self.seconds for rep in range(self.reps)]
+        results = []
+        for rep in range(self.reps):
+            done = sum(counts[rep] for counts, _cpu in reports)
+            cpu = sum(cpu[rep] for _counts, cpu in reports)
+            results.append((done / self.seconds, cpu / done if done else 0.0))
+        return results
 
 
 def throughput(target: Target, writers: int, seconds: float, reps: int, ctx: BaseContext) -> list[float]:
@@ -449,6 +460,7 @@ class CpuUse:
 
     writes_per_s: float
     server_us_per_write: float | None  # user + system, every thread of the server process
+    client_us_per_write: float  # the writer processes' CPU (their client library included)
     machine_busy: float  # share of all CPUs' time not idle (other processes' included)
 
 
@@ -481,9 +493,9 @@ def throughput_cpu(target: Target, writers: int, seconds: float, ctx: BaseContex
         cpu0, ticks0 = (_process_cpu_s(pid) if pid else None), _machine_ticks()
         time.sleep(max(0.0, begin + seconds - time.monotonic()))
         cpu1, ticks1 = (_process_cpu_s(pid) if pid else None), _machine_ticks()
-        rate = run.results()[0]
+        rate, client_cpu = run.results_with_cpu()[0]
     per_write = None
     if cpu0 is not None and cpu1 is not None and rate > 0:
         per_write = (cpu1 - cpu0) / (rate * seconds) * 1e6
     busy = (ticks1[0] - ticks0[0]) / max(1, ticks1[1] - ticks0[1])
-    return CpuUse(rate, per_write, busy)
+    return CpuUse(rate, per_write, client_cpu * 1e6, busy)

@@ -258,8 +258,8 @@ def section_throughput(run: Run, targets: list[Target]) -> None:
             use = bench.throughput_cpu(target, writers, plan.seconds, run.ctx, run.pids.get(target.name))
             per_write = f"{use.server_us_per_write:.0f}" if use.server_us_per_write is not None else "?"
             run.progress(
-                f"throughput {target.name}, {writers} writer(s): {use.writes_per_s:.0f} writes/s; "
-                f"server CPU {per_write} us a write; machine {use.machine_busy:.0%} busy"
+                f"throughput {target.name}, {writers} writer(s): {use.writes_per_s:.0f} writes/s; CPU a write: "
+                f"server {per_write} us, client {use.client_us_per_write:.0f} us; machine {use.machine_busy:.0%} busy"
             )
             return use
 
@@ -275,6 +275,10 @@ def section_throughput(run: Run, targets: list[Target]) -> None:
                     f"throughput_{writers}_cpu_us", "throughput", f"server CPU per write, {what} (µs)", "us", name,
                     per_write,
                 )  # fmt: skip
+            run.results.add(
+                f"throughput_{writers}_client_cpu_us", "throughput", f"client CPU per write, {what} (µs)", "us",
+                name, [u.client_us_per_write for u in runs],
+            )  # fmt: skip
             run.results.add(
                 f"throughput_{writers}_busy", "throughput", f"machine CPU busy, {what} (fraction)", "fraction",
                 name, [u.machine_busy for u in runs],
