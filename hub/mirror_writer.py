@@ -174,10 +174,14 @@ class MirrorWriter:
     """Keeps the mirror current off the hub's thread, coalescing bursts of commits.
 
     The server thread calls ``apply(applied)`` after each commit.  The mirror is
-    rewritten within ``interval`` seconds plus one rewrite, or for a very large
-    store within the pause that keeps rewriting to at most 1/DUTY_SHARE of the
-    time.  A rewrite joins lines already rendered, so it is short even at
-    100,000 keys (docs/performance.md gives the figure).
+    rewritten once the commits pause for PAUSE seconds, at most once per
+    ``interval``, and at the latest when it is ``MAX_LAG_INTERVALS * interval``
+    behind (1 s by default) under a stream of writes that never pauses; for a
+    very large store, also no sooner than the pause that keeps rewriting to at
+    most 1/DUTY_SHARE of the time.  Waiting for a pause keeps the rewrite's
+    fsyncs off the commits' fsyncs: a commit that overlapped a rewrite took ~15
+    times as long at the median (docs/performance.md).  A rewrite joins lines
+    already rendered, so it is short even at 100,000 keys.
 
     A failed rewrite (the folder deleted or read-only) is logged, then once a
     minute while it lasts, and retried; a failed load of the store is retried
@@ -185,6 +189,8 @@ class MirrorWriter:
     """
 
     DUTY_SHARE = 5
+    PAUSE = 0.02  # seconds without a commit: the writes paused, rewrite now
+    MAX_LAG_INTERVALS = 5  # under writes that never pause, rewrite when this many intervals behind
 
     def __init__(self, store_path: Path, mirror_path: Path, interval: float, *, mode: int = 0o600) -> None:
         self._store_path = store_path
@@ -200,6 +206,7 @@ class MirrorWriter:
         self.rewrites = 0  # mirror files written since start
         self.written_rev = -1  # the revision of the last mirror written
         self.checkpointer = Checkpointer(store_path)  # WAL checkpoints: this thread runs them
+        self._behind_since: float | None = None  # the first commit the mirror does not show yet
 
     def start(self) -> None:
         self._thread.start()
@@ -209,6 +216,8 @@ class MirrorWriter:
         if applied:
             self._pending.add(applied)
         self.checkpointer.committed()
+        if self._behind_since is None:
+            self._behind_since = time.monotonic()
         self._wanted.set()
 
     def request(self) -> None:
@@ -230,12 +239,25 @@ class MirrorWriter:
                 continue
             if self._stopping.is_set():
                 return
+            self._wait_for_pause()
             self._wanted.clear()
+            self._behind_since = None  # set again by the next commit, which this rewrite may not show
             self._load()  # once: not a rewrite's cost, so not paced like one
             started = time.monotonic()
             self._write()
             took = time.monotonic() - started
             self._stopping.wait(max(self._interval, (self.DUTY_SHARE - 1) * took))
+
+    def _wait_for_pause(self) -> None:
+        """Until no commit came for PAUSE seconds, or the mirror is the longest it may be behind."""
+        since = self._behind_since if self._behind_since is not None else time.monotonic()
+        deadline = since + self.MAX_LAG_INTERVALS * self._interval
+        while not self._stopping.is_set():
+            quiet = self.checkpointer.quiet_for()
+            now = time.monotonic()
+            if quiet >= self.PAUSE or now >= deadline:
+                return
+            self._stopping.wait(min(self.PAUSE - quiet, deadline - now))
 
     def _write(self) -> None:
         try:
