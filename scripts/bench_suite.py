@@ -627,6 +627,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, help="repetitions per figure (default 3; 1 with --quick)")
     parser.add_argument("--only", help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--subscribers", help="comma-separated subscriber counts for the notify section (default 1,100)"
+    )
     parser.add_argument("--keys", type=int, help="keys for the footprint section (default 100000)")
     parser.add_argument("--storm-seconds", type=float, help="length of each write storm (default 60)")
     parser.add_argument("--json", type=Path, help="write the results here (default bench-results/DATE.json)")
@@ -639,6 +642,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.sections = [s for s in SECTIONS if s in only]
     if args.repeat is not None and not 1 <= args.repeat <= 20:
         parser.error(f"--repeat {args.repeat} is outside 1..20")
+    if args.subscribers is not None:
+        try:
+            args.subscribers = tuple(int(n) for n in args.subscribers.split(",") if n.strip())
+        except ValueError:
+            parser.error(f"--subscribers {args.subscribers!r}: give counts like 1,100")
+        if not args.subscribers or not all(1 <= n <= 500 for n in args.subscribers):
+            parser.error("--subscribers: each count must be 1..500")
     return args
 
 
@@ -650,6 +660,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         changes["restarts"] = args.repeat
     if args.keys is not None:
         changes["keys"] = args.keys
+    if args.subscribers is not None:
+        changes["subscribers"] = args.subscribers
     if args.storm_seconds is not None:
         changes["storm_seconds"] = args.storm_seconds
     return dataclasses.replace(plan, **changes)
