@@ -71,13 +71,15 @@ def test_a_fresh_client_waits_for_a_stopped_hub_and_gets_its_answer_when_it_resu
     """A new Client with timeout 30 is answered by a hub frozen past its handshake once the hub resumes."""
     port = rpc_port(tcp_hub.data_dir)
     outcome = Outcome()
-    with stopped(tcp_hub):
-        client = Client(tcp_hub.data_dir, timeout=30)
-        outcome.run(lambda: client.set("plant.rate", 30))
-        assert wait_until(lambda: tcp_queues(port)[0] >= 1), "the client's connection never reached the hub"
-        assert not outcome.done.is_set(), f"gave up on a hub that runs: {outcome.error!r}"
-    assert outcome.done.wait(30)
-    client.close()
+    client = Client(tcp_hub.data_dir, timeout=30)
+    try:
+        with stopped(tcp_hub):
+            outcome.run(lambda: client.set("plant.rate", 30))
+            assert wait_until(lambda: tcp_queues(port)[0] >= 1, 30), "the client's connection never reached the hub"
+            assert not outcome.done.is_set(), f"gave up on a hub that runs: {outcome.error!r}"
+        assert outcome.done.wait(30)
+    finally:
+        client.close()
     assert outcome.error is None and isinstance(outcome.value, Committed) and outcome.value.rev == 1
 
 
@@ -269,7 +271,7 @@ def test_ctrl_c_while_waiting_leaves_the_client_usable(tcp_hub: HubProcess) -> N
         client.status()
         with stopped(tcp_hub):
             interrupter = threading.Thread(
-                target=lambda: wait_until(lambda: tcp_queues(port)[1] > 0) and os.kill(os.getpid(), signal.SIGINT),
+                target=lambda: wait_until(lambda: tcp_queues(port)[1] > 0, 30) and os.kill(os.getpid(), signal.SIGINT),
                 daemon=True,
             )
             interrupter.start()

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
@@ -23,8 +23,17 @@ from statehub.hub.errors import HubUnavailable, NotFound
 from statehub.hub.protocol import SECRET_PLACEHOLDER
 
 if TYPE_CHECKING:
-    from statehub.client import Client
     from statehub.readings import Reading
+
+
+
+class KeyReader(Protocol):
+    """What the waterfall needs of a Client (a Protocol, so that the client module can import this one)."""
+
+    defaults_path: str | Path | None
+
+    def get(self, key: str, *, reveal: bool = False) -> Reading: ...
+
 
 ENV_DEFAULTS = "STATEHUB_DEFAULTS"
 ENV_PREFIX = "STATEHUB_"
@@ -104,7 +113,7 @@ def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def explain(client: Client, key: str, *, reveal: bool = False) -> Explanation:
+def explain(client: KeyReader, key: str, *, reveal: bool = False) -> Explanation:
     """Every layer's value for ``key`` and which one wins.
 
     For a secret, the environment's value is masked too unless ``reveal`` (which
@@ -137,7 +146,7 @@ def explain(client: Client, key: str, *, reveal: bool = False) -> Explanation:
     )
 
 
-def _stored(client: Client, key: str, reveal: bool) -> tuple[Reading | None, str]:
+def _stored(client: KeyReader, key: str, reveal: bool) -> tuple[Reading | None, str]:
     try:
         reading = client.get(key, reveal=reveal)
     except NotFound:
