@@ -233,7 +233,9 @@ class MirrorWriter:
         self._write()
 
     def _run(self) -> None:
-        while True:
+        # The loop's own condition too: a stop that comes while a rewrite waits for a pause has its
+        # ``_wanted`` cleared by that rewrite, and only ``_stopping`` still says it came.
+        while not self._stopping.is_set():
             if not self._wanted.wait(self.checkpointer.quiet if self.checkpointer.deferred else None):
                 self.checkpointer.maybe_checkpoint()  # no commit for a while: the deferred checkpoint's moment
                 continue

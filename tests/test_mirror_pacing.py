@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from statehub.hub.mirror import read_mirror
 from statehub.hub.mirror_writer import MirrorWriter
@@ -18,6 +20,18 @@ class NeverPausing(MirrorWriter):
     """A writer whose pause is longer than any test: only the lag limit can start a rewrite."""
 
     PAUSE = 3600.0
+
+
+class WaitingSeen(NeverPausing):
+    """Says when its thread begins waiting for a pause."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiting = threading.Event()
+
+    def _wait_for_pause(self) -> None:
+        self.waiting.set()
+        super()._wait_for_pause()
 
 
 def _commit_one(store: Store, writer: MirrorWriter, n: int) -> int:
@@ -80,4 +94,21 @@ def test_the_mirror_shows_the_last_commit_once_the_commits_stop(tmp_path: Path) 
         assert read_mirror(tmp_path / "state.txt").rev == last
     finally:
         writer.stop()
+        store.close()
+
+
+def test_stopping_while_a_rewrite_waits_for_a_pause_ends_the_thread(tmp_path: Path) -> None:
+    """A stop that comes while the thread waits for the commits to pause still ends it (SIGTERM under load)."""
+    store = Store(tmp_path / "state.db")
+    writer = WaitingSeen(tmp_path / "state.db", tmp_path / "state.txt", 60.0)  # waits up to 5 minutes
+    writer.start()
+    try:
+        _commit_one(store, writer, 0)  # the thread wakes and waits for a pause that never comes
+        assert writer.waiting.wait(30), "the mirror thread never began waiting for a pause"
+        stopper = threading.Thread(target=writer.stop, daemon=True)
+        stopper.start()
+        stopper.join(30)
+        assert not stopper.is_alive(), "MirrorWriter.stop() did not return"
+        assert read_mirror(tmp_path / "state.txt").rev == 1  # stop() wrote the last mirror
+    finally:
         store.close()
