@@ -79,8 +79,18 @@ class LineRenderer:
         self._to_json = msgspec.json.Encoder().encode
         self._placeholder = json.dumps(SECRET_PLACEHOLDER).encode()
 
-    def line(self, key: str, blob: bytes, rev: int, created_rev: int, when: float, source: str, user: str) -> bytes:
-        """The line of one key, newline included."""
+    def line(
+        self,
+        key: str,
+        blob: bytes,
+        rev: int,
+        created_rev: int,
+        when: float,
+        source: str,
+        user: str,
+        origin: bytes | None = None,
+    ) -> bytes:
+        """The line of one key, newline included (an Entry's fields; the mirror does not show ``origin``)."""
         secret = is_sealed(blob)
         value = self._placeholder if secret else self._to_json(self._decode(blob))
         meta = f"rev={rev} created={created_rev} time={iso_time(when)}"

@@ -46,6 +46,20 @@ class _Message(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=Tru
     """Base of every wire message: a map tagged by its ``type`` field."""
 
 
+class SiteOrigin(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Where a change was first made, when a hub stores another hub's change (docs/sites.md).
+
+    ``rev``, ``time``, ``source`` and ``user`` are the site hub's own: the
+    central hub's revision, time and writer are the follower's.
+    """
+
+    site: str
+    rev: int
+    time: float
+    source: str = ""
+    user: str = ""
+
+
 # --- requests (client -> hub, over REQ/ROUTER) ------------------------------
 
 
@@ -94,6 +108,7 @@ class Set(_Message, tag="set"):
     source: str = ""
     user: str = ""
     backfill: bool = False  # history written after the fact (a replayed export), not a live change
+    origin: SiteOrigin | None = None  # the change was first made at another hub (every op of it)
 
 
 class Unset(_Message, tag="unset"):
@@ -104,6 +119,7 @@ class Unset(_Message, tag="unset"):
     source: str = ""
     user: str = ""
     backfill: bool = False
+    origin: SiteOrigin | None = None  # the change was first made at another hub (every op of it)
 
 
 class Op(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -114,6 +130,7 @@ class Op(msgspec.Struct, kw_only=True, omit_defaults=True):
     value: Any = None
     expect: int | None = None
     secret: SecretMode = ""
+    origin: SiteOrigin | None = None  # this op's origin, where the ops of one txn differ (a site's resync)
 
 
 class Txn(_Message, tag="txn"):
@@ -123,6 +140,7 @@ class Txn(_Message, tag="txn"):
     source: str = ""
     user: str = ""
     backfill: bool = False
+    origin: SiteOrigin | None = None  # the change was first made at another hub (every op of it)
 
 
 class BatchWrite(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -177,6 +195,7 @@ class Item(_Message, tag="item"):
     source: str = ""
     user: str = ""
     secret: bool = False  # the value is the placeholder, a token (sealed) or revealed
+    origin: SiteOrigin | None = None  # its last change was first made at another hub
 
 
 class Items(_Message, tag="items"):
@@ -198,6 +217,7 @@ class Version(msgspec.Struct, kw_only=True, omit_defaults=True):
     user: str = ""
     secret: bool = False  # value and prev_value of a secret show as the placeholder
     backfill: bool = False  # written as history after the fact (see Set.backfill)
+    origin: SiteOrigin | None = None  # this change was first made at another hub
 
 
 class Versions(_Message, tag="versions"):
@@ -300,6 +320,7 @@ class Changed(_Message, tag="changed"):
     value_omitted: bool = False  # larger than MAX_INLINE_VALUE_BYTES: read its revision's page
     prev_rev: int = 0  # the key's revision before this change; 0: it did not exist
     backfill: bool = False  # history written after the fact: a consumer may skip or batch it
+    origin: SiteOrigin | None = None  # this change was first made at another hub
 
 
 class Heartbeat(_Message, tag="heartbeat"):

@@ -29,6 +29,7 @@ from statehub.hub.protocol import (
     Welcome,
 )
 from statehub.hub.records import Applied, Change
+from statehub.hub.replies import site_origin
 from statehub.hub.secret_box import is_sealed
 from statehub.hub.subscriptions import SubscriptionGuard
 
@@ -54,6 +55,8 @@ def changed_message(epoch: str, change: Change, *, inline_limit: int | None = MA
         backfill=change.backfill,
         prev_rev=change.prev_rev,
     )
+    if change.origin is not None:
+        message.origin = site_origin(change.origin)
     blob = change.blob
     if blob is None:
         return message

@@ -34,6 +34,7 @@ class Entry(NamedTuple):
     time: float
     source: str
     user: str
+    origin: bytes | None = None  # a SiteOrigin in MessagePack, when the change came from another hub
 
     @property
     def is_secret(self) -> bool:
@@ -47,6 +48,8 @@ class Change(msgspec.Struct, frozen=True, gc=False):
     what the key held before (``prev_rev`` 0: it did not exist).  A revision of
     ``count`` changes has them at ``index`` 0..count-1.  ``backfill`` marks
     history written after the fact (a replayed export), not a live change.
+    ``origin`` (a SiteOrigin in MessagePack) says where the change was first
+    made, when another hub made it.
     """
 
     rev: int
@@ -61,6 +64,7 @@ class Change(msgspec.Struct, frozen=True, gc=False):
     source: str
     user: str
     backfill: bool = False
+    origin: bytes | None = None
 
 
 class Applied(msgspec.Struct, frozen=True, gc=False):

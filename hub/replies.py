@@ -14,7 +14,15 @@ from typing import Any
 
 import msgspec
 
-from statehub.hub.protocol import SECRET_PLACEHOLDER, ConflictDetail, Item, Items, Version, Versions
+from statehub.hub.protocol import (
+    SECRET_PLACEHOLDER,
+    ConflictDetail,
+    Item,
+    Items,
+    SiteOrigin,
+    Version,
+    Versions,
+)
 from statehub.hub.records import Change, Entry
 from statehub.hub.secret_box import is_sealed, token_of
 
@@ -26,9 +34,14 @@ def shown(blob: bytes | None) -> Any:
     return SECRET_PLACEHOLDER if is_sealed(blob) else msgspec.Raw(blob)
 
 
+def site_origin(stored: bytes | None) -> SiteOrigin | None:
+    """The origin a change was stored with (another hub's change), or None."""
+    return None if stored is None else msgspec.msgpack.decode(stored, type=SiteOrigin)
+
+
 def item(entry: Entry, *, sealed: bool = False) -> Item:
     """The item of a stored key; a secret as the placeholder, or as its token when ``sealed``."""
-    key, blob, rev, created_rev, when, source, user = entry
+    key, blob, rev, created_rev, when, source, user, origin = entry
     if not is_sealed(blob):
         return Item(
             key=key,
@@ -38,6 +51,7 @@ def item(entry: Entry, *, sealed: bool = False) -> Item:
             time=when,
             source=source,
             user=user,
+            origin=site_origin(origin),
         )
     value = token_of(blob).decode("ascii") if sealed else SECRET_PLACEHOLDER
     return Item(
@@ -49,12 +63,13 @@ def item(entry: Entry, *, sealed: bool = False) -> Item:
         source=source,
         user=user,
         secret=True,
+        origin=site_origin(origin),
     )
 
 
 def revealed_item(entry: Entry, plain: bytes) -> Item:
     """The item of a secret showing its plaintext (``plain``: the value's MessagePack encoding)."""
-    key, _blob, rev, created_rev, when, source, user = entry
+    key, _blob, rev, created_rev, when, source, user, origin = entry
     return Item(
         key=key,
         value=msgspec.Raw(plain),
@@ -64,6 +79,7 @@ def revealed_item(entry: Entry, plain: bytes) -> Item:
         source=source,
         user=user,
         secret=True,
+        origin=site_origin(origin),
     )
 
 
@@ -86,6 +102,7 @@ def versions(key: str, changes: Iterable[Change]) -> Versions:
                 source=change.source,
                 user=change.user,
                 secret=is_sealed(change.blob) or is_sealed(change.prev_blob),
+                origin=site_origin(change.origin),
                 backfill=change.backfill,
             )
             for change in changes

@@ -23,6 +23,7 @@ from statehub.hub.protocol import (
     MAX_VALUE_DEPTH,
     Batch,
     Set,
+    SiteOrigin,
     Txn,
     Unset,
 )
@@ -223,6 +224,7 @@ def check_write(write: Set | Unset | Txn, body_size: int = 0) -> None:
     check_name("source", write.source)
     check_name("user", write.user)
     check_name("request id", write.request_id)
+    _check_origin(write.origin)
     if isinstance(write, Txn):
         ops = write.ops
         if not ops:
@@ -231,18 +233,32 @@ def check_write(write: Set | Unset | Txn, body_size: int = 0) -> None:
             raise InvalidRequest(f"a txn of {len(ops)} operations exceeds the limit of {MAX_TXN_OPS}")
         _check_unique([op.key for op in ops])
         checks = [(op.key, op.op == "set", op.value, op.expect) for op in ops]
+        for op in ops:
+            _check_origin(op.origin)
     else:
         checks = [(write.key, isinstance(write, Set), getattr(write, "value", None), write.expect)]
     for key, is_set, value, expect in checks:
         check_key(key)
         if expect is not None and expect < 0:
-            raise InvalidRequest(f"expected revision {expect} for {key!r} is negative; use 0 for 'must not exist'")
+            raise InvalidRequest(
+                f"expected revision {expect} for {key!r} is negative; use 0 for 'must not exist'"
+            )
         if is_set:
             check_value(value)
             if body_size > MAX_VALUE_BYTES:
                 _check_value_size(key, value)
 
 
+def _check_origin(origin: SiteOrigin | None) -> None:
+    if origin is None:
+        return
+    check_name("origin site", origin.site)
+    check_name("origin source", origin.source)
+    check_name("origin user", origin.user)
+    if not origin.site:
+        raise InvalidRequest("an origin needs the name of the site that made the change")
+    if origin.rev < 1:
+        raise InvalidRequest(f"origin revision {origin.rev} of site {origin.site!r} must be 1 or more")
 def check_batch(batch: Batch, body_size: int = 0) -> None:
     """Raise InvalidRequest naming the first problem with a batch (and which of its writes has it)."""
     check_name("source", batch.source)

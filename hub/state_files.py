@@ -31,7 +31,7 @@ from typing import Any, Literal
 import msgspec
 
 from statehub.hub.atomic_file import write_atomically
-from statehub.hub.errors import InvalidRequest
+from statehub.hub.errors import InvalidRequest, NotFound
 from statehub.hub.mirror import iso_time, parse_iso_time
 from statehub.hub.protocol import MAX_TXN_OPS, SECRET_PLACEHOLDER, Item, Op
 from statehub.hub.rules import check_key, check_value
@@ -108,6 +108,8 @@ def format_of(path: Path, explicit: str | None = None) -> Format:
 def parse(text: str, fmt: Format, origin: str) -> StateFile:
     """Parse and validate a state file; errors name ``origin`` and the line."""
     data = _decode(text, fmt, origin)
+    if isinstance(data, dict) and "values" not in data and "statehub_export" not in data:
+        data = {"values": data}  # a plain {"key": value} document, as people write them by hand
     if not isinstance(data, dict) or not isinstance(data.get("values"), dict):
         raise StateFileError(f"{origin}: expected a 'values' table mapping keys to values")
     if data.get("statehub_export", FORMAT) != FORMAT:
@@ -295,5 +297,5 @@ def find_snapshot(data_dir: Path, name: str) -> Path:
     candidate = snapshot_dir(data_dir) / f"{name}.json"
     if not candidate.exists():
         known = ", ".join(n for n, _ in list_snapshots(data_dir)[-5:]) or "none yet"
-        raise StateFileError(f"no snapshot named {name!r} (newest: {known}); see `statehub snapshot list`")
+        raise NotFound(f"no snapshot named {name!r} (newest: {known})", hint="see `statehub snapshot list`")
     return candidate

@@ -308,12 +308,14 @@ class Store(StoreReader):
         write: WriteRequest,
         now: float,
     ) -> Change:
+        origin_of = op.origin or write.origin
+        origin = None if origin_of is None else self._encode(origin_of)
         if blob is not None:
             created_rev = entry.created_rev if entry is not None else self.rev
             self._conn.execute(
-                "INSERT OR REPLACE INTO kv (key, value, rev, created_rev, time, source, user) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (op.key, blob, self.rev, created_rev, now, write.source, write.user),
+                "INSERT OR REPLACE INTO kv (key, value, rev, created_rev, time, source, user, origin) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (op.key, blob, self.rev, created_rev, now, write.source, write.user, origin),
             )
         else:
             self._conn.execute("DELETE FROM kv WHERE key = ?", (op.key,))
@@ -331,10 +333,11 @@ class Store(StoreReader):
             write.source,
             write.user,
             write.backfill,
+            origin,
         )
         self._conn.execute(
-            "INSERT INTO history (rev, idx, key, op, value, prev_value, prev_rev, time, source, user, backfill) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO history (rev, idx, key, op, value, prev_value, prev_rev, time, source, user, backfill, "
+            "origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 change.rev,
                 index,
@@ -347,6 +350,7 @@ class Store(StoreReader):
                 write.source,
                 write.user,
                 write.backfill,
+                origin,
             ),
         )
         return change

@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS requests (
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 1 -> 2: history rows remember whether their write was backfill (a replayed export).
     1: ("ALTER TABLE history ADD COLUMN backfill INTEGER NOT NULL DEFAULT 0",),
+    # 2 -> 3: a key and a history row remember where a change came from when another hub made it
+    # (a site's change applied at the centre: docs/sites.md), as a MessagePack SiteOrigin.
+    2: ("ALTER TABLE kv ADD COLUMN origin BLOB", "ALTER TABLE history ADD COLUMN origin BLOB"),
 }
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

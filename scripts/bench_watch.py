@@ -89,7 +89,7 @@ def main() -> None:
         ]
         report("python statehub watch", measure(python_watch, hub.data_dir, args.count, args.rate))
         if RUST.exists():
-            rust_watch = [str(RUST), "--data-dir", str(hub.data_dir), "watch", "lat."]
+            rust_watch = [str(RUST), "--data-dir", str(hub.data_dir), "watch", "lat.", "--json"]
             report("rust statehub-rs watch", measure(rust_watch, hub.data_dir, args.count, args.rate))
         else:
             print(f"no {RUST}: build it with clients/rust/ci.sh")

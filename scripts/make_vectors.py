@@ -44,6 +44,7 @@ from statehub.hub.protocol import (  # noqa: E402
     Rotated,
     RotateKey,
     Set,
+    SiteOrigin,
     Snapshot,
     Status,
     Txn,
@@ -189,6 +190,23 @@ def vectors() -> list[tuple[str, str, msgspec.Struct]]:
             "changed_value_omitted",
             "published",
             Changed(epoch=E, rev=16, index=0, count=1, key="plant.table", op="set", time=T, value_omitted=True),
+        ),
+        (
+            "changed_from_a_site",
+            "published",
+            Changed(
+                epoch=E, rev=17, index=0, count=1, key="sites.north.plant.rate", op="set", value=31, time=T,
+                source="follow-sites", user="statehub",
+                origin=SiteOrigin(site="north", rev=41, time=T - 2.5, source="eds", user="ana"),
+            ),  # fmt: skip
+        ),
+        (
+            "item_from_a_site",
+            "reply",
+            Item(
+                key="sites.north.plant.rate", value=31, rev=17, created_rev=2, time=T, source="follow-sites",
+                origin=SiteOrigin(site="north", rev=41, time=T - 2.5),
+            ),  # fmt: skip
         ),
         ("rotated", "reply", Rotated(secrets=2, versions=7)),
         (

@@ -224,6 +224,15 @@ def test_the_compose_file_runs_a_hub_and_an_ingester_sharing_one_volume() -> Non
     )
 
 
+def test_the_compose_site_links_run_only_under_their_profiles_and_publish_no_port() -> None:
+    """uplink (a site) and follow-sites (the centre) share the hub's volume, wait for it, and start only when asked."""
+    for name, profile in (("uplink", "site"), ("follow-sites", "centre")):
+        service = COMPOSE["services"][name]
+        assert service["profiles"] == [profile] and service["command"][0] == name
+        assert "statehub-data:/data" in service["volumes"] and "ports" not in service
+        assert service["depends_on"] == {"hub": {"condition": "service_healthy"}}
+
+
 def test_the_compose_web_service_publishes_only_on_the_hosts_loopback() -> None:
     """The dashboard shares the volume, waits for the hub, and is reachable only from the host itself."""
     web = COMPOSE["services"]["web"]

@@ -202,6 +202,7 @@ def test_the_watch_command_survives_a_restart_and_stops_on_sigterm(hub: HubProce
         outcomes["two.csv"]["status"] == "failed"
         and "cannot tell the format" in outcomes["two.csv"]["reason"]
     )
+    assert "two.csv failed" not in err  # each outcome is said once, by the command, not again by a log line
 
     restarted = watch_process(hub.data_dir, drop)
     try:
@@ -212,3 +213,4 @@ def test_the_watch_command_survives_a_restart_and_stops_on_sigterm(hub: HubProce
         out, err = restarted.communicate(timeout=20)
     assert restarted.returncode == 0, err
     assert [json.loads(line)["status"] for line in out.splitlines()] == ["already"]
+    assert "ingested before" not in err

@@ -26,7 +26,7 @@ import statehub
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = {"statehub": ROOT / "clients" / "statehub", "statehub.hub": ROOT / "hub"}
-FRONT_ENDS = ("statehub.cli", "statehub.gui", "statehub.sync_file", "statehub.eds", "statehub.web")
+FRONT_ENDS = ("statehub.cli", "statehub.gui", "statehub.sync_file", "statehub.eds", "statehub.web", "statehub.sites")
 CLI_BASE = "statehub.cli.base"
 HUB_ENTRY_POINTS = (
     "statehub.hub.server",  # HubConfig: what `statehub serve` runs
@@ -76,6 +76,7 @@ PUBLIC_NAMES = [
     "Reading",
     "Rotated",
     "SECRET_PLACEHOLDER",
+    "SiteOrigin",
     "StatehubError",
     "StorageError",
     "Subscription",
@@ -98,6 +99,7 @@ PUBLIC_NAMES = [
     "new_request_id",
     "parse_text_value",
     "resolve_data_dir",
+    "site_text",
     "value_text",
     "when_text",
     "who_text",

@@ -47,11 +47,11 @@ def rs(rust_bin: Path, data_dir: Path, *args: str, timeout: float = 30) -> subpr
 
 
 def start_watch(rust_bin: Path, hub: HubProcess, prefix: str, *args: str) -> subprocess.Popen[str]:
-    """`statehub-rs watch PREFIX --initial`, returned once it has printed a marker key (so it is live)."""
+    """`statehub-rs watch PREFIX --initial --json`, returned once it has printed a marker key (so it is live)."""
     with hub.client() as client:
         client.set(f"{prefix}marker", 1)
     watch = subprocess.Popen(
-        [str(rust_bin), "--data-dir", str(hub.data_dir), "watch", prefix, "--initial", *args],
+        [str(rust_bin), "--data-dir", str(hub.data_dir), "watch", prefix, "--initial", "--json", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -204,7 +204,7 @@ def test_rust_client_with_an_allowed_key_works_over_curve(rust_bin: Path, tmp_pa
         got = subprocess.run([*command, "get", "rs.remote"], capture_output=True, text=True, timeout=30, env=env)
         assert got.stdout.strip() == "7", got.stderr
         watch = subprocess.Popen(
-            [*command, "watch", "rs.", "--initial", "--count", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            [*command, "watch", "rs.", "--initial", "--json", "--count", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
         assert watch.stdout is not None
         assert json.loads(watch.stdout.readline())["value"] == 7  # --initial: it is live
@@ -337,7 +337,7 @@ def test_rust_watch_since_replays_after_a_revision_then_follows(rust_bin: Path, 
         for value in range(2, 5):
             client.set("ws.a", value)
     watch = subprocess.Popen(
-        [str(rust_bin), "--data-dir", str(hub.data_dir), "watch", "ws.", "--since", f"{epoch}:2", "--count", "3"],
+        [str(rust_bin), "--data-dir", str(hub.data_dir), "watch", "ws.", "--since", f"{epoch}:2", "--count", "3", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -424,3 +424,16 @@ def test_rust_says_not_running_from_a_dead_pid(rust_bin: Path, hub: HubProcess) 
         f"statehub-rs: error: hub unavailable: the hub is not running ({hub.data_dir / 'hub.json'} names pid {pid}, "
         "which has exited); start it with `statehub serve`\n"
     )
+
+
+def test_rust_get_and_list_at_a_revision_answer_as_the_python_cli_does(rust_bin: Path, hub: HubProcess) -> None:
+    """`statehub-rs get KEY --rev R` and `list PREFIX --rev R --json` read the state right after R; a key absent then exits 3."""
+    with hub.client() as client:
+        client.set("h.a", 1)
+        client.set("h.a", 2)
+        client.set("h.b", 3)
+    assert rs(rust_bin, hub.data_dir, "get", "h.a", "--rev", "1").stdout.strip() == "1"
+    listed = json.loads(rs(rust_bin, hub.data_dir, "list", "h.", "--rev", "2", "--json").stdout)
+    assert listed["rev"] == 2 and [(i["key"], i["value"]) for i in listed["items"]] == [("h.a", 2)]
+    missing = rs(rust_bin, hub.data_dir, "get", "h.b", "--rev", "2")
+    assert missing.returncode == 3 and "no key 'h.b' at revision 2" in missing.stderr

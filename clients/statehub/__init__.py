@@ -43,6 +43,7 @@ _WHERE = {
     "iso_time": "statehub.hub.mirror",
     # writes
     "Op": "statehub.hub.protocol",
+    "SiteOrigin": "statehub.hub.protocol",
     "write_ops": "statehub.hub.protocol",
     # subscriptions
     "Subscription": "statehub.subscription",
@@ -91,6 +92,7 @@ _WHERE = {
     "value_text": "statehub.display",
     "json_text": "statehub.display",
     "who_text": "statehub.display",
+    "site_text": "statehub.display",
     "when_text": "statehub.display",
     "local_when_text": "statehub.display",
     "age_text": "statehub.display",
@@ -116,6 +118,7 @@ __all__ = [
     "MirrorState",
     "iso_time",
     "Op",
+    "SiteOrigin",
     "write_ops",
     "Subscription",
     "SubscriptionThread",
@@ -158,6 +161,7 @@ __all__ = [
     "value_text",
     "json_text",
     "who_text",
+    "site_text",
     "when_text",
     "local_when_text",
     "age_text",
@@ -177,7 +181,15 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from statehub.client import Client, Queued, new_request_id
-    from statehub.display import age_text, json_text, local_when_text, value_text, when_text, who_text
+    from statehub.display import (
+        age_text,
+        json_text,
+        local_when_text,
+        site_text,
+        value_text,
+        when_text,
+        who_text,
+    )
     from statehub.hub.errors import (
         ConflictError,
         HubUnavailable,
@@ -210,6 +222,7 @@ if TYPE_CHECKING:
         Items,
         Op,
         Rotated,
+        SiteOrigin,
         Version,
         write_ops,
     )

@@ -41,6 +41,7 @@ from statehub.hub.protocol import (
     Rotated,
     RotateKey,
     Set,
+    SiteOrigin,
     Snapshot,
     Status,
     Txn,
@@ -262,19 +263,33 @@ class Client:
     # --- writes ---------------------------------------------------------------
 
     @overload
-    def set(self, key: str, value: Any, *, expect: int | None = None, queue: Literal[False] = False) -> Committed: ...
+    def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expect: int | None = None,
+        queue: Literal[False] = False,
+        origin: SiteOrigin | None = None,
+    ) -> Committed: ...
 
     @overload
-    def set(self, key: str, value: Any, *, expect: int | None = None, queue: bool) -> Committed | Queued: ...
+    def set(
+        self, key: str, value: Any, *, expect: int | None = None, queue: bool, origin: SiteOrigin | None = None
+    ) -> Committed | Queued: ...
 
-    def set(self, key: str, value: Any, *, expect: int | None = None, queue: bool = False) -> Committed | Queued:
+    def set(
+        self, key: str, value: Any, *, expect: int | None = None, queue: bool = False, origin: SiteOrigin | None = None
+    ) -> Committed | Queued:
         """Set ``key``; with ``expect``, only if its revision is still that (0: only if absent).
 
         With ``queue``, a hub that is not running gets the write later: see ``Queued``.
         Raises HubUnavailable when the write did not reach the hub (nothing was
         written), OutcomeUnknown when it did and no answer came in time.
+        ``origin``: the change was first made at another hub (docs/sites.md).
         """
-        return self._write(Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, **self._who()), queue)
+        write = Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, origin=origin, **self._who())
+        return self._write(write, queue)
 
     def set_secret(self, key: str, value: Any, *, expect: int | None = None) -> Committed:
         """Make ``key`` a secret holding ``value``: encrypted at rest, shown everywhere as the placeholder.
@@ -288,27 +303,46 @@ class Client:
         return self._connection.call(RotateKey(v=PROTOCOL_VERSION), Rotated, timeout=max(30.0, 10 * self.timeout))
 
     @overload
-    def unset(self, key: str, *, expect: int | None = None, queue: Literal[False] = False) -> Committed: ...
+    def unset(
+        self, key: str, *, expect: int | None = None, queue: Literal[False] = False, origin: SiteOrigin | None = None
+    ) -> Committed: ...
 
     @overload
-    def unset(self, key: str, *, expect: int | None = None, queue: bool) -> Committed | Queued: ...
+    def unset(
+        self, key: str, *, expect: int | None = None, queue: bool, origin: SiteOrigin | None = None
+    ) -> Committed | Queued: ...
 
-    def unset(self, key: str, *, expect: int | None = None, queue: bool = False) -> Committed | Queued:
-        return self._write(Unset(v=PROTOCOL_VERSION, key=key, expect=expect, **self._who()), queue)
+    def unset(
+        self, key: str, *, expect: int | None = None, queue: bool = False, origin: SiteOrigin | None = None
+    ) -> Committed | Queued:
+        return self._write(Unset(v=PROTOCOL_VERSION, key=key, expect=expect, origin=origin, **self._who()), queue)
 
     @overload
-    def txn(self, ops: Iterable[Op], *, queue: Literal[False] = False, backfill: bool = False) -> Committed: ...
+    def txn(
+        self,
+        ops: Iterable[Op],
+        *,
+        queue: Literal[False] = False,
+        backfill: bool = False,
+        origin: SiteOrigin | None = None,
+    ) -> Committed: ...
 
     @overload
-    def txn(self, ops: Iterable[Op], *, queue: bool, backfill: bool = False) -> Committed | Queued: ...
+    def txn(
+        self, ops: Iterable[Op], *, queue: bool, backfill: bool = False, origin: SiteOrigin | None = None
+    ) -> Committed | Queued: ...
 
-    def txn(self, ops: Iterable[Op], *, queue: bool = False, backfill: bool = False) -> Committed | Queued:
+    def txn(
+        self, ops: Iterable[Op], *, queue: bool = False, backfill: bool = False, origin: SiteOrigin | None = None
+    ) -> Committed | Queued:
         """Apply all ``ops`` atomically under one revision, or none of them.
 
         ``backfill`` marks the change as history written after the fact (a
         replayed export): it is stored so, and subscribers see it so.
+        ``origin``: the change was first made at another hub (an op's own origin wins).
         """
-        return self._write(Txn(v=PROTOCOL_VERSION, ops=list(ops), backfill=backfill, **self._who()), queue)
+        write = Txn(v=PROTOCOL_VERSION, ops=list(ops), backfill=backfill, origin=origin, **self._who())
+        return self._write(write, queue)
 
     def batch(self, writes: Iterable[Iterable[Op]], *, backfill: bool = False) -> BatchCommitted:
         """Apply ``writes`` in order, each under its own new revision, all of them or none.

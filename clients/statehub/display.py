@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from statehub.hub.protocol import SiteOrigin
 
 
 def value_text(value: Any) -> str:
@@ -28,17 +31,24 @@ def who_text(source: str, user: str) -> str:
     return "/".join(part for part in (source, user) if part) or "?"
 
 
+def site_text(origin: SiteOrigin | None) -> str:
+    """Where a change was first made, when another hub made it: ``from site north rev 41``; else ``""``."""
+    if origin is None:
+        return ""
+    return f"from site {origin.site} rev {origin.rev} ({who_text(origin.source, origin.user)} at {when_text(origin.time)})"
+
+
 def when_text(seconds: float) -> str:
     """A moment in UTC to the second, ``2026-11-21 14:02:03Z``: what logs, notes and the CLI show."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def local_when_text(seconds: float) -> str:
-    """A moment in this machine's time zone, ``2026-11-21 08:02:03``, for an operator's screen;
-    empty when unknown (time 0)."""
+    """A moment in this machine's time zone with the zone named, ``2026-11-21 08:02:03 CST``, for an
+    operator's screen (never a bare local time); empty when unknown (time 0)."""
     if not seconds:
         return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(seconds))
 
 
 def age_text(seconds: float) -> str:

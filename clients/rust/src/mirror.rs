@@ -153,6 +153,7 @@ fn parse_item(line: &str, number: usize) -> Result<Item> {
         source: meta.get("source").cloned().unwrap_or_default(),
         user: meta.get("user").cloned().unwrap_or_default(),
         secret: meta.get("secret").is_some_and(|flag| flag == "yes"),
+        origin: None,
     })
 }
 

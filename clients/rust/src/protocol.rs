@@ -273,6 +273,22 @@ pub struct Item {
     /// The value is a secret's placeholder (or its token, or revealed).
     #[serde(default, skip_serializing_if = "is_false")]
     pub secret: bool,
+    /// Its last change was first made at another hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Box<SiteOrigin>>,
+}
+
+/// Where a change was first made, when a hub stores another hub's change (docs/sites.md):
+/// the site hub's own revision, time and writer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteOrigin {
+    pub site: String,
+    pub rev: u64,
+    pub time: f64,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub user: String,
 }
 
 /// One history row of a key.
@@ -299,6 +315,9 @@ pub struct Version {
     /// Written as history after the fact (a replayed export).
     #[serde(default, skip_serializing_if = "is_false")]
     pub backfill: bool,
+    /// This change was first made at another hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Box<SiteOrigin>>,
 }
 
 /// Why one compare-and-set condition failed: what the key holds now.
@@ -489,6 +508,9 @@ pub struct Changed {
     /// History written after the fact (a replayed export): a consumer may skip or batch it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub backfill: bool,
+    /// This change was first made at another hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Box<SiteOrigin>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

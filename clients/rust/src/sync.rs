@@ -568,6 +568,7 @@ impl SyncState {
                     source: changed.source.clone(),
                     user: changed.user.clone(),
                     secret: changed.secret,
+                    origin: changed.origin.clone(),
                 };
                 self.items.insert(changed.key.clone(), item);
             }
@@ -595,6 +596,7 @@ mod tests {
             source: "cli".into(),
             user: "ana".into(),
             secret: false,
+            origin: None,
         }
     }
 
@@ -626,6 +628,7 @@ mod tests {
             value_omitted: false,
             prev_rev: 0,
             backfill: false,
+            origin: None,
         }
     }
 

@@ -39,14 +39,52 @@ pub fn now() -> f64 {
         .unwrap_or_default()
 }
 
-/// The user name stored with writes: `$USER`, else `$USERNAME` (Windows), else "".
+/// The user name stored with writes, by the Python client's rule (its
+/// `getpass.getuser()`): the first of `$LOGNAME`, `$USER`, `$LNAME`, `$USERNAME`
+/// that is set and not empty, else the login name of this process's user, else
+/// "" (at most 64 characters).
 pub fn current_user() -> String {
-    ["USER", "USERNAME"]
+    ["LOGNAME", "USER", "LNAME", "USERNAME"]
         .iter()
         .filter_map(|name| std::env::var(name).ok())
         .find(|value| !value.is_empty())
+        .or_else(login_name)
         .map(|value| value.chars().take(64).collect())
         .unwrap_or_default()
+}
+
+/// The name the password database gives this process's user id.
+#[cfg(unix)]
+fn login_name() -> Option<String> {
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    // SAFETY: a zeroed passwd is a valid out-parameter; getpwuid_r writes only
+    // into it and `buffer` (whose length it is told), and sets `found` to null
+    // or to `entry`, whose strings then point into `buffer`, alive below.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let code = unsafe {
+        libc::getpwuid_r(
+            libc::getuid(),
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if code != 0 || found.is_null() || entry.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name is a NUL-terminated string inside `buffer`.
+    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+    name.to_str()
+        .ok()
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(not(unix))]
+fn login_name() -> Option<String> {
+    None
 }
 
 /// Parse an ISO 8601 UTC time such as `2026-11-18T11:06:40.250000Z` into Unix seconds.

@@ -71,13 +71,27 @@ pub struct Waterfall {
     defaults_file: Option<PathBuf>,
 }
 
+/// The defaults statehub ships (the Python package's `defaults.toml`), the
+/// lowest layer when `$STATEHUB_DEFAULTS` names no file: as the Python client.
+pub const SHIPPED_DEFAULTS: &str = include_str!("../../statehub/defaults.toml");
+
+/// What `defaults_file` says for the shipped defaults, which are no file here.
+pub const SHIPPED_DEFAULTS_NAME: &str = "statehub's shipped defaults.toml";
+
 impl Waterfall {
-    /// Defaults from the file `$STATEHUB_DEFAULTS` names, or none.
+    /// Defaults from the file `$STATEHUB_DEFAULTS` names, else statehub's shipped defaults.
     pub fn from_env() -> Result<Waterfall> {
         match env::var_os(ENV_DEFAULTS).filter(|path| !path.is_empty()) {
             Some(path) => Waterfall::with_defaults_file(Path::new(&path)),
-            None => Ok(Waterfall::default()),
+            None => Waterfall::shipped(),
         }
+    }
+
+    /// The defaults statehub ships ([`SHIPPED_DEFAULTS`]).
+    pub fn shipped() -> Result<Waterfall> {
+        let mut waterfall = Waterfall::with_defaults_toml(SHIPPED_DEFAULTS)?;
+        waterfall.defaults_file = Some(PathBuf::from(SHIPPED_DEFAULTS_NAME));
+        Ok(waterfall)
     }
 
     /// Defaults from a TOML file.

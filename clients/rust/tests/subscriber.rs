@@ -182,6 +182,7 @@ fn changed(rev: u64, index: u32, count: u32, key: &str, value: Value) -> Changed
         value_omitted: false,
         prev_rev: 0,
         backfill: false,
+        origin: None,
     }
 }
 
@@ -200,6 +201,7 @@ fn item(key: &str, value: Value, rev: u64) -> Item {
         source: "fake".into(),
         user: String::new(),
         secret: false,
+        origin: None,
     }
 }
 

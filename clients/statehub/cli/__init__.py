@@ -3,6 +3,7 @@
     base.py       settings, error reporting and exit codes, output: shared by every command (no typer)
     options.py    typer declarations several commands share (--json, a command's own --data-dir, ...)
     fast_get.py   ``statehub get`` without typer, for scripts that call it in loops
+    argv.py       global options after the command, negative numbers as values: argv made Click's shape
     app.py        the typer app: global options, help, and every command group registered
     values.py     get, set, unset, list, history, status, explain
     watch.py      watch
@@ -28,11 +29,17 @@ import sys
 
 def main() -> None:
     """The ``statehub`` console script."""
+    import logging
+
     from statehub.cli.fast_get import fast_get
+
+    # The commands say themselves what the library logs (a hub going down, a resync), so its log lines
+    # reach the terminal only where a command turns logging on (--debug, gui, sync-file, ingest-eds).
+    logging.getLogger("statehub").addHandler(logging.NullHandler())
 
     code = fast_get(sys.argv[1:])
     if code is not None:
         raise SystemExit(code)
-    from statehub.cli.app import app
+    from statehub.cli.app import run
 
-    app()
+    run(sys.argv[1:])

@@ -10,18 +10,40 @@ from typing import Annotated
 
 import typer
 
-from statehub.cli import eds, gui, keys, secrets, serve, states, sync_file, values, watch, web
+from statehub.cli import (
+    eds,
+    follow_sites,
+    gui,
+    keys,
+    secrets,
+    serve,
+    states,
+    sync_file,
+    uplink,
+    values,
+    watch,
+    web,
+)
 from statehub.cli.base import Settings, exit_codes_text
 from statehub.cli.options import DataDirOption
 
 app = typer.Typer(
-    help="statehub: one hub owns your settings and live state; everything else asks it and subscribes.",
+    help="statehub: one hub owns your settings and live state; everything else asks it and subscribes.\n\n"
+    "The options below may also follow the command (statehub status --timeout 5).",
     epilog=exit_codes_text(),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def print_version(value: bool) -> None:
+    if value:
+        from statehub import __version__
+
+        print(f"statehub {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -36,6 +58,10 @@ def main_options(
         )
     ] = 0.5,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=print_version),
+    ] = False,
     hub: Annotated[
         str | None,
         typer.Option(
@@ -64,5 +90,13 @@ def main_options(
         logging.basicConfig(level=logging.DEBUG)
 
 
-for group in (serve, values, watch, states, secrets, keys, gui, sync_file, eds, web):
+for group in (serve, values, watch, states, secrets, keys, gui, sync_file, eds, web, uplink, follow_sites):
     group.register(app)
+
+
+def run(args: list[str]) -> None:
+    """Run the command line ``args``: global options may follow the command, negative numbers are values."""
+    from statehub.cli.argv import normalised
+
+    command = typer.main.get_command(app)
+    command(args=normalised(command, args))

@@ -33,7 +33,7 @@ from statehub import (
 )
 
 if TYPE_CHECKING:
-    from statehub import Client, Item, Origin, Queued
+    from statehub import Client, Item, Origin, Queued, Version
 
 EXIT_OK = 0
 
@@ -113,33 +113,56 @@ def settings_of(ctx: Any) -> Settings:
 # --- errors ---------------------------------------------------------------------------------
 
 
-def print_error(error: StatehubError) -> None:
-    """Print ``error`` as the CLI does: one ``error:`` line, and a ``hint:`` line when it has one."""
+def print_error(error: StatehubError, *, as_json: bool = False) -> None:
+    """Print ``error`` as the CLI does: one ``error:`` line, and a ``hint:`` line when it has one.
+
+    With ``as_json``, one JSON object on one line instead, for scripts:
+    ``{"error": {"code": ..., "message": ..., "hint": ...}}`` (the code as on the wire).
+    """
+    if as_json:
+        body = {"code": error.wire_code, "message": error.message, "hint": error.hint or None}
+        print(json_text({"error": body}), file=sys.stderr)
+        return
     print(f"error: {error.message}", file=sys.stderr)
     if error.hint:
         print(f"hint: {error.hint}", file=sys.stderr)
 
 
 @contextlib.contextmanager
-def reported(debug: bool = False) -> Iterator[None]:
-    """Turn an error into its ``error:``/``hint:`` lines and its class's exit code.
+def reported(debug: bool = False, *, as_json: bool | None = None) -> Iterator[None]:
+    """Turn an error into its ``error:``/``hint:`` lines (or, for --json, one JSON object) and its exit code.
 
     A file the command may not read or write (OSError) is exit 1 with the path
-    and the reason.  With ``debug`` the traceback is shown instead.
+    and the reason.  With ``debug`` the traceback is shown instead.  ``as_json``
+    None: as the running command's own ``--json`` says (see ``wants_json``).
     """
     try:
         yield
     except StatehubError as exc:
         if debug:
             raise
-        print_error(exc)
+        print_error(exc, as_json=wants_json() if as_json is None else as_json)
         raise SystemExit(exc.exit_code) from None
     except OSError as exc:
         if debug:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        print_error(StatehubError(f"{where}{exc.strerror or exc}"))
+        error = StatehubError(f"{where}{exc.strerror or exc}")
+        print_error(error, as_json=wants_json() if as_json is None else as_json)
         raise SystemExit(StatehubError.exit_code) from None
+
+
+def wants_json(default: bool = False) -> bool:
+    """Whether the command running now was given ``--json`` (its parameter ``as_json``).
+
+    Read from Click's current context, so ``reported`` needs no argument in every
+    command; without Click loaded (the ``get`` fast path passes it), ``default``.
+    """
+    click = sys.modules.get("click")
+    if click is None:
+        return default
+    context = click.get_current_context(silent=True)
+    return bool(context.params.get("as_json", default)) if context is not None else default
 
 
 @contextlib.contextmanager
@@ -173,12 +196,22 @@ def echo_json(data: Any) -> None:
 
 
 def item_dict(item: Item) -> dict[str, Any]:
-    """An item as --json prints it: every field but the wire tag."""
+    """An item as --json prints it: every field, empty ones too, so scripts can rely on the shape.
+
+    statehub-rs prints the same (tests/vectors/cli.json holds both to it).
+    """
+    return struct_dict(item)
+
+
+def struct_dict(record: Item | Version) -> dict[str, Any]:
+    """Every field of a reply record, a nested struct (a site ``origin``) as plain JSON data."""
     import msgspec
 
-    data: dict[str, Any] = msgspec.to_builtins(item)
-    data.pop("type", None)
-    return data
+    fields = msgspec.structs.asdict(record)
+    return {
+        name: msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
+        for name, value in fields.items()
+    }
 
 
 def origin_dict(origin: Origin) -> dict[str, Any]:
@@ -212,6 +245,19 @@ def report_queued(queued: Queued, as_json: bool) -> None:
             f"unless the keys moved on since revision {queued.mirror_rev}; see `statehub queue`)",
             err=True,
         )
+
+
+@contextlib.contextmanager
+def working(what: str, *, quiet: bool = False) -> Iterator[None]:
+    """A spinner with ``what`` on stderr while long work runs: on a terminal only, so pipes, cron jobs
+    and --json (``quiet``) see nothing but the result.  rich is imported only when it is drawn."""
+    if quiet or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(what):
+        yield
 
 
 def show_logs(level: int = logging.INFO) -> None:

@@ -1,6 +1,7 @@
 """``statehub get`` without typer: scripts call it in loops, so its start-up is what they wait for.
 
-``statehub [--data-dir D] [--timeout T] get KEY [--json]`` is recognised here
+``statehub get KEY [--json]``, with ``--data-dir D`` and ``--timeout T`` before or
+after ``get``, is recognised here
 and answered without importing typer (whose parser also pulls in pydantic),
 which is most of the CLI's start-up.  Any other form (help, other options,
 other commands) goes to typer, which gives the same result, only slower; the
@@ -19,25 +20,35 @@ def print_value(settings: Settings, key: str, as_json: bool, *, at_rev: int | No
 
     With ``at_rev``, the value right after that revision, from the hub's history.
     """
-    from statehub import value_text
+    from statehub import site_text, value_text
 
-    with reported(settings.debug), settings.client() as client:
+    with reported(settings.debug, as_json=as_json), settings.client() as client:
         reading = client.get(key, at_rev=at_rev)
         warn_if_mirror(reading.origin)
         if as_json:
             echo_json({**item_dict(reading.item), **origin_dict(reading.origin)})
         else:
             echo(value_text(reading.value))
+            if reading.item.origin is not None:  # on stderr: stdout stays the value alone, for scripts
+                echo(f"({site_text(reading.item.origin)})", err=True)
 
 
 def fast_get(args: list[str]) -> int | None:
     """Run ``args`` if they are a plain ``get``, returning the exit code; None for anything else."""
     options: dict[str, str | None] = {"--data-dir": os.environ.get("STATEHUB_DATA_DIR") or None, "--timeout": "0.5"}
-    while len(args) >= 2 and args[0] in options:
-        options[args[0]], args = args[1], args[2:]
-    if not (2 <= len(args) <= 3 and args[0] == "get" and not args[1].startswith("-")):
+    words: list[str] = []
+    index = 0
+    while index < len(args):
+        if args[index] in options and index + 1 < len(args):
+            options[args[index]] = args[index + 1]
+            index += 2
+        else:
+            words.append(args[index])
+            index += 1
+    as_json = words[2:] == ["--json"]
+    if not (len(words) in (2, 3) and words[0] == "get" and not words[1].startswith("-")):
         return None
-    if len(args) == 3 and args[2] != "--json":
+    if len(words) == 3 and not as_json:
         return None
     try:
         timeout = float(options["--timeout"] or "")
@@ -46,7 +57,7 @@ def fast_get(args: list[str]) -> int | None:
     if not timeout >= 0.01:
         return None
     try:
-        print_value(Settings(options["--data-dir"], timeout), args[1], len(args) == 3)
+        print_value(Settings(options["--data-dir"], timeout), words[1], as_json)
     except SystemExit as done:
         return int(done.code or 0)
     return 0

@@ -12,7 +12,16 @@ from typing import Annotated
 
 import typer
 
-from statehub.cli.base import echo, echo_json, item_dict, reported, settings_of, warn_if_mirror, writing
+from statehub.cli.base import (
+    echo,
+    echo_json,
+    item_dict,
+    reported,
+    settings_of,
+    warn_if_mirror,
+    working,
+    writing,
+)
 from statehub.cli.options import JsonOption, PrefixOption, add_command
 
 secret_app = typer.Typer(
@@ -123,7 +132,7 @@ def secret_rotate_key(ctx: typer.Context, as_json: JsonOption = False) -> None:
     Exports made with --include-secrets before the rotation can no longer be imported.
     """
     settings = settings_of(ctx)
-    with reported(settings.debug), settings.client() as client:
+    with reported(settings.debug), settings.client() as client, working("re-encrypting every secret", quiet=as_json):
         rotated = client.rotate_secrets_key()
     if as_json:
         echo_json({"secrets": rotated.secrets, "versions": rotated.versions})

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from statehub.cli.base import echo, echo_json, reported, settings_of, writing
+from statehub.cli.base import echo, echo_json, reported, settings_of, working, writing
 from statehub.cli.options import JsonOption, PrefixOption, add_command
 
 if TYPE_CHECKING:
-    from statehub import Client, Op
+    from statehub import Client, Item, Op
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the changes (old -> new) and apply nothing.")]
 
-snapshot_app = typer.Typer(help="Create, list and show snapshots (plaintext JSON files in the data dir).", no_args_is_help=True)
+snapshot_app = typer.Typer(help="Create, list, show and delete snapshots (plaintext JSON files in the data dir).", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
     add_command(snapshot_app, snapshot_create, "create")
     add_command(snapshot_app, snapshot_list, "list")
     add_command(snapshot_app, snapshot_show, "show")
+    add_command(snapshot_app, snapshot_delete, "delete")
     add_command(app, rollback)
     add_command(app, export_, "export")
     add_command(app, import_, "import")
@@ -41,16 +42,23 @@ def snapshot_create(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Option(help="Keep it under this name (kept until you delete it).")] = None,
     keep: Annotated[int, typer.Option(help="Unnamed snapshots to keep (the oldest go).", min=1)] = 20,
+    force: Annotated[bool, typer.Option("--force", help="Replace a named snapshot that exists.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Save the hub's current state as a snapshot."""
-    from statehub.hub.state_files import check_snapshot_name, save_snapshot, state_from_items
+    from statehub import InvalidRequest
+    from statehub.hub.state_files import check_snapshot_name, save_snapshot, snapshot_dir, state_from_items
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
         _refuse_remote(client, "snapshot create", "or save the state on this machine with `statehub export -o FILE`")
         if name:
             check_snapshot_name(name)
+            if not force and (snapshot_dir(client.data_dir) / f"{name}.json").exists():
+                raise InvalidRequest(
+                    f"a snapshot named {name!r} exists already",
+                    hint="choose another --name, add --force to replace it, or `statehub snapshot delete` it",
+                )
         items = client.snapshot()
         path = save_snapshot(client.data_dir, state_from_items(items.items, items.rev, items.epoch, name or ""), keep)
     if as_json:
@@ -79,15 +87,42 @@ def snapshot_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
         echo(f"{name:<40} revision {state.rev:<8} {len(state.values):>6} keys  {when_text(state.created)}")
 
 
-def snapshot_show(ctx: typer.Context, name: str) -> None:
-    """Print a snapshot file."""
+def snapshot_show(ctx: typer.Context, name: str, as_json: JsonOption = False) -> None:
+    """Print a snapshot file (with --json, on one line)."""
+    import json
+
     from statehub.hub.state_files import find_snapshot
 
     settings = settings_of(ctx)
     with reported(settings.debug):
         with settings.client() as client:
             _refuse_remote(client, "snapshot show")
-        sys.stdout.write(find_snapshot(settings.data_path(), name).read_text(encoding="utf-8"))
+        text = find_snapshot(settings.data_path(), name).read_text(encoding="utf-8")
+    if as_json:
+        echo_json(json.loads(text))
+    else:
+        sys.stdout.write(text)
+
+
+def snapshot_delete(ctx: typer.Context, name: str, as_json: JsonOption = False) -> None:
+    """Delete a snapshot from the data dir (named or automatic)."""
+    from statehub import NotFound
+    from statehub.hub.state_files import check_snapshot_name, snapshot_dir
+
+    settings = settings_of(ctx)
+    with reported(settings.debug):
+        with settings.client() as client:
+            _refuse_remote(client, "snapshot delete")
+        if not name.startswith("auto-"):
+            check_snapshot_name(name)  # also keeps a path from reaching outside the folder
+        path = snapshot_dir(settings.data_path()) / f"{name}.json"
+        if "/" in name or not path.is_file():
+            raise NotFound(f"no snapshot named {name!r}", hint="see `statehub snapshot list`")
+        path.unlink()
+    if as_json:
+        echo_json({"deleted": name, "path": str(path)})
+    else:
+        echo(f"deleted snapshot {name} ({path})")
 
 
 def rollback(
@@ -150,6 +185,7 @@ def _apply_state(
     sealed = {k: v for k, v in (sealed or {}).items() if k.startswith(prefix)}
     ops = changes_to(current, target, replace=replace, prefix=prefix, sealed=sealed)
     lines = describe(ops, current)
+    changes = _change_objects(ops, current)
     skipped = placeholders_skipped(current, target, sealed)
     if skipped:
         echo(
@@ -158,16 +194,39 @@ def _apply_state(
             err=True,
         )
     if dry_run or not ops:
-        _report(what, ops, lines, None, dry_run, as_json)
+        _report(what, ops, lines, changes, None, dry_run, as_json)
         return
-    with writing():
+    with writing(), working(f"applying {len(ops)} changes from {what}", quiet=as_json):
         committed = client.txn(ops)
-    _report(what, ops, lines, committed.rev, dry_run, as_json)
+    _report(what, ops, lines, changes, committed.rev, dry_run, as_json)
 
 
-def _report(what: str, ops: list[Op], lines: list[str], rev: int | None, dry_run: bool, as_json: bool) -> None:
+def _change_objects(ops: list[Op], current: list[Item]) -> list[dict[str, Any]]:
+    """Each change as --json shows it: key, op, old and new (null when absent), whether it existed."""
+    now = {item.key: item.value for item in current}
+    return [
+        {
+            "key": op.key,
+            "op": op.op,
+            "old": now.get(op.key),
+            "existed": op.key in now,
+            "new": op.value if op.op == "set" and op.secret != "sealed" else None,
+        }
+        for op in ops
+    ]
+
+
+def _report(
+    what: str,
+    ops: list[Op],
+    lines: list[str],
+    changes: list[dict[str, Any]],
+    rev: int | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     if as_json:
-        echo_json({"target": what, "changes": lines, "applied": rev is not None, "rev": rev, "dry_run": dry_run})
+        echo_json({"target": what, "changes": changes, "applied": rev is not None, "rev": rev, "dry_run": dry_run})
         return
     for line in lines:
         echo(line)
@@ -191,6 +250,9 @@ def export_(
             help="Add secrets, encrypted (a [sealed] table): only a hub with the same secrets key can import them.",
         ),
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Same as --format json; with --output, print what was written as JSON.")
+    ] = False,
 ) -> None:
     """Write the current state as a plaintext file that `statehub import` reads.
 
@@ -201,31 +263,46 @@ def export_(
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
-        chosen = format_of(Path(f"x.{fmt}"))
+        chosen = format_of(Path(f"x.{'json' if as_json else fmt}"))
         items = client.snapshot(prefix, sealed=include_secrets)
         data = render(state_from_items(items.items, items.rev, items.epoch), chosen)
         if output is None:
             sys.stdout.write(data.decode())
-        else:
-            write_atomically(output, data, mode=0o600)
-            echo(f"exported {len(items.items)} keys at revision {items.rev} to {output}", err=True)
+            return
+        write_atomically(output, data, mode=0o600)
+    if as_json:
+        echo_json({"path": str(output), "rev": items.rev, "epoch": items.epoch, "keys": len(items.items)})
+    else:
+        echo(f"exported {len(items.items)} keys at revision {items.rev} to {output}", err=True)
 
 
 def import_(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A .json or .toml file in the export format.")],
-    fmt: Annotated[str | None, typer.Option("--format", help="json or toml (default: from the file name).")] = None,
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="A .json or .toml file (- for stdin): the export format, or a plain {\"key\": value} document.",
+            metavar="FILE",
+        ),
+    ],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="json or toml (default: from the file name; json for stdin).")
+    ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Also unset keys (under --prefix) that the file lacks.")] = False,
     prefix: PrefixOption = "",
     dry_run: DryRun = False,
     as_json: JsonOption = False,
 ) -> None:
     """Apply a plaintext file: validated first, then all of it as one txn, or nothing."""
-    from statehub.hub.state_files import read
+    from statehub.hub.state_files import format_of, parse, read
 
     settings = settings_of(ctx)
     with reported(settings.debug):
-        state = read(file, fmt)
+        with working(f"reading {'stdin' if file == '-' else file}", quiet=as_json):
+            if file == "-":
+                state = parse(sys.stdin.read(), format_of(Path("stdin"), fmt or "json"), "<stdin>")
+            else:
+                state = read(Path(file), fmt)
         target = {k: v for k, v in state.values.items() if k.startswith(prefix)}
         with settings.client(source="import") as client:
             _apply_state(
@@ -234,7 +311,7 @@ def import_(
                 prefix=prefix,
                 replace=replace,
                 dry_run=dry_run,
-                what=str(file),
+                what="stdin" if file == "-" else file,
                 as_json=as_json,
                 sealed=state.sealed,
             )
@@ -274,6 +351,7 @@ def restore(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The snapshot (name or .json path) to rebuild the store from.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Replace the store with a snapshot (the hub must be stopped). The old store is kept aside."""
     from statehub.hub.restore import lock_for_restore
@@ -294,7 +372,12 @@ def restore(
         except BaseException:
             lock.close()
             raise
-        done = restore_store(data_dir, state, lock)
+        with working(f"rebuilding the store from {name} ({len(state.values)} keys)", quiet=as_json):
+            done = restore_store(data_dir, state, lock)
+    if as_json:
+        moved = [str(path) for path in done.moved_aside]
+        echo_json({"snapshot": name, "keys": done.keys, "rev": done.rev, "epoch": done.epoch, "moved_aside": moved})
+        return
     echo(f"restored {done.keys} keys from {name} at revision {done.rev} (new epoch {done.epoch})")
     for path in done.moved_aside:
         echo(f"kept the old file as {path}")

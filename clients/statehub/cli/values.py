@@ -6,7 +6,10 @@ that building the app costs little (and ``get`` usually skips it: fast_get).
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,11 +22,13 @@ from statehub.cli.base import (
     report_queued,
     reported,
     settings_of,
+    struct_dict,
     warn_if_mirror,
     writing,
 )
 from statehub.cli.fast_get import print_value
 from statehub.cli.options import JsonOption, QueueOption, add_command
+from statehub.cli.typed_value import TypedValue, guess, typed_value
 
 if TYPE_CHECKING:
     from statehub import Client, Committed, Queued
@@ -34,6 +39,7 @@ def register(app: typer.Typer) -> None:
     add_command(app, set_, "set")
     add_command(app, unset)
     add_command(app, list_, "list")
+    add_command(app, count)
     add_command(app, history)
     add_command(app, status)
     add_command(app, explain)
@@ -58,8 +64,26 @@ def get(ctx: typer.Context, key: str, as_json: JsonOption = False, rev: RevOptio
 def set_(
     ctx: typer.Context,
     key: str,
-    value: Annotated[str, typer.Argument(help="JSON when it parses as JSON (30, true, [1,2]), else a string.")],
-    string: Annotated[bool, typer.Option("--string", help="Store VALUE as a string even if it parses as JSON.")] = False,
+    value: Annotated[
+        str | None,
+        typer.Argument(
+            help="The value; - reads it from stdin. Its type: see --type (a negative number needs no --).",
+            show_default=False,
+        ),
+    ] = None,
+    type_name: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            help="str, int, float, bool or json. Default: the key's current type when VALUE parses as it, "
+            "else JSON when it parses as JSON (30, true, [1,2]), else a string.",
+            metavar="TYPE",
+        ),
+    ] = None,
+    string: Annotated[bool, typer.Option("--string", help="Same as --type str.")] = False,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Read the value from this file (one trailing newline dropped).")
+    ] = None,
     expect_rev: Annotated[
         int | None,
         typer.Option("--expect-rev", help="Only if KEY is still at this revision (0: only if it does not exist).", min=0),
@@ -67,36 +91,99 @@ def set_(
     queue: QueueOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Set KEY to VALUE; prints the new revision."""
-    from statehub import Queued, parse_text_value, value_text
+    """Set KEY to VALUE; prints the value stored (as JSON) and the new revision.
+
+    A value that does not print back as typed (1.10 stored as 1.1) is stored with a note on stderr.
+    """
+    from statehub import Queued, json_text
 
     settings = settings_of(ctx)
-    parsed = value if string else parse_text_value(value)
     with reported(settings.debug), settings.client() as client:
-        committed = _write(client, lambda: client.set(key, parsed, expect=expect_rev, queue=queue), queue)
+        text = _value_text(value, file)
+        typed = _typed(client, key, text, "str" if string else type_name)
+        committed = _write(client, lambda: client.set(key, typed.value, expect=expect_rev, queue=queue), queue)
+        if typed.note:
+            echo(f"note: {typed.note}", err=True)
         if isinstance(committed, Queued):
             report_queued(committed, as_json)
             return
         if as_json:
             echo_json({"rev": committed.rev, "epoch": committed.epoch, "duplicate": committed.duplicate})
         else:
-            echo(f"{key} = {value_text(parsed)}  (revision {committed.rev})")
+            echo(f"{key} = {json_text(typed.value)}  (revision {committed.rev})")
+
+
+def _value_text(value: str | None, file: Path | None) -> str:
+    """The text of the value: the argument, stdin for ``-``, or ``--file``'s contents."""
+    from statehub import InvalidRequest
+
+    if (value is None) == (file is None):
+        raise InvalidRequest("give the value as VALUE (- for stdin) or --file PATH (one of them)")
+    if file is not None:
+        text = file.read_text(encoding="utf-8")
+    elif value == "-":
+        text = sys.stdin.read()
+    else:
+        return value or ""
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _typed(client: Client, key: str, text: str, type_name: str | None) -> TypedValue:
+    """The value ``text`` stands for, for KEY.
+
+    The key's current type matters only when the text is not plain text (a number, true, [1, 2]):
+    then it is read from the mirror, a local file, so a write never waits for an extra round trip
+    to a slow hub (a remote client, with no mirror here, asks the hub).
+    """
+    from statehub import MISSING, check_key
+
+    check_key(key)
+    current: Any = MISSING
+    if type_name is None and not isinstance(guess(text), str):
+        current = _current_value(client, key)
+    return typed_value(text, type_name=type_name, current=current)
+
+
+def _current_value(client: Client, key: str) -> Any:
+    """KEY's stored value as far as this client can tell at once; MISSING when unknown or absent."""
+    from statehub import MISSING, HubUnavailable, MirrorError, NotFound
+
+    if client.is_remote:
+        with contextlib.suppress(NotFound, HubUnavailable):
+            return client.get(key).value
+        return MISSING
+    try:
+        item = client.read_mirror().items.get(key)
+    except MirrorError:
+        return MISSING  # no mirror yet (a hub that never ran): nothing to keep
+    return MISSING if item is None else item.value
 
 
 def unset(
     ctx: typer.Context,
-    key: str,
+    key: Annotated[str | None, typer.Argument(help="The key (or give --prefix).", show_default=False)] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option("--prefix", help="Remove every key starting with this, as one change (asks first unless --yes)."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="With --prefix: do not ask for confirmation.")] = False,
     expect_rev: Annotated[
         int | None, typer.Option("--expect-rev", help="Only if KEY is still at this revision.", min=1)
     ] = None,
     queue: QueueOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Remove KEY."""
-    from statehub import Queued
+    """Remove KEY, or with --prefix every key under it (one txn: all of them or none)."""
+    from statehub import InvalidRequest, Queued
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
+        if (key is None) == (prefix is None):
+            raise InvalidRequest("give a KEY or --prefix P (one of them)")
+        if prefix is not None:
+            _unset_prefix(client, prefix, yes=yes, as_json=as_json)
+            return
+        assert key is not None  # one of the two, as checked above
         committed = _write(client, lambda: client.unset(key, expect=expect_rev, queue=queue), queue)
         if isinstance(committed, Queued):
             report_queued(committed, as_json)
@@ -105,6 +192,33 @@ def unset(
             echo_json({"rev": committed.rev, "epoch": committed.epoch})
         else:
             echo(f"unset {key}  (revision {committed.rev})")
+
+
+def _unset_prefix(client: Client, prefix: str, *, yes: bool, as_json: bool) -> None:
+    """Unset every key under ``prefix`` in one txn, each only if it is still at the revision shown."""
+    from statehub import Op
+
+    listing = client.list(prefix)
+    if listing.origin.from_mirror:
+        warn_if_mirror(listing.origin)
+    keys = [item.key for item in listing.items]
+    if not keys:
+        if as_json:
+            echo_json({"prefix": prefix, "count": 0, "rev": None})
+        else:
+            echo(f"no keys start with {prefix!r}: nothing to unset", err=True)
+        return
+    if not yes:
+        shown = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
+        if not typer.confirm(f"Unset {len(keys)} keys starting with {prefix!r} ({shown})?", err=True):
+            raise typer.Exit(1)
+    ops = [Op(op="unset", key=item.key, expect=item.rev) for item in listing.items]
+    with writing():
+        committed = client.txn(ops)
+    if as_json:
+        echo_json({"prefix": prefix, "count": len(keys), "rev": committed.rev, "epoch": committed.epoch})
+    else:
+        echo(f"unset {len(keys)} keys starting with {prefix!r}  (revision {committed.rev})")
 
 
 def _write(client: Client, write: Callable[[], Committed | Queued], queue: bool) -> Committed | Queued:
@@ -126,6 +240,8 @@ def list_(
     prefix: Annotated[str, typer.Argument(help="Only keys starting with this (use 'plant.' for a subtree).")] = "",
     as_json: JsonOption = False,
     rev: RevOption = None,
+    keys_only: Annotated[bool, typer.Option("--keys-only", help="Print the keys alone.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many keys (the first, by key).", min=1)] = None,
 ) -> None:
     """List keys and values, sorted by key."""
     from statehub import json_text
@@ -134,13 +250,32 @@ def list_(
     with reported(settings.debug), settings.client() as client:
         listing = client.list(prefix, at_rev=rev)
         warn_if_mirror(listing.origin)
+        shown = listing.items[:limit] if limit is not None else listing.items
         if as_json:
-            items = [item_dict(item) for item in listing.items]
+            items: list[Any] = [item.key if keys_only else item_dict(item) for item in shown]
             origin = listing.origin
-            echo_json({"rev": origin.rev, "epoch": origin.epoch, **origin_dict(origin), "items": items})
+            more = {"truncated": len(shown) < len(listing.items)} if limit is not None else {}
+            echo_json({"rev": origin.rev, "epoch": origin.epoch, **origin_dict(origin), **more, "items": items})
             return
-        for item in listing.items:
-            echo(f"{item.key} = {json_text(item.value)}")
+        for item in shown:
+            echo(item.key if keys_only else f"{item.key} = {json_text(item.value)}")
+
+
+def count(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only keys starting with this.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Print how many keys start with PREFIX (every key without one)."""
+    settings = settings_of(ctx)
+    with reported(settings.debug), settings.client() as client:
+        listing = client.list(prefix)
+        warn_if_mirror(listing.origin)
+        if as_json:
+            origin = listing.origin
+            echo_json({"prefix": prefix, "count": len(listing.items), "rev": origin.rev, **origin_dict(origin)})
+        else:
+            echo(str(len(listing.items)))
 
 
 def history(
@@ -150,23 +285,25 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Show who changed KEY, when, and from what to what."""
-    import msgspec
 
-    from statehub import json_text, when_text, who_text
+    from statehub import NotFound, json_text, site_text, when_text, who_text
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
         versions = client.history(key, limit)
-        if as_json:
-            echo_json([msgspec.to_builtins(v) for v in versions])
-            return
         if not versions:
-            echo(f"no history for {key!r} (within the hub's retention)")
+            raise NotFound(
+                f"no history for {key!r} within the hub's retention", hint="check the key's name with `statehub list`"
+            )
+        if as_json:
+            echo_json([struct_dict(v) for v in versions])
+            return
         for version in versions:
             before = json_text(version.prev_value) if version.prev_rev else "(new)"
             after = "(unset)" if version.op == "unset" else json_text(version.value)
             who = who_text(version.source, version.user)
-            echo(f"[{version.rev}] {when_text(version.time)}  {who:<16} {before} -> {after}")
+            site = f"  ({site_text(version.origin)})" if version.origin else ""
+            echo(f"[{version.rev}] {when_text(version.time)}  {who:<16} {before} -> {after}{site}")
 
 
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:

@@ -138,12 +138,24 @@ def _print_caught_up(event: CaughtUp, as_json: bool) -> None:
 
 
 def _change_dict(change: Changed, origin: str) -> dict[str, object]:
-    import msgspec
-
-    data: dict[str, object] = msgspec.to_builtins(change)
-    data["event"] = data.pop("type")
-    data["origin"] = origin
-    return data
+    """A change as ``watch --json`` prints it, every field present; statehub-rs prints the same."""
+    return {
+        "event": "changed",
+        "origin": origin,
+        "epoch": change.epoch,
+        "rev": change.rev,
+        "index": change.index,
+        "count": change.count,
+        "key": change.key,
+        "op": change.op,
+        "value": change.value,
+        "time": change.time,
+        "source": change.source,
+        "user": change.user,
+        "value_omitted": change.value_omitted,
+        "prev_rev": change.prev_rev,
+        "backfill": change.backfill,
+    }
 
 
 def _change_line(change: Changed) -> str:

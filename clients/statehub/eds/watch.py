@@ -131,7 +131,8 @@ class Watcher:
     def _take(self, path: Path) -> Outcome | None:
         digest = _sha256(path)
         if self.state.has(digest):
-            log.info("%s was ingested before (same content); moving it to %s/", path.name, DONE)
+            # Debug: the outcome goes to on_outcome, which the command prints; a log line would say it twice.
+            log.debug("%s was ingested before (same content); moving it to %s/", path.name, DONE)
             return Outcome(path.name, "already", self._move(path, DONE))
         try:
             summary = self.ingest_file(path)
@@ -162,7 +163,7 @@ class Watcher:
         if isinstance(exc, BadRowsRefused):
             lines += ["", "bad rows:", *(str(bad) for bad in exc.bad_rows)]
         _write_note(moved.with_name(moved.name + ".reason.txt"), lines)
-        log.warning("%s failed: %s (moved to %s/)", path.name, reason, FAILED)
+        log.debug("%s failed: %s (moved to %s/)", path.name, reason, FAILED)  # reported by on_outcome
         return Outcome(path.name, "failed", moved, reason=reason)
 
     def _move(self, path: Path, where: str) -> Path:

@@ -7,45 +7,42 @@ at module level: the web stack (Starlette, uvicorn) is the optional extra
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from statehub.cli.base import Settings, echo, echo_json, reported, settings_of
+
 if TYPE_CHECKING:
     from statehub.web.access import Role
     from statehub.web.server_state import WebOptions
 
-EXIT_ERROR, EXIT_BAD_INPUT = 1, 2
-
+# A command's own --data-dir and --timeout, as serve, gui and sync-file take them: no envvar, since
+# $STATEHUB_DATA_DIR is read by statehub's global option, which these must not override.
 DataDir = Annotated[
     str | None,  # noqa: UP007 - typer reads the annotation at run time
     typer.Option(
-        "--data-dir", envvar="STATEHUB_DATA_DIR", help="The hub's data dir (default: the platform's)."
+        "--data-dir",
+        help="The hub's data dir (default: statehub's --data-dir, else $STATEHUB_DATA_DIR, else the platform's).",
     ),
 ]
 Timeout = Annotated[
     float | None,  # noqa: UP007
     typer.Option(help="Seconds to wait for the hub before treating it as down [default: 0.5].", min=0.01),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def _fail(message: str, code: int, hint: str = "") -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    if hint:
-        typer.echo(f"hint: {hint}", err=True)
-    return typer.Exit(code)
+def _settings(ctx: typer.Context, data_dir: str | None = None, timeout: float | None = None) -> Settings:
+    """statehub's global options, with this command's own --data-dir/--timeout where given."""
+    return settings_of(ctx).with_own(data_dir, timeout)
 
 
-def _parent(ctx: typer.Context, name: str, default: Any = None) -> Any:
-    return getattr(ctx.obj, name, default)
+def _cannot_start(exc: ImportError) -> Exception:
+    from statehub import StatehubError
 
-
-def _data_dir(ctx: typer.Context, data_dir: str | None) -> Path:
-    from statehub import resolve_data_dir
-
-    return resolve_data_dir(data_dir or _parent(ctx, "data_dir"))
+    return StatehubError(f"the web server cannot start: {exc}", hint="install it with `pip install statehub[web]`")
 
 
 def register(app: typer.Typer) -> None:
@@ -107,37 +104,30 @@ def register(app: typer.Typer) -> None:
         """Serve the dashboard and the HTTP API until Ctrl-C or SIGTERM."""
         if ctx.invoked_subcommand is not None:
             return
+        from statehub import InvalidRequest
         from statehub.web.access import is_loopback, read_tokens, tokens_path
         from statehub.web.hub_link import HubSettings
 
-        directory = _data_dir(ctx, data_dir)
-        seconds = timeout if timeout is not None else float(_parent(ctx, "timeout", 0.5))
-        has_tokens = bool(read_tokens(tokens_path(directory)))
-        anonymous: Role | None = "read" if read_only else "write"
-        if require_token:
-            anonymous = None
-        if not is_loopback(host) and anonymous == "write":
-            if not has_tokens:
-                raise _fail(
-                    f"listening on {host} needs a token, and {tokens_path(directory)} holds none",
-                    EXIT_BAD_INPUT,
-                    "create one with `statehub web token create NAME`, or add --read-only on a trusted network",
+        own = _settings(ctx, data_dir, timeout)
+        with reported(own.debug):
+            directory = own.data_path()
+            has_tokens = bool(read_tokens(tokens_path(directory)))
+            anonymous: Role | None = "read" if read_only else "write"
+            if require_token:
+                anonymous = None
+            if not is_loopback(host) and anonymous == "write":
+                if not has_tokens:
+                    raise InvalidRequest(
+                        f"listening on {host} needs a token, and {tokens_path(directory)} holds none",
+                        hint="create one with `statehub web token create NAME`, or add --read-only on a trusted network",
+                    )
+                anonymous = None
+            if anonymous is None and not has_tokens:
+                raise InvalidRequest(
+                    "--require-token, but no token exists yet", hint="create one with `statehub web token create NAME`"
                 )
-            anonymous = None
-        if anonymous is None and not has_tokens:
-            raise _fail(
-                "--require-token, but no token exists yet",
-                EXIT_BAD_INPUT,
-                "create one with `statehub web token create NAME`",
-            )
-        settings = HubSettings(
-            str(directory),
-            seconds,
-            _parent(ctx, "hub"),
-            _parent(ctx, "hub_events"),
-            _parent(ctx, "server_key"),
-        )
-        _serve(_options(settings, directory, host, port, anonymous, heartbeat, replay, stream_queue))
+            settings = HubSettings(str(directory), own.timeout, own.hub, own.hub_events, own.server_key)
+            _serve(_options(settings, directory, host, port, anonymous, heartbeat, replay, stream_queue))
 
     @tokens.command("create")
     def create(
@@ -150,44 +140,43 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="read: look and follow; write: also change values.")
         ] = "write",
         data_dir: DataDir = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        as_json: JsonOption = False,
     ) -> None:
         """Make a token and print it once: only its SHA-256 is kept (web-tokens.json, mode 0600)."""
         from statehub import InvalidRequest
         from statehub.web.access import create_token
 
-        if role not in ("read", "write"):
-            raise _fail(f"invalid role {role!r}: read or write", EXIT_BAD_INPUT)
-        try:
-            token = create_token(_data_dir(ctx, data_dir), name, role)  # type: ignore[arg-type]
-        except InvalidRequest as exc:
-            raise _fail(exc.message, EXIT_BAD_INPUT) from None
+        settings = _settings(ctx, data_dir)
+        with reported(settings.debug):
+            if role not in ("read", "write"):
+                raise InvalidRequest(f"invalid role {role!r}: read or write")
+            token = create_token(settings.data_path(), name, role)  # type: ignore[arg-type]
         if as_json:
-            typer.echo(json.dumps({"name": name, "role": role, "token": token}))
+            echo_json({"name": name, "role": role, "token": token})
             return
-        typer.echo(token)
-        typer.echo(f"# the {role} token {name!r}; it is shown only now: keep it somewhere safe", err=True)
+        echo(token)
+        echo(f"# the {role} token {name!r}; it is shown only now: keep it somewhere safe", err=True)
 
     @tokens.command("list")
     def list_tokens(
         ctx: typer.Context,
         data_dir: DataDir = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        as_json: JsonOption = False,
     ) -> None:
         """The tokens that exist (names and roles; the tokens themselves are not kept)."""
-        from datetime import UTC, datetime
-
+        from statehub import when_text
         from statehub.web.access import read_tokens, tokens_path
 
-        records = read_tokens(tokens_path(_data_dir(ctx, data_dir)))
+        settings = _settings(ctx, data_dir)
+        with reported(settings.debug):
+            records = read_tokens(tokens_path(settings.data_path()))
         if as_json:
-            typer.echo(json.dumps([{"name": r.name, "role": r.role, "created": r.created} for r in records]))
+            echo_json([{"name": r.name, "role": r.role, "created": r.created} for r in records])
             return
         for record in records:
-            created = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-            typer.echo(f"{record.name:24} {record.role:6} created {created}")
+            echo(f"{record.name:24} {record.role:6} created {when_text(record.created)}")
         if not records:
-            typer.echo("# no tokens; create one with `statehub web token create NAME`", err=True)
+            echo("# no tokens; create one with `statehub web token create NAME`", err=True)
 
     @tokens.command("revoke")
     def revoke(
@@ -196,11 +185,14 @@ def register(app: typer.Typer) -> None:
         data_dir: DataDir = None,
     ) -> None:
         """Remove a token: requests carrying it are refused from now on."""
+        from statehub import NotFound
         from statehub.web.access import revoke_token
 
-        if not revoke_token(_data_dir(ctx, data_dir), name):
-            raise _fail(f"no token named {name!r}", 3, "see them with `statehub web token list`")
-        typer.echo(f"revoked {name!r}")
+        settings = _settings(ctx, data_dir)
+        with reported(settings.debug):
+            if not revoke_token(settings.data_path(), name):
+                raise NotFound(f"no token named {name!r}", hint="see them with `statehub web token list`")
+        echo(f"revoked {name!r}")
 
 
 def _options(
@@ -216,20 +208,18 @@ def _options(
     try:
         from statehub.web.server_state import WebOptions
     except ImportError as exc:  # Starlette is missing: the extra is not installed
-        raise _fail(
-            f"the web server cannot start: {exc}", EXIT_ERROR, "install it with `pip install statehub[web]`"
-        ) from None
+        raise _cannot_start(exc) from None
     return WebOptions(settings, directory, host, port, anonymous, heartbeat, replay, queue)
 
 
 def _serve(options: WebOptions) -> None:
+    from statehub import StatehubError
+
     try:
         from statehub.web.serving import CannotListen, serve
     except ImportError as exc:
-        raise _fail(
-            f"the web server cannot start: {exc}", EXIT_ERROR, "install it with `pip install statehub[web]`"
-        ) from None
+        raise _cannot_start(exc) from None
     try:
         serve(options)
     except CannotListen as exc:
-        raise _fail(str(exc), EXIT_ERROR, "choose another with --port, or stop what uses it") from None
+        raise StatehubError(str(exc), hint="choose another with --port, or stop what uses it") from None

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
-use statehub::{rules, Client, Cursor, Error, Event, Subscriber, SubscriberOptions, Waterfall};
+use statehub::{rules, Client, Cursor, Error, Event, Fetched, Subscriber, SubscriberOptions, Waterfall};
 
 use crate::cursor_file::CursorFile;
 use crate::output::{print_json, Notice};
@@ -62,7 +62,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print a key's value (from the mirror, with a notice, when the hub is down)
-    Get { key: String },
+    Get {
+        key: String,
+        /// Read it as it was right after revision N (from the hub's history; the hub must be up)
+        #[arg(long, value_name = "N")]
+        rev: Option<u64>,
+    },
     /// Set a key; VALUE is JSON when it parses (30, true, [1,2]), else a string
     Set {
         key: String,
@@ -83,11 +88,17 @@ enum Command {
         expect_rev: Option<u64>,
     },
     /// List keys starting with PREFIX (all keys without one)
-    List { prefix: Option<String> },
-    /// Show a key's history, newest first
+    List {
+        prefix: Option<String>,
+        /// Read it as it was right after revision N (from the hub's history; the hub must be up)
+        #[arg(long, value_name = "N")]
+        rev: Option<u64>,
+    },
+    /// Show who changed a key, when, and from what to what, newest first
     History {
         key: String,
-        #[arg(long, default_value_t = 100)]
+        /// How many versions
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
         limit: u32,
     },
     /// Show the hub's status
@@ -99,10 +110,10 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         defaults: Option<PathBuf>,
     },
-    /// Print every change under PREFIX as one JSON object per line
+    /// Print every change under PREFIX as it happens (with --json, one object per line)
     Watch {
         prefix: Option<String>,
-        /// Print the current state first, as changes with "resync": true
+        /// Print the current state first, as changes with "origin": "snapshot"
         #[arg(long)]
         initial: bool,
         /// Exit after this many changes
@@ -136,6 +147,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
+    /// Print a completion script for bash, zsh, fish, elvish or powershell
+    /// (e.g. `statehub-rs completions bash > /etc/bash_completion.d/statehub-rs`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -167,6 +184,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
+    if let Command::Completions { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "statehub-rs", &mut std::io::stdout());
+        return Ok(());
+    }
     let mut builder = Client::builder().timeout(cli.timeout);
     if let Some(dir) = &cli.data_dir {
         builder = builder.data_dir(dir);
@@ -183,7 +205,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     let mut client = builder.build()?;
     let json = cli.json;
     match cli.command {
-        Command::Get { key } => get(&mut client, &key, json),
+        Command::Get { key, rev } => get(&mut client, &key, rev, json),
         Command::Set {
             key,
             value,
@@ -199,7 +221,11 @@ fn run(cli: Cli) -> Result<(), Error> {
             if json {
                 output::print_committed_json(&committed);
             } else {
-                println!("{key} = {}  (revision {})", output::text(&value), committed.rev);
+                println!(
+                    "{key} = {}  (revision {})",
+                    output::json_text(&value),
+                    committed.rev
+                );
             }
             Ok(())
         }
@@ -212,9 +238,14 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::List { prefix } => list(&mut client, prefix.as_deref().unwrap_or(""), json),
+        Command::List { prefix, rev } => list(&mut client, prefix.as_deref().unwrap_or(""), rev, json),
         Command::History { key, limit } => {
             let versions = client.history(&key, limit)?;
+            if versions.is_empty() {
+                return Err(Error::NotFound(format!(
+                    "no history for '{key}' within the hub's retention"
+                )));
+            }
             output::print_history(&versions, json);
             Ok(())
         }
@@ -239,7 +270,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 initial,
                 since,
             };
-            watch(client, options, count)
+            watch(client, options, count, json)
         }
         Command::React {
             prefix,
@@ -249,6 +280,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             state,
             skip_backfill,
         } => react(client, prefix, exec, timeout, initial, state, skip_backfill),
+        Command::Completions { .. } => unreachable!("answered before the client is built"),
     }
 }
 
@@ -305,8 +337,14 @@ fn parse_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
-fn get(client: &mut Client, key: &str, json: bool) -> Result<(), Error> {
-    let fetched = client.get(key)?;
+fn get(client: &mut Client, key: &str, rev: Option<u64>, json: bool) -> Result<(), Error> {
+    let fetched = match rev {
+        Some(rev) => Fetched {
+            data: client.get_at(key, rev)?,
+            mirror: None,
+        },
+        None => client.get(key)?,
+    };
     if let Some(mirror) = &fetched.mirror {
         Notice::warn(&mirror.notice());
     }
@@ -318,8 +356,14 @@ fn get(client: &mut Client, key: &str, json: bool) -> Result<(), Error> {
     Ok(())
 }
 
-fn list(client: &mut Client, prefix: &str, json: bool) -> Result<(), Error> {
-    let fetched = client.list(prefix)?;
+fn list(client: &mut Client, prefix: &str, rev: Option<u64>, json: bool) -> Result<(), Error> {
+    let fetched = match rev {
+        Some(rev) => Fetched {
+            data: client.snapshot_at(prefix, Some(rev))?,
+            mirror: None,
+        },
+        None => client.list(prefix)?,
+    };
     if let Some(mirror) = &fetched.mirror {
         Notice::warn(&mirror.notice());
     }
@@ -344,12 +388,12 @@ fn explain(client: &mut Client, key: &str, defaults: Option<PathBuf>, json: bool
     Ok(())
 }
 
-fn watch(client: Client, options: SubscriberOptions, count: Option<u64>) -> Result<(), Error> {
+fn watch(client: Client, options: SubscriberOptions, count: Option<u64>, json: bool) -> Result<(), Error> {
     rules::check_prefix(&options.prefix)?;
     let shutdown = shutdown_flag()?;
     follow(client, options, &shutdown, count, |change, _cursor| {
         if let Some(change) = change {
-            print_json(change);
+            output::print_change(change, json);
         }
         true
     })

@@ -1,5 +1,10 @@
 //! What `statehub-rs` prints. Results go to stdout, one JSON document per line
 //! with `--json`; notices and errors go to stderr, prefixed `statehub-rs:`.
+//!
+//! `get`, `list`, `history` and `watch` print exactly what the Python CLI
+//! prints, text and JSON alike (tests/vectors/cli.json holds both to it): JSON
+//! is written as Python's `json.dumps` writes it (`", "` and `": "` between
+//! items), and times in text as `2026-11-21 14:02:03Z` (UTC).
 
 use std::io::Write;
 
@@ -7,12 +12,63 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use statehub::protocol::{HubStatus, Version};
 use statehub::util::iso_time;
-use statehub::{Committed, Error, Explanation, Item, Items, MirrorInfo};
+use statehub::{Change, Committed, Error, Explanation, Item, Items, MirrorInfo};
 
-/// One compact JSON document on its own line, flushed at once (consumers such
+/// JSON as Python's `json.dumps` writes it: `", "` between items, `": "` after keys.
+struct Spaced;
+
+impl serde_json::ser::Formatter for Spaced {
+    fn begin_array_value<W: ?Sized + Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
+}
+
+/// `value` as one line of JSON, spaced as the Python CLI prints it.
+pub fn json_text<T: Serialize + ?Sized>(value: &T) -> String {
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, Spaced);
+    value
+        .serialize(&mut serializer)
+        .expect("values serialize to JSON");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// A moment in UTC to the second, `2026-11-21 14:02:03Z`, as the Python CLI shows it.
+pub fn when_text(seconds: f64) -> String {
+    let iso = iso_time(seconds.floor());
+    format!("{} {}Z", &iso[..10], &iso[11..19])
+}
+
+/// Who made a change: `source/user`, whichever parts are known, else `?`.
+pub fn who_text(source: &str, user: &str) -> String {
+    let parts: Vec<&str> = [source, user].into_iter().filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        "?".to_string()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// One JSON document on its own line, flushed at once (consumers such
 /// as `watch | jq` or a test reading a pipe must see each line as it happens).
 pub fn print_json<T: Serialize + ?Sized>(value: &T) {
-    let line = serde_json::to_string(value).expect("values serialize to JSON");
+    let line = json_text(value);
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (e.g. `| head`) is not worth a panic: the reader is gone.
     let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
@@ -60,6 +116,8 @@ fn item_fields(item: &Item) -> Map<String, Value> {
         "time": item.time,
         "source": item.source,
         "user": item.user,
+        "secret": item.secret,
+        "origin": item.origin,
     });
     match value {
         Value::Object(map) => map,
@@ -86,7 +144,7 @@ pub fn item_json(item: &Item, mirror: Option<&MirrorInfo>) -> Value {
 pub fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
-        other => other.to_string(),
+        other => json_text(other),
     }
 }
 
@@ -109,7 +167,7 @@ pub fn print_items(items: &Items, mirror: Option<&MirrorInfo>, json: bool) {
     }
     let mut stdout = std::io::stdout().lock();
     for item in &items.items {
-        let _ = writeln!(stdout, "{} = {}", item.key, item.value);
+        let _ = writeln!(stdout, "{} = {}", item.key, json_text(&item.value));
     }
 }
 
@@ -122,6 +180,8 @@ pub fn print_committed_json(committed: &Committed) {
     }));
 }
 
+/// `history`: `[rev] when  who  old -> new` lines, newest first; with `--json`
+/// one array of every field of each version.
 pub fn print_history(versions: &[Version], json: bool) {
     if json {
         let rows: Vec<Value> = versions
@@ -130,7 +190,8 @@ pub fn print_history(versions: &[Version], json: bool) {
                 json!({
                     "rev": v.rev, "op": v.op, "value": v.value,
                     "prev_rev": v.prev_rev, "prev_value": v.prev_value,
-                    "time": v.time, "source": v.source, "user": v.user,
+                    "time": v.time, "source": v.source, "user": v.user, "secret": v.secret,
+                    "backfill": v.backfill, "origin": v.origin,
                 })
             })
             .collect();
@@ -138,27 +199,59 @@ pub fn print_history(versions: &[Version], json: bool) {
         return;
     }
     for v in versions {
-        // old -> new, from the row itself (0 / "-": the key did not exist).
-        let new = match v.op {
-            statehub::OpKind::Set => v.value.to_string(),
-            statehub::OpKind::Unset => "-".to_string(),
-        };
-        let old = if v.prev_rev == 0 {
-            "-".to_string()
+        let before = if v.prev_rev == 0 {
+            "(new)".to_string()
         } else {
-            v.prev_value.to_string()
+            json_text(&v.prev_value)
         };
-        let value = format!("{old} -> {new}");
+        let after = match v.op {
+            statehub::OpKind::Set => json_text(&v.value),
+            statehub::OpKind::Unset => "(unset)".to_string(),
+        };
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}",
+            "[{}] {}  {:<16} {before} -> {after}",
             v.rev,
-            v.op.as_str(),
-            value,
-            iso_time(v.time),
-            v.source,
-            v.user
+            when_text(v.time),
+            who_text(&v.source, &v.user)
         );
     }
+}
+
+/// `watch`: one line a change, `[rev] key = value  (who, when)`; with `--json`
+/// one object a change, every field present.
+pub fn print_change(change: &Change, json: bool) {
+    if json {
+        print_json(&json!({
+            "event": "changed",
+            "origin": change.origin,
+            "epoch": change.epoch,
+            "rev": change.rev,
+            "index": change.index,
+            "count": change.count,
+            "key": change.key,
+            "op": change.op,
+            "value": change.value,
+            "time": change.time,
+            "source": change.source,
+            "user": change.user,
+            "value_omitted": change.value_omitted,
+            "prev_rev": change.prev_rev,
+            "backfill": change.backfill,
+        }));
+        return;
+    }
+    let what = match change.op {
+        statehub::OpKind::Set => format!("{} = {}", change.key, json_text(&change.value)),
+        statehub::OpKind::Unset => format!("unset {}", change.key),
+    };
+    let line = format!(
+        "[{}] {what}  ({}, {})",
+        change.rev,
+        who_text(&change.source, &change.user),
+        when_text(change.time)
+    );
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }
 
 pub fn print_explanation(e: &Explanation) {

@@ -1,0 +1,132 @@
+"""MQTT out against a real mosquitto: retained keys for late subscribers, unsets that clear, a Last Will."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from statehub.testing import HubProcess, wait_until
+
+from .servers import Mosquitto, mosquitto
+from .sites_support import uplink
+
+DEADLINE = 30.0
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    with mosquitto(tmp_path / "mosquitto") as server:
+        yield server
+
+
+class Listener:
+    """An MQTT subscriber to statehub/#: the last payload seen on each topic (b"" for a cleared one)."""
+
+    def __init__(self, port: int) -> None:
+        self.topics: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._message
+        self.client.on_connect = lambda client, *_: client.subscribe("statehub/#", qos=1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.topics[message.topic] = message.payload
+
+    def get(self, topic: str) -> bytes | None:
+        with self.lock:
+            return self.topics.get(topic)
+
+    def value(self, topic: str) -> Any:
+        payload = self.get(topic)
+        return json.loads(payload)["value"] if payload else None
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_a_late_subscriber_sees_every_key_and_an_unset_clears_and_a_killed_uplink_is_offline(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """Retained QoS 1 messages carry every current key; an unset empties its topic; SIGKILL publishes offline."""
+    with HubProcess(tmp_path / "north") as north, north.client() as client:
+        client.set("plant.rate", 30)
+        client.set("plant.inlet/a", {"open": True})  # a '/' in a segment travels as %2F
+        client.set_secret("plant.password", "hunter2")
+        link = uplink(north, broker.url, "north", tmp_path).start()
+        try:
+            client.set("plant.gone", 1)
+            client.unset("plant.gone")
+            client.set("plant.rate", 31)
+            late = Listener(broker.port)
+            try:
+                assert wait_until(lambda: late.value("statehub/north/plant/rate") == 31, DEADLINE), (
+                    link.text()
+                )
+                assert late.value("statehub/north/plant/inlet%2Fa") == {"open": True}
+                assert late.get("statehub/north/$state") == b"online"
+                record = json.loads(late.get("statehub/north/plant/rate") or b"{}")
+                assert set(record) == {"value", "rev", "time", "source", "user"}
+                assert late.get("statehub/north/plant/gone") in (None, b"")  # cleared: no retained message
+                assert not any("password" in topic for topic in late.topics), "a secret was published"
+                client.unset("plant.rate")
+                assert wait_until(lambda: late.get("statehub/north/plant/rate") == b"", DEADLINE)
+                link.kill()
+                assert wait_until(lambda: late.get("statehub/north/$state") == b"offline", DEADLINE)
+            finally:
+                late.close()
+        finally:
+            link.stop()
+
+
+def test_after_a_restart_the_uplink_republishes_only_what_changed(tmp_path: Path, broker: Mosquitto) -> None:
+    """A restarted uplink resumes from its cursor: the keys that did not change are not sent again."""
+    with HubProcess(tmp_path / "north") as north, north.client() as client:
+        for index in range(20):
+            client.set(f"plant.k{index}", index)
+        with uplink(north, broker.url, "north", tmp_path) as link:
+            watcher = Listener(broker.port)
+            try:
+                assert wait_until(lambda: watcher.value("statehub/north/plant/k19") == 19, DEADLINE), (
+                    link.text()
+                )
+            finally:
+                watcher.close()
+        client.set("plant.k0", 100)
+        counted: list[str] = []
+        counter = mqtt.Client(CallbackAPIVersion.VERSION2)
+        counter.on_connect = lambda c, *_: c.subscribe("statehub/north/plant/#", qos=1)
+        counter.on_message = lambda c, u, message: (
+            counted.append(message.topic) if not message.retain else None
+        )
+        counter.connect("127.0.0.1", broker.port)
+        counter.loop_start()
+        try:
+            assert wait_until(lambda: counter.is_connected(), DEADLINE)
+            with uplink(north, broker.url, "north", tmp_path) as link:
+                assert wait_until(lambda: "statehub/north/plant/k0" in counted, DEADLINE), link.text()
+                status = json.loads((tmp_path / "state-north" / "mqtt-north.status.json").read_text())
+                assert wait_until(
+                    lambda: (
+                        json.loads((tmp_path / "state-north" / "mqtt-north.status.json").read_text())[
+                            "cursor"
+                        ]
+                        == 21
+                    ),
+                    DEADLINE,
+                )
+        finally:
+            counter.disconnect()
+            counter.loop_stop()
+        assert counted == ["statehub/north/plant/k0"], "only the key that changed while it was away"
+        assert status["site"] == "north"
