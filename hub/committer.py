@@ -88,11 +88,16 @@ class Committer:
         except BaseException as exc:
             return Outcome(error=exc)
 
-    def finish(self) -> None:
-        """Run the callbacks of every finished job, in submission order (server thread)."""
-        with contextlib.suppress(BlockingIOError):
-            while self.wakeup.recv(4096):
-                pass
+    def finish(self, *, woken: bool = True) -> None:
+        """Run the callbacks of every finished job, in submission order (server thread).
+
+        ``woken``: the poll saw ``wakeup`` readable, so it is drained; otherwise not
+        (a failed recv per turn costs microseconds; a byte left behind only wakes the loop once more).
+        """
+        if woken:
+            with contextlib.suppress(BlockingIOError):
+                while self.wakeup.recv(4096):
+                    pass
         while self._done:
             job = self._done.popleft()
             self._pending -= 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
 import msgspec
@@ -53,6 +53,7 @@ MAX_BATCH = 4096  # requests drained per ROUTER and turn: bounds the time one tu
 # so the small requests queued behind them are served next turn, not after every large one.
 TURN_BYTES = 1024 * 1024
 MAX_FRAMES = 8  # a REQ request arrives as [identity, b"", body]; more is garbage
+_POLLIN = int(zmq.POLLIN)  # a plain int: ``& zmq.POLLIN`` builds a PollEvent flag on every request
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,15 @@ class Dispatcher:
     def close(self) -> None:
         self.intake.close()
 
-    def serve(self, routers: list[zmq.Socket[bytes]]) -> None:
-        """Finish what the store thread did, take in every ready ROUTER's requests, and send the next batch."""
-        self.committer.finish()
+    def serve(self, routers: list[zmq.Socket[bytes]], woken: Container[int] | None = None) -> None:
+        """Finish what the store thread did, take in every ready ROUTER's requests, and send the next batch.
+
+        ``woken``: the file descriptors the poll found readable (None: look at every wakeup).
+        """
+        self.committer.finish(woken=woken is None or self.committer.wakeup.fileno() in woken)
         if self.view.generation != self.store.generation:
             self.view.reopen(self.store.generation)  # the store thread wrote the file back
-        for envelope, checked in self.intake.take():
+        for envelope, checked in self.intake.take(woken=woken is None or self.intake.wakeup.fileno() in woken):
             self._route(envelope, checked, LARGE_BYTES)
         budget = TURN_BYTES
         for router in routers:
@@ -125,7 +129,7 @@ class Dispatcher:
             if budget <= 0:
                 break
             # Asking is cheaper than the zmq.Again exception that ends every turn otherwise.
-            if not int(router.get(zmq.EVENTS)) & zmq.POLLIN:
+            if not int(router.get(zmq.EVENTS)) & _POLLIN:
                 break
             try:
                 frames = router.recv_multipart(zmq.NOBLOCK)

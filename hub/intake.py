@@ -47,11 +47,12 @@ class Intake(Generic[Envelope, Result]):
     def submit(self, envelope: Envelope, body: bytes) -> None:
         self._todo.put((envelope, body))
 
-    def take(self) -> list[tuple[Envelope, Result]]:
-        """Everything checked since the last call (server thread)."""
-        with contextlib.suppress(BlockingIOError):
-            while self.wakeup.recv(4096):
-                pass
+    def take(self, *, woken: bool = True) -> list[tuple[Envelope, Result]]:
+        """Everything checked since the last call (server thread); ``woken`` as for ``Committer.finish``."""
+        if woken:
+            with contextlib.suppress(BlockingIOError):
+                while self.wakeup.recv(4096):
+                    pass
         taken = []
         while self._done:
             taken.append(self._done.popleft())

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from statehub.hub.atomic_file import write_atomically
+from statehub.hub.checkpoint import Checkpointer
 from statehub.hub.errors import StatehubError
 from statehub.hub.log_limit import RateLimitedLog
 from statehub.hub.mirror import LineRenderer, render
@@ -32,7 +33,6 @@ from statehub.hub.store_reads import StoreReader
 log = logging.getLogger(__name__)
 
 CHUNK_LINES = 2000  # lines joined per write: bounds how long one step holds the GIL
-CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024  # the mirror thread checkpoints the WAL beyond this
 _CREATED = re.compile(rb" created=(\d+) ")
 
 
@@ -174,10 +174,14 @@ class MirrorWriter:
     """Keeps the mirror current off the hub's thread, coalescing bursts of commits.
 
     The server thread calls ``apply(applied)`` after each commit.  The mirror is
-    rewritten within ``interval`` seconds plus one rewrite, or for a very large
-    store within the pause that keeps rewriting to at most 1/DUTY_SHARE of the
-    time.  A rewrite joins lines already rendered, so it is short even at
-    100,000 keys (docs/performance.md gives the figure).
+    rewritten once the commits pause for PAUSE seconds, at most once per
+    ``interval``, and at the latest when it is ``MAX_LAG_INTERVALS * interval``
+    behind (1 s by default) under a stream of writes that never pauses; for a
+    very large store, also no sooner than the pause that keeps rewriting to at
+    most 1/DUTY_SHARE of the time.  Waiting for a pause keeps the rewrite's
+    fsyncs off the commits' fsyncs: a commit that overlapped a rewrite took ~15
+    times as long at the median (docs/performance.md).  A rewrite joins lines
+    already rendered, so it is short even at 100,000 keys.
 
     A failed rewrite (the folder deleted or read-only) is logged, then once a
     minute while it lasts, and retried; a failed load of the store is retried
@@ -185,6 +189,8 @@ class MirrorWriter:
     """
 
     DUTY_SHARE = 5
+    PAUSE = 0.02  # seconds without a commit: the writes paused, rewrite now
+    MAX_LAG_INTERVALS = 5  # under writes that never pause, rewrite when this many intervals behind
 
     def __init__(self, store_path: Path, mirror_path: Path, interval: float, *, mode: int = 0o600) -> None:
         self._store_path = store_path
@@ -199,6 +205,8 @@ class MirrorWriter:
         self._faults = RateLimitedLog(log)
         self.rewrites = 0  # mirror files written since start
         self.written_rev = -1  # the revision of the last mirror written
+        self.checkpointer = Checkpointer(store_path)  # WAL checkpoints: this thread runs them
+        self._behind_since: float | None = None  # the first commit the mirror does not show yet
 
     def start(self) -> None:
         self._thread.start()
@@ -207,6 +215,9 @@ class MirrorWriter:
         """Hand over one commit's writes (server thread); the mirror will show them."""
         if applied:
             self._pending.add(applied)
+        self.checkpointer.committed()
+        if self._behind_since is None:
+            self._behind_since = time.monotonic()
         self._wanted.set()
 
     def request(self) -> None:
@@ -222,16 +233,33 @@ class MirrorWriter:
         self._write()
 
     def _run(self) -> None:
-        while True:
-            self._wanted.wait()
+        # The loop's own condition too: a stop that comes while a rewrite waits for a pause has its
+        # ``_wanted`` cleared by that rewrite, and only ``_stopping`` still says it came.
+        while not self._stopping.is_set():
+            if not self._wanted.wait(self.checkpointer.quiet if self.checkpointer.deferred else None):
+                self.checkpointer.maybe_checkpoint()  # no commit for a while: the deferred checkpoint's moment
+                continue
             if self._stopping.is_set():
                 return
+            self._wait_for_pause()
             self._wanted.clear()
+            self._behind_since = None  # set again by the next commit, which this rewrite may not show
             self._load()  # once: not a rewrite's cost, so not paced like one
             started = time.monotonic()
             self._write()
             took = time.monotonic() - started
             self._stopping.wait(max(self._interval, (self.DUTY_SHARE - 1) * took))
+
+    def _wait_for_pause(self) -> None:
+        """Until no commit came for PAUSE seconds, or the mirror is the longest it may be behind."""
+        since = self._behind_since if self._behind_since is not None else time.monotonic()
+        deadline = since + self.MAX_LAG_INTERVALS * self._interval
+        while not self._stopping.is_set():
+            quiet = self.checkpointer.quiet_for()
+            now = time.monotonic()
+            if quiet >= self.PAUSE or now >= deadline:
+                return
+            self._stopping.wait(min(self.PAUSE - quiet, deadline - now))
 
     def _write(self) -> None:
         try:
@@ -250,29 +278,7 @@ class MirrorWriter:
         self.written_rev = lines.rev
         if self._faults.clear("write"):
             log.warning("mirror %s written again at revision %d", self._mirror_path, lines.rev)
-        self._checkpoint()
-
-    def _checkpoint(self) -> None:
-        """Copy the WAL into the store file here, off the write path (PASSIVE: it never blocks a writer).
-
-        The server thread's connection no longer checkpoints inside a commit
-        (``hub.store_file``), which made an acknowledgement wait now and then.
-        """
-        wal = self._store_path.with_name(self._store_path.name + "-wal")
-        try:
-            if wal.stat().st_size < CHECKPOINT_WAL_BYTES:
-                return
-            # mode=rw: never create a store file where the hub's is gone (the store thread writes it back).
-            conn = sqlite3.connect(f"file:{self._store_path}?mode=rw", uri=True, isolation_level=None)
-            try:
-                conn.execute("PRAGMA busy_timeout = 1000")
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            finally:
-                conn.close()
-        except (OSError, sqlite3.Error) as exc:
-            self._faults.report("checkpoint", logging.WARNING, f"cannot checkpoint {self._store_path}: {exc}")
-            return
-        self._faults.clear("checkpoint")
+        self.checkpointer.maybe_checkpoint()
 
     def _load(self) -> None:
         if self._lines is not None:

@@ -221,7 +221,7 @@ class Hub:
                     self.publisher.welcome(xpub)
             routers = [router for router in self._routers() if router in ready]
             if routers or not woken_by.isdisjoint(ready):
-                self.dispatcher.serve(routers)
+                self.dispatcher.serve(routers, ready)
             self._expire()
             if time.monotonic() >= next_beat:
                 self._housekeeping()

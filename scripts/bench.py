@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import queue
 import sys
 import time
@@ -173,7 +174,7 @@ def write_ack(target: Target, count: int, reps: int) -> list[dict[str, float]]:
 def context() -> BaseContext:
     """Worker processes fork from a server that has this module loaded: 100 of them start in seconds."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["bench", "bench_peers", "bench_mosquitto", "bench_naive"])
+    ctx.set_forkserver_preload(["bench", "bench_peers", "bench_mosquitto", "bench_naive", "bench_floors"])
     return ctx
 
 
@@ -185,12 +186,16 @@ def processes(procs: list[Any]) -> Iterator[list[Any]]:
             p.start()
         yield procs
     finally:
+        # One deadline for them all: a hundred stuck workers joined 5 s each took 8 minutes to stop.
+        deadline = time.monotonic() + 5
         for p in procs:
-            p.join(timeout=5 if p.exitcode is None else 0)
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
         for p in procs:
             if p.is_alive():
                 p.terminate()
-                p.join(5)
+        deadline = time.monotonic() + 5
+        for p in procs:
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _collect(out: Any, expected: int, timeout: float, what: str, procs: list[Any]) -> list[Any]:
@@ -347,16 +352,18 @@ def _write_for(
         if not go.wait(READY_TIMEOUT):
             out.put(("error", f"writer {index}: no start signal within {READY_TIMEOUT:.0f} s"))
             return
-        counts = []
+        counts, cpu = [], []
         for rep in range(reps):
             begin = start_at.value + rep * (seconds + gap)
             time.sleep(max(0.0, begin - time.monotonic()))
             done, end = 0, begin + seconds
+            started_cpu = time.process_time()  # this process's threads: the client library's I/O thread too
             while time.monotonic() < end:
                 writer.write(f"bench.w{index}.k{done % 50}", {"i": done, "p": PAYLOAD})
                 done += 1
             counts.append(done)
-        out.put(("counts", counts))
+            cpu.append(time.process_time() - started_cpu)
+        out.put(("counts", (counts, cpu)))
     except Exception as exc:
         out.put(("error", repr(exc)))
     finally:
@@ -418,15 +425,24 @@ class ThroughputRun:
 
     def results(self) -> list[float]:
         """Writes per second of each repetition, summed over the writers."""
+        return [rate for rate, _cpu in self.results_with_cpu()]
+
+    def results_with_cpu(self) -> list[tuple[float, float]]:
+        """Per repetition: writes per second summed over the writers, and the writers' CPU seconds per write."""
         timeout = self.reps * (self.seconds + self.gap) + 120
-        counts = _collect(
+        reports = _collect(
             self._out,
             self.writers,
             timeout,
             f"{self.target.name}: {self.writers} writers' counts",
             self.procs,
         )
-        return [sum(c[rep] for c in counts) / self.seconds for rep in range(self.reps)]
+        results = []
+        for rep in range(self.reps):
+            done = sum(counts[rep] for counts, _cpu in reports)
+            cpu = sum(cpu[rep] for _counts, cpu in reports)
+            results.append((done / self.seconds, cpu / done if done else 0.0))
+        return results
 
 
 def throughput(target: Target, writers: int, seconds: float, reps: int, ctx: BaseContext) -> list[float]:
@@ -436,3 +452,50 @@ def throughput(target: Target, writers: int, seconds: float, reps: int, ctx: Bas
         run.wait_ready()
         run.start()
         return run.results()
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """Writes/s of one timed window, the server's CPU per write in it, and how busy the machine was."""
+
+    writes_per_s: float
+    server_us_per_write: float | None  # user + system, every thread of the server process
+    client_us_per_write: float  # the writer processes' CPU (their client library included)
+    machine_busy: float  # share of all CPUs' time not idle (other processes' included)
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def throughput_cpu(target: Target, writers: int, seconds: float, ctx: BaseContext, pid: int | None) -> CpuUse:
+    """``throughput`` for one repetition, with the CPU the server (``pid``) and the machine spent in its window.
+
+    On a 2-core machine the writer processes share the CPUs with the server: when
+    the machine is busy all the time, CPU per write, not the design, sets the rate.
+    """
+    run = ThroughputRun(target, writers, seconds, 1, ctx)
+    with processes(run.procs):
+        run.wait_ready()
+        begin = run.start()
+        time.sleep(max(0.0, begin - time.monotonic()))
+        cpu0, ticks0 = (_process_cpu_s(pid) if pid else None), _machine_ticks()
+        time.sleep(max(0.0, begin + seconds - time.monotonic()))
+        cpu1, ticks1 = (_process_cpu_s(pid) if pid else None), _machine_ticks()
+        rate, client_cpu = run.results_with_cpu()[0]
+    per_write = None
+    if cpu0 is not None and cpu1 is not None and rate > 0:
+        per_write = (cpu1 - cpu0) / (rate * seconds) * 1e6
+    busy = (ticks1[0] - ticks0[0]) / max(1, ticks1[1] - ticks0[1])
+    return CpuUse(rate, per_write, client_cpu * 1e6, busy)

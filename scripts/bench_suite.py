@@ -47,14 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("ack", "notify", "throughput", "cli", "footprint")
 MB = 1e6  # memory is reported in MB (10^6 bytes), as the targets are
 
-# Targets of issue 8, for a full run's figure ids.  (threshold, True if higher is better)
+# Absolute targets (issue 8, and issue 15's 100-subscriber p99), for a full run's figure ids.
+# (threshold, True if higher is better)
 TARGETS = MappingProxyType(
     {
-        "ack_p50_us": (250.0, False),
-        "ack_p99_us": (600.0, False),
-        "notify_1_p50_us": (300.0, False),
         "notify_100_p99_us": (5000.0, False),
-        "throughput_8_wps": (15000.0, True),
         "cli_ratio": (1.3, False),
         "rss_idle_mb": (40.0, False),
         "rss_filled_mb": (120.0, False),
@@ -62,7 +59,21 @@ TARGETS = MappingProxyType(
         "start_keys_s": (1.0, False),
     }
 )
-RELATIVE_TARGETS = MappingProxyType({"throughput_32_wps": "throughput_8_wps"})  # no lower than that figure
+# Targets of issue 15 as ratios to Redis (appendfsync always) measured in the same run:
+# (statehub / Redis at most this for latencies, at least this for writes/s, True if higher is better).
+REDIS_TARGETS = MappingProxyType(
+    {
+        "ack_p50_us": (1.0, False),
+        "ack_p99_us": (1.2, False),
+        "notify_1_p50_us": (1.0, False),
+        "notify_1_p99_us": (1.5, False),
+        "throughput_1_wps": (1.0, True),
+        "throughput_8_wps": (1.1, True),
+        "throughput_32_wps": (1.1, True),
+    }
+)
+# Without peers: 32 writers no lower than 8.
+RELATIVE_TARGETS = MappingProxyType({"throughput_32_wps": "throughput_8_wps"})
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,11 @@ class Results:
         value = figure.median("statehub")
         if value is None:
             return None
+        if figure.id in REDIS_TARGETS:
+            redis = figure.median("redis")
+            if redis:
+                limit, higher = REDIS_TARGETS[figure.id]
+                return value / redis >= limit if higher else value / redis <= limit
         if figure.id in TARGETS:
             threshold, higher = TARGETS[figure.id]
             return value >= threshold if higher else value <= threshold
@@ -137,11 +153,14 @@ class Results:
         return None
 
 
-def target_text(figure_id: str) -> str:
-    if figure_id in TARGETS:
-        threshold, higher = TARGETS[figure_id]
+def target_text(figure: Figure) -> str:
+    if figure.id in REDIS_TARGETS and figure.median("redis"):
+        limit, higher = REDIS_TARGETS[figure.id]
+        return f"{'≥' if higher else '≤'} {limit:g}× Redis"
+    if figure.id in TARGETS:
+        threshold, higher = TARGETS[figure.id]
         return f"{'≥' if higher else '≤'} {threshold:g}"
-    if figure_id in RELATIVE_TARGETS:
+    if figure.id in RELATIVE_TARGETS:
         return "≥ 8 writers'"
     return ""
 
@@ -157,6 +176,8 @@ class Run:
     results: Results = field(default_factory=Results)
     started: float = field(default_factory=time.monotonic)
     ctx: Any = None
+    floors: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # floor -> p50_us/p99_us -> runs
+    pids: dict[str, int] = field(default_factory=dict)  # target name -> its server's process id
 
     def progress(self, message: str) -> None:
         print(f"[bench {time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
@@ -234,16 +255,81 @@ def section_throughput(run: Run, targets: list[Target]) -> None:
     plan = run.plan
     for writers in plan.writers:
 
-        def measure(target: Target, writers: int = writers) -> float:
-            result = bench.throughput(target, writers, plan.seconds, 1, run.ctx)[0]
-            run.progress(f"throughput {target.name}, {writers} writer(s): {result:.0f} writes/s")
-            return result
+        def measure(target: Target, writers: int = writers) -> bench.CpuUse:
+            use = bench.throughput_cpu(target, writers, plan.seconds, run.ctx, run.pids.get(target.name))
+            per_write = f"{use.server_us_per_write:.0f}" if use.server_us_per_write is not None else "?"
+            run.progress(
+                f"throughput {target.name}, {writers} writer(s): {use.writes_per_s:.0f} writes/s; CPU a write: "
+                f"server {per_write} us, client {use.client_us_per_write:.0f} us; machine {use.machine_busy:.0%} busy"
+            )
+            return use
 
+        what = f"{writers} writer process{'es' if writers > 1 else ''}"
         for name, runs in _interleaved(run, targets, measure).items():
             run.results.add(
-                f"throughput_{writers}_wps", "throughput",
-                f"durable writes/s, {writers} writer process{'es' if writers > 1 else ''}", "writes/s", name, runs,
+                f"throughput_{writers}_wps", "throughput", f"durable writes/s, {what}", "writes/s", name,
+                [u.writes_per_s for u in runs],
             )  # fmt: skip
+            per_write = [u.server_us_per_write for u in runs if u.server_us_per_write is not None]
+            if per_write:
+                run.results.add(
+                    f"throughput_{writers}_cpu_us", "throughput", f"server CPU per write, {what} (µs)", "us", name,
+                    per_write,
+                )  # fmt: skip
+            run.results.add(
+                f"throughput_{writers}_client_cpu_us", "throughput", f"client CPU per write, {what} (µs)", "us",
+                name, [u.client_us_per_write for u in runs],
+            )  # fmt: skip
+            run.results.add(
+                f"throughput_{writers}_busy", "throughput", f"machine CPU busy, {what} (fraction)", "fraction",
+                name, [u.machine_busy for u in runs],
+            )  # fmt: skip
+
+
+FLOOR_TITLES = MappingProxyType(
+    {
+        "zmq_round_trip": "ZeroMQ REQ/REP round trip, ipc, another process",
+        "fdatasync": "4 KiB pwrite + fdatasync, the hub's disk",
+        "sqlite_commit": "one-row SQLite commit, WAL, synchronous=FULL",
+        "pub_sub": "PUB -> SUB one way, ipc, another process, 1,000/s",
+    }
+)
+
+
+def measure_floors(run: Run) -> None:
+    """One measurement of every floor (bench_floors), added to the run's; a run takes one per latency section."""
+    import bench_floors
+
+    folder = run.tmp / "floors"
+    folder.mkdir(exist_ok=True)
+    count = 200 if run.args.quick else 2000
+    for name, summary in bench_floors.floors(folder, run.ctx, count).items():
+        for p in ("p50_us", "p99_us"):
+            run.floors.setdefault(name, {}).setdefault(p, []).append(summary[p])
+        run.progress(f"floor {name}: {_fmt_us(summary)}")
+
+
+def floors_markdown(floors: dict[str, dict[str, list[float]]]) -> str:
+    if not floors:
+        return ""
+    lines = [
+        "",
+        "Floors measured in the same run, between its sections (median (min–max) of the measurements):",
+        "",
+        "| floor | p50 (µs) | p99 (µs) |",
+        "|---|---|---|",
+    ]
+    for name, title in FLOOR_TITLES.items():
+        if name in floors:
+            cells = []
+            for p in ("p50_us", "p99_us"):
+                runs = floors[name][p]
+                cell = f"{statistics.median(runs):,.0f}"
+                if len(runs) > 1:
+                    cell += f" ({min(runs):,.0f}–{max(runs):,.0f})"
+                cells.append(cell)
+            lines.append(f"| {title} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
 
 
 def _cli_env() -> dict[str, str]:
@@ -490,7 +576,7 @@ def markdown(results: Results, meta: dict[str, Any], peers: list[str]) -> str:
             row = [
                 figure.label,
                 _cell(figure, "statehub"),
-                target_text(figure.id),
+                target_text(figure),
                 "" if met is None else ("yes" if met else "**no**"),
             ]
             row += [_cell(figure, p) for p in peers] + [_ratio_cell(figure, p) for p in peers]
@@ -507,7 +593,7 @@ def as_json(results: Results, meta: dict[str, Any], peers: list[str]) -> dict[st
                 "id": figure.id,
                 "label": figure.label,
                 "unit": figure.unit,
-                "target": target_text(figure.id) or None,
+                "target": target_text(figure) or None,
                 "met": results.met(figure),
                 "values": values,
                 "ratios": {p: r for p in peers if (r := ratio(figure, p)) is not None},
@@ -556,6 +642,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, help="repetitions per figure (default 3; 1 with --quick)")
     parser.add_argument("--only", help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--subscribers", help="comma-separated subscriber counts for the notify section (default 1,100)"
+    )
     parser.add_argument("--keys", type=int, help="keys for the footprint section (default 100000)")
     parser.add_argument("--storm-seconds", type=float, help="length of each write storm (default 60)")
     parser.add_argument("--json", type=Path, help="write the results here (default bench-results/DATE.json)")
@@ -568,6 +657,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.sections = [s for s in SECTIONS if s in only]
     if args.repeat is not None and not 1 <= args.repeat <= 20:
         parser.error(f"--repeat {args.repeat} is outside 1..20")
+    if args.subscribers is not None:
+        try:
+            args.subscribers = tuple(int(n) for n in args.subscribers.split(",") if n.strip())
+        except ValueError:
+            parser.error(f"--subscribers {args.subscribers!r}: give counts like 1,100")
+        if not args.subscribers or not all(1 <= n <= 500 for n in args.subscribers):
+            parser.error("--subscribers: each count must be 1..500")
     return args
 
 
@@ -579,6 +675,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         changes["restarts"] = args.repeat
     if args.keys is not None:
         changes["keys"] = args.keys
+    if args.subscribers is not None:
+        changes["subscribers"] = args.subscribers
     if args.storm_seconds is not None:
         changes["storm_seconds"] = args.storm_seconds
     return dataclasses.replace(plan, **changes)
@@ -613,6 +711,7 @@ def _peer_servers(run: Run, meta: dict[str, Any]) -> Iterator[list[Target]]:
             stack.callback(server.stop)
             server.start()
             meta["peers"][server.name] = server.settings()
+            run.pids[server.name] = server.pid
             run.progress(
                 f"{server.name} {meta['peers'][server.name]} serving on {server.address}, pid {server.pid}"
             )
@@ -641,6 +740,10 @@ def _report_hub(run: Run, hub: HubProcess) -> None:
     run.progress(f"the hub (pid {hub.pid}) is {state}; its log ends:\n{hub.log[-3000:]}")
 
 
+def _floors_taken(run: Run) -> int:
+    return min((len(f["p50_us"]) for f in run.floors.values()), default=0)
+
+
 def execute(run: Run, meta: dict[str, Any]) -> None:
     sections = run.args.sections
     needs_hub = [s for s in sections if s in ("ack", "notify", "throughput", "cli")]
@@ -651,6 +754,7 @@ def execute(run: Run, meta: dict[str, Any]) -> None:
             hub = stack.enter_context(HubProcess(hub_dir, heartbeat=1.0))
             run.progress(f"hub serving {hub_dir}, pid {hub.pid}")
             targets.append(StatehubTarget(str(hub_dir)))
+            run.pids["statehub"] = hub.pid
         if run.args.schema and set(sections) & {"ack", "notify", "throughput"}:
             targets.append(stack.enter_context(_schema_hub(run, meta)))
         if run.args.peers and set(sections) & {"ack", "notify", "throughput"}:
@@ -664,9 +768,11 @@ def execute(run: Run, meta: dict[str, Any]) -> None:
                     section_notify(run, targets)
                 elif section == "throughput":
                     section_throughput(run, targets)
-                elif section == "cli":
+                if section in ("ack", "notify", "throughput") and _floors_taken(run) < run.plan.repeat:
+                    measure_floors(run)
+                if section == "cli":
                     section_cli(run, hub_dir)
-                else:
+                elif section == "footprint":
                     section_footprint(run)
         except Exception:
             if needs_hub:
@@ -705,7 +811,8 @@ def main(argv: list[str] | None = None) -> int:
         meta["load"]["after"] = load()
         meta["wall_seconds"] = round(time.monotonic() - run.started, 1)
     peers = [p for p in PEER_TITLES if p in meta["peers"]]
-    table = markdown(run.results, meta, peers)
+    meta["floors"] = run.floors
+    table = markdown(run.results, meta, peers) + floors_markdown(run.floors)
     for path in (json_path, markdown_path):
         path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(as_json(run.results, meta, peers), indent=2, ensure_ascii=False) + "\n")

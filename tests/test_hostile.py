@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from statehub.hub.protocol import (
     HubStatus,
     List,
     Op,
+    Request,
     Set,
     Snapshot,
     Status,
@@ -136,7 +138,8 @@ valid_requests = st.one_of(
         ),
     ),
 )
-request_types = ["get", "list", "snapshot", "history", "status", "set", "unset", "txn"]
+# Every request type the protocol has, from its union, so a new request never reads as "unknown" here.
+request_types = [kind.__struct_config__.tag for kind in typing.get_args(Request)]
 field_names = [
     "type",
     "v",

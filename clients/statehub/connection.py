@@ -62,6 +62,10 @@ WATCHED_EVENTS = (
 )
 
 
+# Plain ints: ``events & zmq.POLLIN`` builds a PollEvent flag each time (~1.5 us, three times a request).
+_POLLIN, _POLLOUT = int(zmq.POLLIN), int(zmq.POLLOUT)
+
+
 @dataclass(frozen=True)
 class Endpoints:
     rpc: str
@@ -145,9 +149,9 @@ class Link:
         """The reply; None at ``deadline``, or as soon as the connection drops (the reply is lost then)."""
         while True:
             events = self._poll(deadline)
-            if self._has(events, self.socket, zmq.POLLIN):
+            if self._has(events, self.socket, _POLLIN):
                 return self.socket.recv()
-            if self._has(events, self.monitor, zmq.POLLIN):
+            if self._has(events, self.monitor, _POLLIN):
                 self.read_events()
                 if self.dropped:
                     return self.socket.recv() if self.socket.poll(0, zmq.POLLIN) else None
@@ -182,13 +186,13 @@ class Link:
     def _wait_writable(self, deadline: float) -> Ready:
         while True:
             events = self._poll(deadline)
-            if self._has(events, self.monitor, zmq.POLLIN):
+            if self._has(events, self.monitor, _POLLIN):
                 self.read_events()
                 if self.handshake_error is not None:
                     return Ready.HANDSHAKE_REFUSED
                 if self.refused:
                     return Ready.REFUSED
-            if self._has(events, self.socket, zmq.POLLOUT):
+            if self._has(events, self.socket, _POLLOUT):
                 return Ready.YES
             if time.monotonic() >= deadline:
                 return Ready.TIMED_OUT
@@ -205,7 +209,7 @@ class Link:
 def _readable(sock: zmq.Socket[bytes]) -> bool:
     """Has ``sock`` a message waiting?  (A socket option read: cheaper than a poll on every request.)"""
     events = sock.get(zmq.EVENTS)
-    return isinstance(events, int) and bool(events & zmq.POLLIN)
+    return isinstance(events, int) and bool(events & _POLLIN)
 
 
 class Connection:
