@@ -219,7 +219,9 @@ class Dispatcher:
         applied: list[Applied] = []
         for p, result in zip(batch, results, strict=True):
             if isinstance(result, Applied):
-                reply: Reply = Committed(epoch=self.store.epoch, rev=result.rev, duplicate=result.duplicate)
+                reply: Reply = Committed(
+                    epoch=self.store.epoch, rev=result.rev, duplicate=result.duplicate, warnings=result.warnings
+                )
                 applied.append(result)
             elif isinstance(result, AppliedBatch):
                 reply = BatchCommitted(epoch=self.store.epoch, revs=result.revs, duplicate=result.duplicate)

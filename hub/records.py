@@ -65,6 +65,7 @@ class Change(msgspec.Struct, frozen=True, gc=False):
     user: str
     backfill: bool = False
     origin: bytes | None = None
+    ttl: float | None = None  # a set's lifetime (its write's, else the schema's): not kept in history
 
 
 class Applied(msgspec.Struct, frozen=True, gc=False):
@@ -78,6 +79,7 @@ class Applied(msgspec.Struct, frozen=True, gc=False):
     rev: int
     changes: list[Change] = []
     duplicate: bool = False
+    warnings: list[str] = []  # keys the schema does not know, accepted (policy warn)
 
 
 class AppliedBatch(msgspec.Struct, frozen=True, gc=False):

@@ -18,6 +18,7 @@ from statehub.hub.protocol import (
     MAX_BATCH_WRITES,
     MAX_KEY_LENGTH,
     MAX_NAME_LENGTH,
+    MAX_TTL_SECONDS,
     MAX_TXN_OPS,
     MAX_VALUE_BYTES,
     MAX_VALUE_DEPTH,
@@ -232,21 +233,35 @@ def check_write(write: Set | Unset | Txn, body_size: int = 0) -> None:
         if len(ops) > MAX_TXN_OPS:
             raise InvalidRequest(f"a txn of {len(ops)} operations exceeds the limit of {MAX_TXN_OPS}")
         _check_unique([op.key for op in ops])
-        checks = [(op.key, op.op == "set", op.value, op.expect) for op in ops]
+        checks = [(op.key, op.op == "set", op.value, op.expect, op.ttl) for op in ops]
         for op in ops:
             _check_origin(op.origin)
     else:
-        checks = [(write.key, isinstance(write, Set), getattr(write, "value", None), write.expect)]
-    for key, is_set, value, expect in checks:
+        checks = [(write.key, isinstance(write, Set), getattr(write, "value", None), write.expect, getattr(write, "ttl", None))]
+    for key, is_set, value, expect, ttl in checks:
         check_key(key)
         if expect is not None and expect < 0:
             raise InvalidRequest(
                 f"expected revision {expect} for {key!r} is negative; use 0 for 'must not exist'"
             )
+        if ttl is not None:
+            check_ttl(key, ttl, is_set)
         if is_set:
             check_value(value)
             if body_size > MAX_VALUE_BYTES:
                 _check_value_size(key, value)
+
+
+def check_ttl(key: str, ttl: Any, is_set: bool = True) -> None:
+    """Raise InvalidRequest unless ``ttl`` is a lifetime a set of ``key`` may carry."""
+    if not is_set:
+        raise InvalidRequest(f"a ttl goes with a set, not with the unset of {key!r}")
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or ttl <= 0:
+        raise InvalidRequest(f"invalid ttl for {key!r}: expected seconds > 0, got {ttl!r}")
+    if ttl > MAX_TTL_SECONDS:
+        raise InvalidRequest(
+            f"invalid ttl for {key!r}: {ttl:g} s is more than the limit of {MAX_TTL_SECONDS} s (a year)"
+        )
 
 
 def _check_origin(origin: SiteOrigin | None) -> None:
@@ -259,6 +274,8 @@ def _check_origin(origin: SiteOrigin | None) -> None:
         raise InvalidRequest("an origin needs the name of the site that made the change")
     if origin.rev < 1:
         raise InvalidRequest(f"origin revision {origin.rev} of site {origin.site!r} must be 1 or more")
+
+
 def check_batch(batch: Batch, body_size: int = 0) -> None:
     """Raise InvalidRequest naming the first problem with a batch (and which of its writes has it)."""
     check_name("source", batch.source)

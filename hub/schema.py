@@ -18,6 +18,7 @@ client (``statehub::schema``) gives the same verdicts in the same words, held to
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from operator import itemgetter
 from typing import Any, Literal, Protocol
@@ -103,16 +104,17 @@ class Schema:
         for rule in rules:
             self._by_length.setdefault(rule.name.count(".") + 1, []).append(rule)
         self._policies: dict[str, Policy] = {p: v for file in self._files for p, v in file.policies.items()}
+        self._writers = {p: w for file in self._files for p, w in file.writers.items()}
         self._description = next((f.description for f in self._files if not f.prefix), "")
-        # No rule and no refuse or warn anywhere: no op can be judged anything but fine.
-        self._allows_everything = not rules and set(self._policies.values()) <= {"allow"}
+        # No rule, no refuse or warn and no writers anywhere: no op can be judged anything but fine.
+        self._allows_everything = not rules and set(self._policies.values()) <= {"allow"} and not self._writers
 
     # --- what the schema holds ---------------------------------------------------
 
     @property
     def is_empty(self) -> bool:
-        """No rules and no policies: every write is allowed, as with no schema at all."""
-        return not self._exact and not self._patterns and not self._policies
+        """No rules, no policies and no writers: every write is allowed, as with no schema at all."""
+        return not self._exact and not self._patterns and not self._policies and not self._writers
 
     @property
     def texts(self) -> dict[str, str]:
@@ -127,6 +129,11 @@ class Schema:
     def policies(self) -> dict[str, Policy]:
         """The unknown-key policy of each prefix that has one; every other key is ``allow``."""
         return dict(self._policies)
+
+    @property
+    def writers(self) -> dict[str, tuple[str, ...]]:
+        """The sources that alone may write under each prefix of a ``[writers]`` table."""
+        return dict(self._writers)
 
     def rules(self, prefix: str = "") -> list[Rule]:
         """Every rule whose key or pattern starts with ``prefix``, sorted by it."""
@@ -169,6 +176,19 @@ class Schema:
                 return key[: end + 1], policy
         return "", policies.get("", "allow")
 
+    def writers_for(self, key: str) -> tuple[str, tuple[str, ...]] | None:
+        """The ``[writers]`` entry for ``key`` (the longest prefix that has one) and that prefix; None: none."""
+        writers = self._writers
+        if not writers:
+            return None
+        end = len(key)
+        while (end := key.rfind(".", 0, end)) >= 0:
+            found = writers.get(key[: end + 1])
+            if found is not None:
+                return key[: end + 1], found
+        found = writers.get("")
+        return None if found is None else ("", found)
+
     def is_secret(self, key: str) -> bool:
         rule = self.rule_for(key)
         return rule is not None and rule.secret
@@ -210,10 +230,12 @@ class Schema:
         if self._allows_everything:
             return None
         rule = self.rule_for(key)
+        if self._writers or (rule is not None and rule.writable_by):
+            refusal = _writer_problem(key, rule, self.writers_for(key), source)
+            if refusal is not None:
+                raise InvalidRequest(refusal)
         if rule is None:
             return None if op == "unset" else self._unknown(key)
-        if rule.writable_by and source not in rule.writable_by:
-            raise InvalidRequest(_writer_message(key, rule, source))
         if op == "set":
             problem = rule.problem(value, secret)
             if problem is not None:
@@ -278,22 +300,17 @@ class Schema:
     def _item_violations(self, item: StoredItem) -> list[Violation]:
         key = item.key
         rule = self.rule_for(key)
+        found: list[Violation] = []
+        writer = _writer_problem(key, rule, self.writers_for(key), item.source, stored=True)
+        if writer is not None:
+            found.append(Violation(key=key, severity="error", rule=rule.name if rule else "", message=writer))
         if rule is None:
             prefix, policy = self.policy_for(key)
             if policy == "allow":
-                return []
+                return found
             message = _unknown_message(key, prefix, policy, self._suggestion(key))
-            return [Violation(key=key, severity="warning" if policy == "warn" else "error", message=message)]
-        found: list[Violation] = []
-        if rule.writable_by and item.source not in rule.writable_by:
-            found.append(
-                Violation(
-                    key=key,
-                    severity="error",
-                    rule=rule.name,
-                    message=_writer_message(key, rule, item.source, stored=True),
-                )
-            )
+            found.append(Violation(key=key, severity="warning" if policy == "warn" else "error", message=message))
+            return found
         hidden = item.secret and item.value == SECRET_PLACEHOLDER
         problem = None if hidden else rule.problem(item.value, item.secret)
         if problem is not None:
@@ -339,12 +356,39 @@ def _unknown_message(key: str, prefix: str, policy: Policy, suggestion: str) -> 
     return f"unknown key '{key}': not in the schema, which refuses unknown keys{under}{maybe}"
 
 
-def _writer_message(key: str, rule: Rule, source: str, stored: bool = False) -> str:
-    names = ", ".join(f"'{name}'" for name in rule.writable_by)
-    who = f"source{'s' if len(rule.writable_by) > 1 else ''} {names}"
+def _writer_problem(
+    key: str, rule: Rule | None, prefix_writers: tuple[str, tuple[str, ...]] | None, source: str, stored: bool = False
+) -> str | None:
+    """Why ``source`` may not write ``key``, or None when it may.
+
+    A rule's writers and its prefix's ``[writers]`` combine by taking the narrower:
+    a source must be in both.
+    """
+    by_rule = rule.writable_by if rule is not None else ()
+    prefix, by_prefix = prefix_writers if prefix_writers is not None else ("", ())
+    if by_rule and by_prefix:
+        allowed = tuple(name for name in by_rule if name in by_prefix)
+    else:
+        allowed = by_rule or by_prefix
+    if not allowed and not (by_rule and by_prefix):
+        return None
+    if source in allowed:
+        return None
     came = f"source '{source}'" if source else "a client that gave no source"
     verb = "was written by" if stored else "this write came from"
-    return f"'{key}' may be written only by {who} (schema: {rule.name}); {verb} {came}"
+    table = f"[writers] {json.dumps(prefix)}"
+    if not allowed:
+        assert rule is not None
+        return (
+            f"'{key}' may be written by no source (schema: {rule.name} allows {_sources(by_rule)}, "
+            f"{table} allows {_sources(by_prefix)}); {verb} {came}"
+        )
+    where = " and ".join(([rule.name] if by_rule and rule is not None else []) + ([table] if by_prefix else []))
+    return f"'{key}' may be written only by {_sources(allowed)} (schema: {where}); {verb} {came}"
+
+
+def _sources(names: tuple[str, ...]) -> str:
+    return f"source{'s' if len(names) > 1 else ''} " + ", ".join(f"'{name}'" for name in names)
 
 
 def _segments_apart(mine: list[str], theirs: list[str]) -> int:

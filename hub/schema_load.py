@@ -32,8 +32,11 @@ FRAGMENT_KEY_PREFIX = SCHEMA_KEY + "."
 FORMAT = 1
 RULE_FIELDS = (
     "type", "default", "description", "unit", "min", "max",
-    "values", "items", "secret", "writable_by", "ttl",
+    "values", "items", "secret", "writable_by", "readonly_for", "ttl",
 )  # fmt: skip
+# The issue that asked for the writers field called it readonly_for; it reads backwards, so
+# writable_by is the name documented first, and readonly_for the synonym with the same meaning.
+WRITER_FIELDS = ("writable_by", "readonly_for")
 SCHEMA_FIELDS = ("format", "prefix", "description")
 LOAD_HINT = "fix the schema text and apply it again; nothing was changed"
 
@@ -51,6 +54,7 @@ class SchemaFile(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
     rules: tuple[Rule, ...] = ()  # sorted by name
     policies: dict[str, Policy] = msgspec.field(default_factory=dict)  # whole prefixes
+    writers: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)  # whole prefix -> sources
 
 
 def schema_error(origin: str, where: str, problem: str) -> InvalidRequest:
@@ -78,14 +82,15 @@ def parse_schema(text: str, key: str = SCHEMA_KEY, origin: str | None = None) ->
         rules = _defaults_rules(document, prefix, key, origin)
         return SchemaFile(key=key, origin=origin, prefix=prefix, text=text, typed=False, rules=rules)
     for name in sorted(document):
-        if name not in ("schema", "unknown", "keys"):
+        if name not in ("schema", "unknown", "writers", "keys"):
             raise schema_error(
                 origin,
                 f"top-level entry {json.dumps(name)}",
-                'unknown; a schema file holds only [schema], [unknown] and [keys."KEY"] tables',
+                'unknown; a schema file holds only [schema], [unknown], [writers] and [keys."KEY"] tables',
             )
     description = _header(document["schema"], prefix, key, origin)
     policies = _policies(document.get("unknown", {}), prefix, origin)
+    writers = _prefix_writers(document.get("writers", {}), prefix, origin)
     keys = document.get("keys", {})
     if not isinstance(keys, dict):
         raise schema_error(origin, "[keys]", 'must be a table of rules, like [keys."plant.rate"]')
@@ -99,6 +104,7 @@ def parse_schema(text: str, key: str = SCHEMA_KEY, origin: str | None = None) ->
         description=description,
         rules=rules,
         policies=policies,
+        writers=writers,
     )
 
 
@@ -195,21 +201,37 @@ def _policies(table: Any, prefix: str, origin: str) -> dict[str, Policy]:
     policies: dict[str, Policy] = {}
     for name in sorted(table):
         where = f"[unknown] {json.dumps(name)}"
-        if name and not name.endswith("."):
-            raise schema_error(
-                origin, where, 'a prefix is "" (every key) or ends with \'.\' (a subtree, like "plant.")'
-            )
-        if name:
-            try:
-                check_key(prefix + name[:-1])
-            except InvalidRequest as exc:
-                raise schema_error(origin, where, exc.message) from None
+        _check_table_prefix(name, prefix, origin, where)
         policy = table[name]
         if policy not in POLICIES:
             shown = show_value(_plain(policy))
             raise schema_error(origin, where, f"the policy must be allow, warn or refuse, got {shown}")
         policies[prefix + name] = cast(Policy, policy)
     return policies
+
+
+def _prefix_writers(table: Any, prefix: str, origin: str) -> dict[str, tuple[str, ...]]:
+    """[writers]: prefix = [sources], who alone may write the keys under a prefix (a fleet's, an ingester's)."""
+    if not isinstance(table, dict):
+        raise schema_error(origin, "[writers]", 'must be a table of prefix = [sources], like "fleet." = ["fleet"]')
+    writers: dict[str, tuple[str, ...]] = {}
+    for name in sorted(table):
+        where = f"[writers] {json.dumps(name)}"
+        _check_table_prefix(name, prefix, origin, where)
+        writers[prefix + name] = _source_names(table[name], "the writers of a prefix", origin, where)
+    return writers
+
+
+def _check_table_prefix(name: str, prefix: str, origin: str, where: str) -> None:
+    if name and not name.endswith("."):
+        raise schema_error(
+            origin, where, 'a prefix is "" (every key) or ends with \'.\' (a subtree, like "plant.")'
+        )
+    if name:
+        try:
+            check_key(prefix + name[:-1])
+        except InvalidRequest as exc:
+            raise schema_error(origin, where, exc.message) from None
 
 
 def _defaults_rules(document: Mapping[str, Any], prefix: str, key: str, origin: str) -> tuple[Rule, ...]:
@@ -390,15 +412,23 @@ def _bounds(fields: Mapping[str, Any], kind: str, origin: str, where: str) -> tu
 
 
 def _writers(fields: Mapping[str, Any], origin: str, where: str) -> tuple[str, ...]:
-    writers = fields.get("writable_by")
-    if writers is None:
+    given = [field for field in WRITER_FIELDS if field in fields]
+    if not given:
         return ()
+    if len(given) > 1:
+        raise schema_error(
+            origin, where, "writable_by and readonly_for are one field (readonly_for is its synonym): give one"
+        )
+    return _source_names(fields[given[0]], given[0], origin, where)
+
+
+def _source_names(writers: Any, what: str, origin: str, where: str) -> tuple[str, ...]:
     good = isinstance(writers, list) and writers and all(isinstance(w, str) and w for w in writers)
     if not good:
         raise schema_error(
             origin,
             where,
-            f"writable_by must be a non-empty list of source names, got {show_value(_plain(writers))}",
+            f"{what} must be a non-empty list of source names, got {show_value(_plain(writers))}",
         )
     for writer in writers:
         if len(writer) > MAX_NAME_LENGTH:

@@ -55,6 +55,13 @@ def _check_inside(main: SchemaFile, fragment: SchemaFile) -> None:
                 f"which {fragment.origin} owns; set that policy in the fragment",
                 hint=LOAD_HINT,
             )
+    for prefix in main.writers:
+        if prefix.startswith(fragment.prefix):
+            raise InvalidRequest(
+                f"{main.origin}: [writers] {json.dumps(prefix)}: inside {json.dumps(fragment.prefix)}, "
+                f"which {fragment.origin} owns; name its writers in the fragment",
+                hint=LOAD_HINT,
+            )
 
 
 Shape = tuple[str, ...]  # a key or pattern, split into segments

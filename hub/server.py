@@ -33,16 +33,19 @@ import zmq
 from statehub.hub import __version__, inbox
 from statehub.hub.access import RemoteListeners, open_listeners
 from statehub.hub.atomic_file import write_atomically
-from statehub.hub.committer import Committer
+from statehub.hub.committer import Committer, Outcome
 from statehub.hub.data_dir import acquire_lock, prepare_data_dir
 from statehub.hub.dispatch import Dispatcher
-from statehub.hub.errors import InvalidRequest, StorageError
+from statehub.hub.errors import InvalidRequest, StatehubError, StorageError
 from statehub.hub.housekeeping import Chores, apply_inbox
+from statehub.hub.liveness import EXPIRY_SOURCE, Liveness
 from statehub.hub.mirror_writer import MirrorWriter
 from statehub.hub.paths import HubInfo, Layout, default_endpoints, is_loopback, read_hub_info
-from statehub.hub.protocol import PROTOCOL_VERSION, HubStatus
+from statehub.hub.protocol import PROTOCOL_VERSION, HubStatus, Unset
 from statehub.hub.publisher import Publisher
 from statehub.hub.records import Applied
+from statehub.hub.schema import is_schema_key
+from statehub.hub.schema_files import apply_schema_files
 from statehub.hub.secret_box import SecretBox
 from statehub.hub.sockets import bind, configure_router, configure_xpub
 from statehub.hub.store import Store, StoreView
@@ -90,8 +93,10 @@ class Hub:
         self.committer = Committer(store)
         self.view = StoreView(store)
         self.dispatcher = Dispatcher(
-            self.committer, self.view, self.publisher, status=self._status, on_commit=self.mirror.apply
+            self.committer, self.view, self.publisher, status=self._status, on_commit=self._after_commit
         )
+        self.liveness = Liveness()
+        self.schema_errors: list[str] = []  # schema files of the data dir that were not applied
         self._chores = Chores()
         self._wakeup_r, self._wakeup_w = socket.socketpair()
 
@@ -142,8 +147,11 @@ class Hub:
         return [self.router] if self.remote is None else [self.router, self.remote.router]
 
     def announce(self) -> None:
-        """Apply queued writes, write hub.json (clients find the hub by it) and the first mirror."""
+        """Apply the schema files and queued writes, write hub.json (clients find the hub by it) and the first mirror."""
+        self._chores.run("applying the schema files", self._apply_schema_files)
         self._chores.run("applying queued writes", self._apply_whole_inbox)
+        # The restart rule: every key with a ttl gets one whole ttl from now (docs/schema.md).
+        self.liveness.track_all(self.store.lifetimes(), time.monotonic())
         self.committer.start()
         self.mirror.start()
         self._announced = True
@@ -205,7 +213,8 @@ class Hub:
         woken_by = {self.dispatcher.intake.wakeup.fileno(), self.committer.wakeup.fileno()}
         next_beat = time.monotonic() + self.config.heartbeat
         while not self._stopping:
-            timeout = max(0.0, next_beat - time.monotonic())
+            wake_at = min(next_beat, self.liveness.next_deadline() or next_beat)
+            timeout = max(0.0, wake_at - time.monotonic())
             ready = dict(poller.poll(int(timeout * 1000)))
             for xpub in self.publisher.xpubs:
                 if xpub in ready:
@@ -213,6 +222,7 @@ class Hub:
             routers = [router for router in self._routers() if router in ready]
             if routers or not woken_by.isdisjoint(ready):
                 self.dispatcher.serve(routers, ready)
+            self._expire()
             if time.monotonic() >= next_beat:
                 self._housekeeping()
                 next_beat = time.monotonic() + self.config.heartbeat
@@ -254,9 +264,59 @@ class Hub:
             lambda outcome: self._chores.run("applying queued writes", lambda: self._publish(outcome.result())),
         )
 
+    def _apply_schema_files(self) -> None:
+        """At start, before the store thread runs: the data dir's schema files that changed."""
+        done = apply_schema_files(self.layout.data_dir, self.store)
+        self.schema_errors = done.errors
+        self._publish(done.applied)
+
     def _publish(self, applied: list[Applied]) -> None:
         self.publisher.publish(applied)
+        self._after_commit(applied)
+
+    def _after_commit(self, applied: list[Applied]) -> None:
+        """What every published commit feeds: the mirror, the ttl deadlines, a schema change's new ttls."""
         self.mirror.apply(applied)
+        self.liveness.observe(applied, time.monotonic())
+        if any(is_schema_key(change.key) for write in applied for change in write.changes):
+            self.committer.submit(
+                lambda store: store.lifetimes(),
+                lambda outcome: self._chores.run(
+                    "tracking ttls", lambda: self.liveness.track_all(outcome.result(), time.monotonic())
+                ),
+            )
+
+    def _expire(self) -> None:
+        """Unset the keys whose ttl has run out: one published ``unset`` each, source ``ttl``.
+
+        Each is compare-and-set on the revision that was tracked, so a write that
+        lands meanwhile wins and the key lives on.
+        """
+        due = self.liveness.due(time.monotonic())
+        if not due:
+            return
+        writes = [Unset(v=PROTOCOL_VERSION, key=key, expect=rev, source=EXPIRY_SOURCE) for key, rev in due]
+        self.committer.submit(
+            lambda store: store.commit(writes, judged=False), lambda outcome: self._expired(due, outcome)
+        )
+
+    def _expired(self, due: list[tuple[str, int]], outcome: Outcome[list[Applied | StatehubError]]) -> None:
+        now = time.monotonic()
+        try:
+            results = outcome.result()
+        except Exception as exc:
+            log.error("expiring %d keys failed: %s; tried again shortly", len(due), exc)
+            for key, rev in due:
+                self.liveness.retry(key, rev, now)
+            return
+        applied = []
+        for (key, rev), result in zip(due, results, strict=True):
+            if isinstance(result, Applied):
+                applied.append(result)
+                log.info("%s expired: unset at revision %d (its ttl ran out)", key, result.rev)
+            else:  # written or unset since: it lives on, or is gone already
+                self.liveness.retry(key, rev, now)
+        self._publish(applied)
 
     def close(self) -> None:
         """Write the last mirror, close the sockets without lingering, release the lock.
@@ -317,6 +377,7 @@ class Hub:
             endpoints=dict(self.endpoints),
             writes=self.dispatcher.writes,
             commits=self.dispatcher.commits,
+            schema_errors=list(self.schema_errors),
         )
 
 

@@ -36,6 +36,8 @@ from statehub.hub.protocol import (
     write_ops,
 )
 from statehub.hub.records import Applied, AppliedBatch, Change, Entry, Rotation
+from statehub.hub.schema import SCHEMA_KEY, Schema
+from statehub.hub.schema_gate import has_ttl_rules, schema_after, stored_schema
 from statehub.hub.secret_box import SecretBox, SecretKeyError, is_sealed
 from statehub.hub.store_file import Transaction, open_for_writing, open_store_file
 from statehub.hub.store_reads import StoreReader, connect
@@ -70,6 +72,8 @@ class Store(StoreReader):
         self.history_from: int = int(self.meta("history_from"))
         self.generation = 0  # counts the times the file was written back: readers must reopen then
         self._check_secrets_key()
+        # The schema every write is judged by; replaced (never changed) when a schema key commits.
+        self.schema: Schema = stored_schema(self.entries(SCHEMA_KEY))
 
     # --- setup ----------------------------------------------------------------
 
@@ -156,13 +160,18 @@ class Store(StoreReader):
     # --- writes ---------------------------------------------------------------
 
     @overload
-    def commit(self, writes: Sequence[WriteRequest]) -> list[Applied | StatehubError]: ...
+    def commit(
+        self, writes: Sequence[WriteRequest], *, judged: bool = True
+    ) -> list[Applied | StatehubError]: ...
 
     @overload
-    def commit(self, writes: Sequence[WriteRequest | Batch]) -> list[WriteResult]: ...
+    def commit(self, writes: Sequence[WriteRequest | Batch], *, judged: bool = True) -> list[WriteResult]: ...
 
-    def commit(self, writes: Sequence[WriteRequest | Batch]) -> Sequence[WriteResult]:
+    def commit(self, writes: Sequence[WriteRequest | Batch], *, judged: bool = True) -> Sequence[WriteResult]:
         """Apply ``writes`` in order in one durable transaction; one result each.
+
+        Every op is judged by the schema (``judged``; only the hub's own expiry
+        of a key is not: removing what lived too long needs no permission).
 
         A write's result is what it did (Applied; AppliedBatch for a batch), or
         its refusal: ConflictError, NotFound, InvalidRequest, or a SecretKeyError
@@ -170,20 +179,20 @@ class Store(StoreReader):
         Raises StorageError (and applies nothing) when the transaction cannot
         be made durable, e.g. on a full disk or a read-only file.
         """
-        start_rev, start_history_from = self.rev, self.history_from
+        start_rev, start_history_from, start_schema = self.rev, self.history_from, self.schema
         now = time.time()
         self._check_still_there()
         try:
             with self._transaction():
-                results = [self._apply_or_refuse(write, now) for write in writes]
+                results = [self._apply_or_refuse(write, now, judged) for write in writes]
                 if self.rev != start_rev:
                     # UPDATE, not _set_meta's INSERT OR REPLACE (a delete and an insert): once per commit.
                     self._conn.execute("UPDATE meta SET value = ? WHERE name = 'rev'", (self.rev,))
                     if self.rev // PRUNE_EVERY_REVISIONS != start_rev // PRUNE_EVERY_REVISIONS:
                         self._prune(now)
         except BaseException as exc:
-            # Rolled back: the revisions handed out in memory were never used.
-            self.rev, self.history_from = start_rev, start_history_from
+            # Rolled back: the revisions handed out in memory were never used, nor the schema.
+            self.rev, self.history_from, self.schema = start_rev, start_history_from, start_schema
             if isinstance(exc, sqlite3.Error):
                 raise StorageError(f"the hub could not write its store {self.path}: {exc}") from exc
             raise
@@ -197,11 +206,11 @@ class Store(StoreReader):
         assert isinstance(result, Applied)
         return result
 
-    def _apply_or_refuse(self, write: WriteRequest | Batch, now: float) -> WriteResult:
+    def _apply_or_refuse(self, write: WriteRequest | Batch, now: float, judged: bool = True) -> WriteResult:
         try:
             if isinstance(write, Batch):
                 return self._apply_batch(write, now)
-            return self._apply(write, now)
+            return self._apply(write, now, judged=judged)
         except StatehubError as refusal:
             return refusal
 
@@ -214,7 +223,7 @@ class Store(StoreReader):
         batch remembers the rows it wrote: a replay sets the same keys write
         after write, and reading back what it just wrote was a third of its work.
         """
-        start_rev = self.rev
+        start_rev, start_schema = self.rev, self.schema
         written: dict[str, Entry | None] = {}
         self._conn.execute("SAVEPOINT batch")
         try:
@@ -230,7 +239,7 @@ class Store(StoreReader):
         except BaseException:
             self._conn.execute("ROLLBACK TO batch")
             self._conn.execute("RELEASE batch")
-            self.rev = start_rev
+            self.rev, self.schema = start_rev, start_schema
             raise
         self._conn.execute("RELEASE batch")
         return AppliedBatch(applied=applied, duplicate=all(write.duplicate for write in applied))
@@ -242,6 +251,7 @@ class Store(StoreReader):
         *,
         may_repeat: bool = True,
         known: dict[str, Entry | None] | None = None,
+        judged: bool = True,
     ) -> Applied:
         """Apply one write; ``known`` holds keys as this transaction already read or wrote them."""
         if write.request_id and may_repeat:
@@ -256,16 +266,22 @@ class Store(StoreReader):
         else:
             current = {op.key: known[op.key] if op.key in known else self.find(op.key) for op in ops}
         _check_conditions(ops, current)
-        # Every value is sealed or refused before anything is written.
-        stored = [(op, self._stored_value(op, current[op.key])) for op in ops]
+        # A write's own schema ops first: its other ops meet the schema it makes.
+        schema = schema_after(self.schema, ops, write.source) if judged else None
+        warnings: list[str] = []
+        # Every value is judged, sealed or refused before anything is written.
+        stored = [(op, self._stored_value(op, current[op.key], schema, write.source, warnings)) for op in ops]
         stored = [(op, blob) for op, blob in stored if blob is not _UNCHANGED]
         if not stored:
-            return Applied(rev=self.rev)
+            return Applied(rev=self.rev, warnings=warnings)
         self.rev += 1
+        lifetimes = self.schema if schema is None else schema
         changes = [
-            self._write_op(op, blob, index, len(stored), current[op.key], write, now)
+            self._write_op(op, blob, index, len(stored), current[op.key], write, now, lifetimes)
             for index, (op, blob) in enumerate(stored)
         ]
+        if schema is not None:
+            self.schema = schema
         if write.request_id:
             self._conn.execute(
                 "INSERT INTO requests (request_id, rev, time) VALUES (?, ?, ?)",
@@ -273,11 +289,22 @@ class Store(StoreReader):
             )
         if known is not None:
             known.update(_entries_after(stored, current, self.rev, write, now))
-        return Applied(rev=self.rev, changes=changes)
+        if warnings:
+            log.warning("write by %s accepted with warnings: %s", write.source or "?", "; ".join(warnings))
+        return Applied(rev=self.rev, changes=changes, warnings=warnings)
 
-    def _stored_value(self, op: Op, entry: Entry | None) -> Any:
-        """The bytes to store for ``op`` (None to unset), or _UNCHANGED for a placeholder written back."""
+    def _stored_value(
+        self, op: Op, entry: Entry | None, schema: Schema | None, source: str, warnings: list[str]
+    ) -> Any:
+        """The bytes to store for ``op`` (None to unset), or _UNCHANGED for a placeholder written back.
+
+        ``schema`` (None: not judged) judges the plaintext, then makes the key a
+        secret where the schema says so; an unknown key it only warns about
+        goes into ``warnings``.
+        """
         if op.op == "unset":
+            if schema is not None:
+                schema.check(op.key, None, source, "unset")
             return None
         was_secret = entry is not None and entry.is_secret
         if op.secret == "sealed":
@@ -285,7 +312,13 @@ class Store(StoreReader):
                 raise InvalidRequest(
                     f"the sealed value of {op.key!r} must be the token string from a sealed export"
                 )
-            return self._seal_token(op.value, op.key)
+            sealed = self._seal_token(op.value, op.key)
+            if schema is not None:
+                plain_value = msgspec.msgpack.decode(
+                    self.open_secret(Entry(op.key, sealed, 0, 0, 0.0, "", ""))
+                )
+                self._judge(schema, op, plain_value, source, True, warnings)
+            return sealed
         if op.secret == "" and op.value == SECRET_PLACEHOLDER:
             if was_secret:
                 return _UNCHANGED
@@ -293,10 +326,22 @@ class Store(StoreReader):
                 f"{SECRET_PLACEHOLDER!r} is what statehub shows in place of a secret, and {op.key!r} "
                 f"is not a secret; to make it one use `statehub secret set {op.key}`"
             )
+        is_secret = op.secret == "value" or was_secret
+        if schema is not None:
+            is_secret = self._judge(schema, op, op.value, source, is_secret, warnings)
         plain = self._encode(op.value)
-        if op.secret == "value" or was_secret:
+        if is_secret:
             return self._seal(plain)
         return plain
+
+    @staticmethod
+    def _judge(schema: Schema, op: Op, value: Any, source: str, is_secret: bool, warnings: list[str]) -> bool:
+        """Judge one set by ``schema`` (raising its refusal); whether the key is to be stored as a secret."""
+        is_secret = is_secret or schema.is_secret(op.key)
+        warning = schema.check(op.key, value, source, "set", secret=is_secret)
+        if warning is not None:
+            warnings.append(warning)
+        return is_secret
 
     def _write_op(
         self,
@@ -307,16 +352,19 @@ class Store(StoreReader):
         entry: Entry | None,
         write: WriteRequest,
         now: float,
+        schema: Schema,
     ) -> Change:
+        ttl = None
         origin_of = op.origin or write.origin
         origin = None if origin_of is None else self._encode(origin_of)
         if blob is not None:
             created_rev = entry.created_rev if entry is not None else self.rev
             self._conn.execute(
-                "INSERT OR REPLACE INTO kv (key, value, rev, created_rev, time, source, user, origin) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (op.key, blob, self.rev, created_rev, now, write.source, write.user, origin),
+                "INSERT OR REPLACE INTO kv (key, value, rev, created_rev, time, source, user, origin, ttl) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (op.key, blob, self.rev, created_rev, now, write.source, write.user, origin, op.ttl),
             )
+            ttl = op.ttl if op.ttl is not None else schema.ttl_of(op.key)
         else:
             self._conn.execute("DELETE FROM kv WHERE key = ?", (op.key,))
         prev_blob, prev_rev = (entry.blob, entry.rev) if entry is not None else (None, 0)
@@ -334,6 +382,7 @@ class Store(StoreReader):
             write.user,
             write.backfill,
             origin,
+            ttl,
         )
         self._conn.execute(
             "INSERT INTO history (rev, idx, key, op, value, prev_value, prev_rev, time, source, user, backfill, "
@@ -354,6 +403,23 @@ class Store(StoreReader):
             ),
         )
         return change
+
+    def lifetimes(self) -> list[tuple[str, int, float]]:
+        """Every key that has a ttl (its last write's, else its rule's): key, revision, seconds.
+
+        One pass at start and after a schema change: only the keys written with
+        a ttl when no rule gives one, every key otherwise.
+        """
+        schema = self.schema
+        if not has_ttl_rules(schema):
+            rows = self._conn.execute("SELECT key, rev, ttl FROM kv WHERE ttl IS NOT NULL")
+            return [(key, rev, float(ttl)) for key, rev, ttl in rows]
+        found = []
+        for key, rev, ttl in self._conn.execute("SELECT key, rev, ttl FROM kv"):
+            lifetime = ttl if ttl is not None else schema.ttl_of(key)
+            if lifetime is not None:
+                found.append((key, rev, float(lifetime)))
+        return found
 
     def _prune(self, now: float) -> None:
         oldest_kept = self.rev - self.history_keep + 1

@@ -61,6 +61,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2 -> 3: a key and a history row remember where a change came from when another hub made it
     # (a site's change applied at the centre: docs/sites.md), as a MessagePack SiteOrigin.
     2: ("ALTER TABLE kv ADD COLUMN origin BLOB", "ALTER TABLE history ADD COLUMN origin BLOB"),
+    # 3 -> 4: a key written with a ttl keeps it, so a restart knows the key's lifetime (docs/schema.md).
+    3: ("ALTER TABLE kv ADD COLUMN ttl REAL",),
 }
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

@@ -4,6 +4,7 @@
     scripts/bench --peers              # also Redis (AOF, appendfsync always), etcd and Mosquitto, same run
     scripts/bench --quick              # ~10 s smoke variant: 1 repetition, small counts
     scripts/bench --only ack,notify    # some sections: ack, notify, throughput, cli, footprint
+    scripts/bench --schema             # also a second hub whose schema judges every write (its cost)
 
 Everything runs on this machine: the hub on ipc:// endpoints in a temp data dir, the peers on
 free 127.0.0.1 ports.  Each figure is the median of the repetitions with their spread (min-max).
@@ -495,7 +496,16 @@ PEER_TITLES = MappingProxyType(
         "etcd": "etcd",
         "mosquitto": "Mosquitto (not durable per message)",
         "naive": "naive hub (a floor)",
+        "schema": "statehub with a schema",
     }
+)
+
+# The schema of the --schema hub: every key the benchmark writes has a rule (a pattern, as a
+# plant's points do), unknown keys are refused, and 200 other rules stand for a plant's schema.
+BENCH_SCHEMA = (
+    '[schema]\nformat = 1\n[unknown]\n"" = "refuse"\n'
+    '[keys."bench.*"]\ntype = "table"\n[keys."lat.*"]\ntype = "table"\n'
+    + "".join(f'[keys."unit{n}.*.rate"]\ntype = "integer"\nmin = 0\nmax = 500\n' for n in range(200))
 )
 
 
@@ -625,6 +635,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="the ~10 s smoke variant: 1 repetition, small counts"
     )
+    parser.add_argument(
+        "--schema",
+        action="store_true",
+        help="also measure a hub whose schema (202 rules, unknown keys refused) judges every write",
+    )
     parser.add_argument("--repeat", type=int, help="repetitions per figure (default 3; 1 with --quick)")
     parser.add_argument("--only", help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
     parser.add_argument(
@@ -704,6 +719,20 @@ def _peer_servers(run: Run, meta: dict[str, Any]) -> Iterator[list[Target]]:
         yield targets
 
 
+@contextlib.contextmanager
+def _schema_hub(run: Run, meta: dict[str, Any]) -> Iterator[Target]:
+    """A second hub, like the first but with BENCH_SCHEMA applied from its data dir's schema.toml."""
+    from statehub.hub import __version__
+
+    data_dir = run.tmp / "schema-hub" / "data"
+    data_dir.mkdir(parents=True, mode=0o700)
+    (data_dir / "schema.toml").write_text(BENCH_SCHEMA, encoding="utf-8")
+    with HubProcess(data_dir, heartbeat=1.0) as hub:
+        meta["peers"]["schema"] = {"version": __version__, "rules": BENCH_SCHEMA.count("[keys.")}
+        run.progress(f"hub with a schema serving {data_dir}, pid {hub.pid}")
+        yield StatehubTarget(str(data_dir), name="schema")
+
+
 def _report_hub(run: Run, hub: HubProcess) -> None:
     """After a failure: is the hub still running, and how does its log end?"""
     code = hub.process.poll() if hub.process is not None else None
@@ -726,6 +755,8 @@ def execute(run: Run, meta: dict[str, Any]) -> None:
             run.progress(f"hub serving {hub_dir}, pid {hub.pid}")
             targets.append(StatehubTarget(str(hub_dir)))
             run.pids["statehub"] = hub.pid
+        if run.args.schema and set(sections) & {"ack", "notify", "throughput"}:
+            targets.append(stack.enter_context(_schema_hub(run, meta)))
         if run.args.peers and set(sections) & {"ack", "notify", "throughput"}:
             targets += stack.enter_context(_peer_servers(run, meta))
         try:

@@ -169,6 +169,7 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_history(tmp_path: Path) -
         conn.execute("ALTER TABLE history DROP COLUMN backfill")
         conn.execute("ALTER TABLE history DROP COLUMN origin")  # and what schema 3 added
         conn.execute("ALTER TABLE kv DROP COLUMN origin")
+        conn.execute("ALTER TABLE kv DROP COLUMN ttl")  # added by schema 4
         conn.execute("UPDATE meta SET value = 1 WHERE name = 'schema'")
     store = Store(path)
     store.commit([Txn(v=1, ops=[Op(op="set", key="old", value=2)], backfill=True)])

@@ -61,6 +61,16 @@ _WHERE = {
     "MISSING": "statehub.waterfall",
     "env_name": "statehub.waterfall",
     "parse_text_value": "statehub.waterfall",
+    # the schema and liveness
+    "Schema": "statehub.hub.schema",
+    "Rule": "statehub.hub.schema",
+    "Violation": "statehub.hub.schema",
+    "load_schema": "statehub.hub.schema",
+    "parse_schema": "statehub.hub.schema",
+    "schema_key_for": "statehub.hub.schema",
+    "is_schema_key": "statehub.hub.schema",
+    "SCHEMA_KEY": "statehub.hub.schema",
+    "Keepalive": "statehub.keepalive",
     # where things are
     "Layout": "statehub.hub.paths",
     "resolve_data_dir": "statehub.hub.paths",
@@ -134,6 +144,15 @@ __all__ = [
     "MISSING",
     "env_name",
     "parse_text_value",
+    "Schema",
+    "Rule",
+    "Violation",
+    "load_schema",
+    "parse_schema",
+    "schema_key_for",
+    "is_schema_key",
+    "SCHEMA_KEY",
+    "Keepalive",
     "Layout",
     "resolve_data_dir",
     "client_key_dir",
@@ -227,6 +246,17 @@ if TYPE_CHECKING:
         write_ops,
     )
     from statehub.hub.rules import check_key, check_prefix, check_value
+    from statehub.hub.schema import (
+        SCHEMA_KEY,
+        Rule,
+        Schema,
+        Violation,
+        is_schema_key,
+        load_schema,
+        parse_schema,
+        schema_key_for,
+    )
+    from statehub.keepalive import Keepalive
     from statehub.readings import Listing, Origin, Reading
     from statehub.remote import client_key_dir, make_client_keys
     from statehub.replica import CaughtUp, Synced, Update, apply_change

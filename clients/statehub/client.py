@@ -55,6 +55,8 @@ from statehub.readings import Listing, Origin, Reading, mirror_origin
 
 if TYPE_CHECKING:
     from statehub.hub.mirror import MirrorState
+    from statehub.hub.schema import Schema
+    from statehub.keepalive import Keepalive
     from statehub.subscription import Event, Subscription, SubscriptionThread
     from statehub.waterfall import Explanation
 
@@ -269,26 +271,44 @@ class Client:
         value: Any,
         *,
         expect: int | None = None,
+        ttl: float | None = None,
         queue: Literal[False] = False,
         origin: SiteOrigin | None = None,
     ) -> Committed: ...
 
     @overload
     def set(
-        self, key: str, value: Any, *, expect: int | None = None, queue: bool, origin: SiteOrigin | None = None
+        self,
+        key: str,
+        value: Any,
+        *,
+        expect: int | None = None,
+        ttl: float | None = None,
+        queue: bool,
+        origin: SiteOrigin | None = None,
     ) -> Committed | Queued: ...
 
     def set(
-        self, key: str, value: Any, *, expect: int | None = None, queue: bool = False, origin: SiteOrigin | None = None
+        self,
+        key: str,
+        value: Any,
+        *,
+        expect: int | None = None,
+        ttl: float | None = None,
+        queue: bool = False,
+        origin: SiteOrigin | None = None,
     ) -> Committed | Queued:
         """Set ``key``; with ``expect``, only if its revision is still that (0: only if absent).
 
-        With ``queue``, a hub that is not running gets the write later: see ``Queued``.
-        Raises HubUnavailable when the write did not reach the hub (nothing was
-        written), OutcomeUnknown when it did and no answer came in time.
+        With ``ttl``, the hub removes the key (an ``unset`` with source ``ttl``)
+        once it has not been written for that many seconds; ``keepalive`` writes
+        it on a schedule.  With ``queue``, a hub that is not running gets the
+        write later: see ``Queued``.  Raises HubUnavailable when the write did
+        not reach the hub (nothing was written), OutcomeUnknown when it did and
+        no answer came in time, InvalidRequest when the schema refuses it.
         ``origin``: the change was first made at another hub (docs/sites.md).
         """
-        write = Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, origin=origin, **self._who())
+        write = Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, ttl=ttl, origin=origin, **self._who())
         return self._write(write, queue)
 
     def set_secret(self, key: str, value: Any, *, expect: int | None = None) -> Committed:
@@ -478,6 +498,37 @@ class Client:
         thread = SubscriptionThread(make, callback)
         thread.start()
         return thread
+
+    def keepalive(
+        self,
+        keys: str | Iterable[str],
+        interval: float,
+        *,
+        ttl: float | None = None,
+        value: Callable[[str], Any] | None = None,
+    ) -> Keepalive:
+        """Keep ``keys`` alive from a background thread: write each every ``interval`` seconds.
+
+        ``keys`` is a key, several, or a prefix ending in ``.`` (every key under
+        it that this client's source wrote last).  Each beat writes ``value(key)``
+        when given (a heartbeat: ``lambda key: time.time()``), else the key's
+        current value again, with ``ttl`` if given.  Pick an interval well under
+        the ttl.  Call ``stop()`` (or use ``with``) to end it; the keys then
+        expire by themselves, like an MQTT last will.  The hub being down is
+        logged and ridden out.
+        """
+        from statehub.keepalive import Keepalive
+
+        beat = Keepalive(self.with_source(self.source), keys, interval, ttl=ttl, value=value)
+        beat.start()
+        return beat
+
+    def schema(self) -> Schema:
+        """The hub's schema, compiled from its stored schema keys (the mirror's, when the hub is down)."""
+        from statehub.hub.schema import SCHEMA_KEY, is_schema_key, load_schema
+
+        items = self.list(SCHEMA_KEY).items
+        return load_schema({i.key: i.value for i in items if is_schema_key(i.key) and isinstance(i.value, str)})
 
     def explain(self, key: str, *, reveal: bool = False) -> Explanation:
         """Which layer of the waterfall (environment > stored > defaults) gives ``key``."""

@@ -1,10 +1,14 @@
-"""The waterfall: environment variable > stored value > shipped defaults.
+"""The waterfall: environment variable > stored value > defaults (the schema's, then the shipped file's).
 
 The environment name of a key is ``STATEHUB_`` + the key upper-cased, with
 ``.`` written as ``__`` and each of ``-``, ``/`` and ``=`` as ``_`` (names a
 shell can set): ``plant.flow-rate`` is read from ``STATEHUB_PLANT__FLOW_RATE``,
 ``eds.stiles.FI-405/415`` from ``STATEHUB_EDS__STILES__FI_405_415``.  Its text is parsed as JSON when it parses, else
-taken as a string, exactly like a value typed to ``statehub set``.
+taken as a string, exactly like a value typed to ``statehub set``; a key with a
+type in the hub's schema reads it by that type (``1.10`` stays a string for a
+string key).  The defaults layer is the schema's default for the key (a
+pattern's serves every key it matches), else the defaults file's: a plain
+defaults file is a schema without types (docs/schema.md).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from statehub.hub.errors import HubUnavailable, NotFound
 from statehub.hub.protocol import SECRET_PLACEHOLDER
 
 if TYPE_CHECKING:
+    from statehub.hub.schema import Rule, Schema
     from statehub.readings import Reading
 
 
@@ -33,6 +38,8 @@ class KeyReader(Protocol):
     defaults_path: str | Path | None
 
     def get(self, key: str, *, reveal: bool = False) -> Reading: ...
+
+    def schema(self) -> Schema: ...
 
 
 ENV_DEFAULTS = "STATEHUB_DEFAULTS"
@@ -63,7 +70,8 @@ class Explanation:
     stored: Reading | None  # None when the store has no such key (or cannot be read)
     stored_note: str  # why the store was not consulted, or where it was read from
     default: Any  # MISSING when the defaults have no such key
-    defaults_path: str
+    defaults_path: str  # where the default came from: "schema: RULE", or the defaults file
+    rule: Rule | None = None  # the schema's rule for the key: its description, unit and what it allows
 
 
 _ENV_UNDERSCORED = str.maketrans({"-": "_", "/": "_", "=": "_"})
@@ -120,13 +128,18 @@ def explain(client: KeyReader, key: str, *, reveal: bool = False) -> Explanation
     also fetches the stored secret's plaintext from the hub).
     """
     variable = env_name(key)
+    schema = _schema(client)
+    rule = schema.rule_for(key)
     raw = os.environ.get(variable)
-    env_value = MISSING if raw is None else parse_text_value(raw)
+    env_value = MISSING if raw is None else _typed(schema, key, raw)
     stored, note = _stored(client, key, reveal)
     if stored is not None and stored.item.secret and not reveal and env_value is not MISSING:
         env_value = SECRET_PLACEHOLDER
     path = defaults_file(client.defaults_path)
-    default = load_defaults(path).get(key, MISSING)
+    if rule is not None and rule.default is not None:
+        default, where = rule.default, f"schema: {rule.name}"
+    else:
+        default, where = load_defaults(path).get(key, MISSING), str(path)
     layers: list[tuple[Layer, Any]] = [
         ("environment", env_value),
         ("stored", stored.value if stored is not None else MISSING),
@@ -142,8 +155,30 @@ def explain(client: KeyReader, key: str, *, reveal: bool = False) -> Explanation
         stored=stored,
         stored_note=note,
         default=default,
-        defaults_path=str(path),
+        defaults_path=where,
+        rule=rule,
     )
+
+
+def _schema(client: KeyReader) -> Schema:
+    """The hub's schema (from the mirror when the hub is down); none when neither can be read."""
+    from statehub.hub.schema import Schema
+
+    try:
+        return client.schema()
+    except HubUnavailable:
+        return Schema()
+
+
+def _typed(schema: Schema, key: str, text: str) -> Any:
+    """An environment variable's text read by the key's type; text the type cannot read is taken as typed
+    text always was (the program reading it then meets the same value the hub would refuse)."""
+    from statehub.hub.errors import InvalidRequest
+
+    try:
+        return schema.parse_text(key, text)
+    except InvalidRequest:
+        return parse_text_value(text)
 
 
 def _stored(client: KeyReader, key: str, reveal: bool) -> tuple[Reading | None, str]:

@@ -19,11 +19,12 @@ use crate::error::{Error, Result};
 use crate::link::{Link, Ready};
 use crate::mirror::{read_mirror, MirrorState};
 use crate::protocol::{
-    decode, encode, ChangePage, Committed, HubStatus, Item, Items, Op, Reply, Request, Version, WriteMeta,
-    DEFAULT_PAGE_BYTES, PROTOCOL_VERSION,
+    decode, encode, ChangePage, Committed, HubStatus, Item, Items, Op, OpKind, Reply, Request, Version,
+    WriteMeta, DEFAULT_PAGE_BYTES, PROTOCOL_VERSION,
 };
 use crate::reachability;
 use crate::remote::{self, Remote, RemoteOptions};
+use crate::schema::{is_schema_key, Schema, SCHEMA_KEY};
 use crate::util::{current_user, iso_time, new_request_id};
 
 /// The hub-down timeout of the CLIs: how long to wait for a reply.
@@ -92,6 +93,7 @@ pub struct ClientBuilder {
     user: String,
     context: Option<zmq::Context>,
     remote: RemoteOptions,
+    schema: Option<Schema>,
 }
 
 impl Default for ClientBuilder {
@@ -104,6 +106,7 @@ impl Default for ClientBuilder {
             user: current_user(),
             context: None,
             remote: RemoteOptions::default(),
+            schema: None,
         }
     }
 }
@@ -165,6 +168,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Check every write by this schema before sending it (e.g. `Schema::from_toml` of the
+    /// data dir's `schema.toml`); see also [`Client::load_schema`]. The hub stays the authority.
+    pub fn schema(mut self, schema: Schema) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
     pub fn build(self) -> Result<Client> {
         let data_dir = resolve_data_dir(self.data_dir.as_deref())?;
         let remote = remote::resolve(&self.remote)?;
@@ -179,6 +189,7 @@ impl ClientBuilder {
             user: self.user,
             link: None,
             last: (String::new(), None),
+            schema: self.schema,
         })
     }
 }
@@ -199,6 +210,8 @@ pub struct Client {
     last: (String, Option<u64>),
     /// A hub on another machine (its endpoints and CURVE keys), else None.
     remote: Option<Remote>,
+    /// The schema writes are checked by before they are sent (the hub judges them again).
+    schema: Option<Schema>,
 }
 
 impl Client {
@@ -389,15 +402,51 @@ impl Client {
         }
     }
 
+    // --- the schema ---------------------------------------------------------------
+
+    /// Read the hub's schema (its `statehub.schema*` keys; from the mirror when the hub is
+    /// down) and check every later write by it before sending. Returns it.
+    pub fn load_schema(&mut self) -> Result<&Schema> {
+        let listing = self.list(SCHEMA_KEY)?;
+        let texts: Vec<(String, String)> = listing
+            .data
+            .items
+            .iter()
+            .filter(|item| is_schema_key(&item.key))
+            .filter_map(|item| {
+                item.value
+                    .as_str()
+                    .map(|text| (item.key.clone(), text.to_string()))
+            })
+            .collect();
+        let schema = Schema::load(texts.iter().map(|(key, text)| (key.as_str(), text.as_str())))?;
+        Ok(self.schema.insert(schema))
+    }
+
+    /// The schema writes are checked by, if one was given or loaded.
+    pub fn current_schema(&self) -> Option<&Schema> {
+        self.schema.as_ref()
+    }
+
+    /// Refuse an op the schema refuses, with the hub's words, before anything is sent.
+    fn judge(&self, key: &str, value: &Value, op: OpKind, secret: bool) -> Result<()> {
+        match &self.schema {
+            Some(schema) => schema.check(key, value, &self.source, op, secret).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     // --- writes -----------------------------------------------------------------
 
     /// Set a key. `expect`: None = unconditional, Some(0) = must not exist,
     /// Some(n) = must be at revision n.
     pub fn set(&mut self, key: &str, value: impl Into<Value>, expect: Option<u64>) -> Result<Committed> {
+        let value = value.into();
+        self.judge(key, &value, OpKind::Set, false)?;
         let request = Request::Set {
             v: PROTOCOL_VERSION,
             key: key.into(),
-            value: value.into(),
+            value,
             expect,
             secret: String::new(),
             meta: self.write_meta(),
@@ -407,6 +456,7 @@ impl Client {
 
     /// Remove a key (`not_found` if it does not exist). `expect` as for [`Client::set`].
     pub fn unset(&mut self, key: &str, expect: Option<u64>) -> Result<Committed> {
+        self.judge(key, &Value::Null, OpKind::Unset, false)?;
         let request = Request::Unset {
             v: PROTOCOL_VERSION,
             key: key.into(),
@@ -418,6 +468,13 @@ impl Client {
 
     /// Apply 1..1000 ops atomically under one revision.
     pub fn txn(&mut self, ops: Vec<Op>) -> Result<Committed> {
+        if ops.iter().any(|op| is_schema_key(&op.key)) {
+            // The txn brings its own schema: only the hub can judge its other ops by it.
+        } else {
+            for op in &ops {
+                self.judge(&op.key, &op.value, op.op, !op.secret.is_empty())?;
+            }
+        }
         let request = Request::Txn {
             v: PROTOCOL_VERSION,
             ops,

@@ -40,6 +40,7 @@ pub use rule::{
 
 use crate::error::{Error, Result};
 use crate::protocol::OpKind;
+use rule::json_string;
 
 /// A typo is offered a suggestion for at most this many edits (see `suggestion`).
 const SUGGESTION_EDITS: usize = 2;
@@ -61,6 +62,7 @@ pub struct Schema {
     /// By segment count, the most literal mask first.
     patterns: HashMap<usize, Vec<Mask>>,
     policies: BTreeMap<String, Policy>,
+    writers: BTreeMap<String, Vec<String>>,
 }
 
 impl Schema {
@@ -89,6 +91,7 @@ impl Schema {
         check_ties(&rules)?;
         let mut schema = Schema {
             policies: files.iter().flat_map(|f| f.policies.clone()).collect(),
+            writers: files.iter().flat_map(|f| f.writers.clone()).collect(),
             files,
             ..Schema::default()
         };
@@ -119,9 +122,26 @@ impl Schema {
         Ok(schema)
     }
 
-    /// No rules and no policies: every write allowed, as with no schema at all.
+    /// No rules, no policies and no writers: every write allowed, as with no schema at all.
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty() && self.policies.is_empty()
+        self.rules.is_empty() && self.policies.is_empty() && self.writers.is_empty()
+    }
+
+    /// The `[writers]` entry for `key` (the longest prefix that has one) and that prefix.
+    pub fn writers_for(&self, key: &str) -> Option<(&str, &[String])> {
+        if self.writers.is_empty() {
+            return None;
+        }
+        let mut end = key.len();
+        while let Some(dot) = key[..end].rfind('.') {
+            if let Some((prefix, writers)) = self.writers.get_key_value(&key[..=dot]) {
+                return Some((prefix.as_str(), writers.as_slice()));
+            }
+            end = dot;
+        }
+        self.writers
+            .get_key_value("")
+            .map(|(prefix, writers)| (prefix.as_str(), writers.as_slice()))
     }
 
     pub fn files(&self) -> &[SchemaFile] {
@@ -210,15 +230,16 @@ impl Schema {
             }
             return Ok(None);
         }
-        let Some(rule) = self.rule_for(key) else {
+        let rule = self.rule_for(key);
+        if let Some(refusal) = writer_problem(key, rule, self.writers_for(key), source) {
+            return Err(Error::Invalid(refusal));
+        }
+        let Some(rule) = rule else {
             return match op {
                 OpKind::Unset => Ok(None),
                 OpKind::Set => self.unknown(key),
             };
         };
-        if !rule.writable_by.is_empty() && !rule.writable_by.iter().any(|w| w == source) {
-            return Err(Error::Invalid(writer_message(key, rule, source)));
-        }
         if op == OpKind::Set {
             if let Some(problem) = rule.problem(value, secret) {
                 return Err(Error::Invalid(value_message(key, rule, &problem)));
@@ -309,19 +330,63 @@ fn unknown_message(key: &str, prefix: &str, policy: Policy, suggestion: &str) ->
     }
 }
 
-fn writer_message(key: &str, rule: &Rule, source: &str) -> String {
-    let names: Vec<String> = rule.writable_by.iter().map(|name| format!("'{name}'")).collect();
-    let plural = if rule.writable_by.len() > 1 { "s" } else { "" };
+/// Why `source` may not write `key`, or None when it may. A rule's writers and its
+/// prefix's `[writers]` combine by taking the narrower: a source must be in both.
+fn writer_problem(
+    key: &str,
+    rule: Option<&Rule>,
+    by_prefix: Option<(&str, &[String])>,
+    source: &str,
+) -> Option<String> {
+    let by_rule: &[String] = rule.map(|r| r.writable_by.as_slice()).unwrap_or(&[]);
+    let (prefix, by_prefix) = by_prefix.unwrap_or(("", &[]));
+    let both = !by_rule.is_empty() && !by_prefix.is_empty();
+    let allowed: Vec<String> = if both {
+        by_rule
+            .iter()
+            .filter(|name| by_prefix.contains(name))
+            .cloned()
+            .collect()
+    } else if by_rule.is_empty() {
+        by_prefix.to_vec()
+    } else {
+        by_rule.to_vec()
+    };
+    if (allowed.is_empty() && !both) || allowed.iter().any(|name| name == source) {
+        return None;
+    }
     let came = if source.is_empty() {
         "a client that gave no source".to_string()
     } else {
         format!("source '{source}'")
     };
-    format!(
-        "'{key}' may be written only by source{plural} {} (schema: {}); this write came from {came}",
-        names.join(", "),
-        rule.name
-    )
+    let table = format!("[writers] {}", json_string(prefix));
+    let rule_name = rule.map(|r| r.name.as_str()).unwrap_or("");
+    if allowed.is_empty() {
+        return Some(format!(
+            "'{key}' may be written by no source (schema: {rule_name} allows {}, {table} allows {}); this write came from {came}",
+            sources(by_rule),
+            sources(by_prefix)
+        ));
+    }
+    let mut places = Vec::new();
+    if !by_rule.is_empty() {
+        places.push(rule_name.to_string());
+    }
+    if !by_prefix.is_empty() {
+        places.push(table);
+    }
+    Some(format!(
+        "'{key}' may be written only by {} (schema: {}); this write came from {came}",
+        sources(&allowed),
+        places.join(" and ")
+    ))
+}
+
+fn sources(names: &[String]) -> String {
+    let plural = if names.len() > 1 { "s" } else { "" };
+    let quoted: Vec<String> = names.iter().map(|name| format!("'{name}'")).collect();
+    format!("source{plural} {}", quoted.join(", "))
 }
 
 fn segments_apart(mine: &[&str], theirs: &[&str]) -> usize {

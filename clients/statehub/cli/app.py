@@ -15,6 +15,7 @@ from statehub.cli import (
     follow_sites,
     gui,
     keys,
+    schema,
     secrets,
     serve,
     states,
@@ -90,7 +91,7 @@ def main_options(
         logging.basicConfig(level=logging.DEBUG)
 
 
-for group in (serve, values, watch, states, secrets, keys, gui, sync_file, eds, web, uplink, follow_sites):
+for group in (serve, values, watch, states, secrets, keys, schema, gui, sync_file, eds, web, uplink, follow_sites):
     group.register(app)
 
 

@@ -88,6 +88,14 @@ def set_(
         int | None,
         typer.Option("--expect-rev", help="Only if KEY is still at this revision (0: only if it does not exist).", min=0),
     ] = None,
+    ttl: Annotated[
+        float | None,
+        typer.Option(
+            "--ttl",
+            help="Seconds: the hub removes KEY when it has not been written for this long (a heartbeat).",
+            min=0.001,
+        ),
+    ] = None,
     queue: QueueOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -101,15 +109,21 @@ def set_(
     with reported(settings.debug), settings.client() as client:
         text = _value_text(value, file)
         typed = _typed(client, key, text, "str" if string else type_name)
-        committed = _write(client, lambda: client.set(key, typed.value, expect=expect_rev, queue=queue), queue)
+        committed = _write(
+            client, lambda: client.set(key, typed.value, expect=expect_rev, ttl=ttl, queue=queue), queue
+        )
         if typed.note:
             echo(f"note: {typed.note}", err=True)
         if isinstance(committed, Queued):
             report_queued(committed, as_json)
             return
         if as_json:
-            echo_json({"rev": committed.rev, "epoch": committed.epoch, "duplicate": committed.duplicate})
+            echo_json(
+                {"rev": committed.rev, "epoch": committed.epoch, "duplicate": committed.duplicate, "warnings": committed.warnings}
+            )
         else:
+            for warning in committed.warnings:
+                echo(f"warning: {warning}", err=True)
             echo(f"{key} = {json_text(typed.value)}  (revision {committed.rev})")
 
 
@@ -136,8 +150,13 @@ def _typed(client: Client, key: str, text: str, type_name: str | None) -> TypedV
     to a slow hub (a remote client, with no mirror here, asks the hub).
     """
     from statehub import MISSING, check_key
+    from statehub.cli.schema import schema_value
 
     check_key(key)
+    if type_name is None:
+        by_schema = schema_value(client, key, text)  # the key's type in the hub's schema wins
+        if by_schema is not MISSING:
+            return TypedValue(by_schema)
     current: Any = MISSING
     if type_name is None and not isinstance(guess(text), str):
         current = _current_value(client, key)
@@ -321,11 +340,14 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         echo(f"store    {hub.store}\nmirror   {hub.mirror}")
         for name, endpoint in hub.endpoints.items():
             echo(f"{name:<8} {endpoint}")
+        for problem in hub.schema_errors:
+            echo(f"warning: schema file not applied: {problem}", err=True)
 
 
 def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
     """Show which layer gives KEY its value: environment > stored > defaults."""
     from statehub import MISSING, NotFound, check_key, json_text, value_text
+    from statehub.cli.schema import rule_dict
 
     settings = settings_of(ctx)
     with reported(settings.debug), settings.client() as client:
@@ -348,6 +370,7 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
                 "environment": {"variable": found.env_var, "set": found.env_value is not MISSING, "value": plain(found.env_value)},
                 "stored": {"set": stored is not MISSING, "value": plain(stored), "note": found.stored_note},
                 "defaults": {"set": found.default is not MISSING, "value": plain(found.default), "file": found.defaults_path},
+                "schema": rule_dict(found.rule) if found.rule is not None else None,
             }
         )
         return
@@ -359,5 +382,10 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
     echo(f"  environment  {found.env_var} = {shown(found.env_value)}  {marks['environment']}")
     echo(f"  stored       {shown(stored)}  [{found.stored_note}]  {marks['stored']}")
     echo(f"  defaults     {shown(found.default)}  [{found.defaults_path}]  {marks['defaults']}")
+    if found.rule is not None:
+        rule = found.rule
+        echo(f"  schema       {rule.allows()}{', ' + rule.unit if rule.unit else ''}  [{rule.name}]")
+        if rule.description:
+            echo(f"               {rule.description}")
     if found.layer is None:
         raise SystemExit(NotFound.exit_code)

@@ -6,8 +6,8 @@ from typing import Any
 
 import FreeSimpleGUI as sg  # type: ignore[import-untyped]  # it ships no type hints
 
-from statehub import Item
-from statehub.gui import model
+from statehub import Item, Schema
+from statehub.gui import model, typed
 from statehub.gui.masking import is_secret
 from statehub.gui.model import Choice
 
@@ -20,7 +20,7 @@ def main_window(title: str, filter_text: str) -> sg.Window:
         headings=model.HEADINGS,
         key="-TABLE-",
         auto_size_columns=False,
-        col_widths=[26, 38, 6, 6, 14, 19],
+        col_widths=[26, 30, 6, 6, 14, 32],  # "changed" holds a ttl's countdown too
         justification="left",
         num_rows=16,
         enable_events=True,
@@ -61,22 +61,46 @@ def main_window(title: str, filter_text: str) -> sg.Window:
     return sg.Window(title, layout, resizable=True, finalize=True)
 
 
-def edit_layout(item: Item | None, key: str, text: str) -> list[list[Any]]:
+def edit_layout(item: Item | None, key: str, text: str, schema: Schema | None = None) -> list[list[Any]]:
     based = (
         "a new key: saved only if it does not exist yet"
         if item is None
         else (f"based on revision {item.rev}: saved only if nobody changed it since")
     )
     secret = item is not None and is_secret(item.key, item.secret)
-    return [
+    widget = typed.widget_for(schema, key) if schema is not None and item is not None else typed.Widget("text")
+    rows = [
         [sg.Text("Key", size=(6, 1)), sg.Input(key, key="-KEY-", size=(50, 1), disabled=item is not None)],
         [sg.Text("Value" + (" (secret: type a new one)" if secret else ""))],
-        [sg.Multiline(text, key="-VALUE-", size=(60, 6), enable_events=True, rstrip=False)],
-        [sg.Checkbox("store as a string (do not read it as JSON)", key="-STRING-", enable_events=True)],
-        [sg.Text(model.type_preview(text), key="-PREVIEW-", size=(60, 2))],
+        [value_input(widget, text)],
+    ]
+    if widget.hint:
+        rows.append([sg.Text(widget.hint, key="-RULE-", size=(60, 2), text_color="#555555")])
+    if widget.kind == "text":
+        rows.append([sg.Checkbox("store as a string (do not read it as JSON)", key="-STRING-", enable_events=True)])
+    return rows + [
+        [sg.Text(model.type_preview(text, schema=schema, key=key), key="-PREVIEW-", size=(60, 2))],
         [sg.Text(based, text_color="#555555")],
         [sg.Button("Save", key="-SAVE-"), sg.Button("Cancel", key="-CANCEL-")],
     ]
+
+
+def value_input(widget: typed.Widget, text: str) -> Any:
+    """The input that edits a value of the widget's kind, keyed -VALUE-."""
+    start = typed.initial_value(widget, text)
+    if widget.kind == "checkbox":
+        return sg.Checkbox("true", default=bool(start), key="-VALUE-", enable_events=True)
+    if widget.kind == "choice":
+        return sg.Combo(list(widget.choices), default_value=start, key="-VALUE-", readonly=True, enable_events=True)
+    if widget.kind == "spin":
+        return sg.Spin(
+            list(range(widget.low, widget.high + 1)),
+            initial_value=start,
+            key="-VALUE-",
+            size=(12, 1),
+            enable_events=True,
+        )
+    return sg.Multiline(text, key="-VALUE-", size=(60, 6), enable_events=True, rstrip=False)
 
 
 def conflict_layout(message: str) -> list[list[Any]]:

@@ -24,6 +24,7 @@ from statehub import (
     Item,
     MirrorState,
     Op,
+    Schema,
     Synced,
     Update,
     Version,
@@ -37,6 +38,7 @@ from statehub import (
     value_text,
     who_text,
 )
+from statehub.gui import typed
 from statehub.gui.masking import is_secret, shown_value
 
 VALUE_WIDTH = 120  # characters of a value shown in the table; the edit dialog shows it whole
@@ -66,6 +68,7 @@ class View:
     notice: str = ""
     notice_until: float = 0.0
     changed_at: dict[str, float] = field(default_factory=dict)
+    schema: Schema = field(default_factory=Schema)  # the hub's, from the schema keys the window follows
 
 
 # --- hub events ----------------------------------------------------------------------
@@ -98,6 +101,7 @@ def on_synced(
     was_down = view.phase is Phase.DOWN
     view.items, view.rev, view.epoch, view.phase = dict(items), rev, epoch, Phase.LIVE
     view.mirror_written, view.down_reason = None, ""
+    view.schema = typed.schema_from(view.items, view.schema)
     for key in changed:
         view.changed_at[key] = now
     if first:
@@ -118,7 +122,10 @@ def on_update(view: View, rev: int, changes: list[Changed], now: float) -> None:
     for change in changes:
         apply_change(view.items, change)
         view.changed_at[change.key] = now
+        if change.op == "unset" and change.source == "ttl":
+            _notify(view, f"{change.key} expired: not written within its ttl, so the hub removed it", now)
     view.rev = rev
+    view.schema = typed.schema_from(view.items, view.schema)
 
 
 def on_caught_up(view: View, rev: int, epoch: str, replayed: int, now: float) -> None:
@@ -135,6 +142,7 @@ def on_down(view: View, reason: str, mirror: MirrorState | None, now: float) -> 
     view.phase, view.down_reason = Phase.DOWN, reason
     if mirror is not None:
         view.items, view.rev, view.mirror_written = dict(mirror.items), mirror.rev, mirror.written
+        view.schema = typed.schema_from(view.items, view.schema)
     else:
         view.mirror_written = None
 
@@ -199,24 +207,35 @@ def matches(key: str, filter_text: str, prefix_only: bool = False) -> bool:
     return filter_text.lower() in key.lower()
 
 
-def visible_rows(view: View, filter_text: str = "", prefix_only: bool = False) -> list[Row]:
-    return [row_for(view.items[key]) for key in sorted(view.items) if matches(key, filter_text, prefix_only)]
+def visible_rows(
+    view: View, filter_text: str = "", prefix_only: bool = False, now: float | None = None
+) -> list[Row]:
+    """The rows the filter passes; with ``now`` (wall clock), a key with a ttl says when it expires."""
+    keys = [key for key in sorted(view.items) if matches(key, filter_text, prefix_only)]
+    return [row_for(view.items[key], view.schema if now is not None else None, now or 0.0) for key in keys]
 
 
-def row_for(item: Item) -> Row:
+def row_for(item: Item, schema: Schema | None = None, now: float = 0.0) -> Row:
+    changed = local_when_text(item.time)
+    expiry = typed.expiry_text(schema, item, now) if schema is not None else ""
     return Row(
         key=item.key,
         value=shown_value(item.key, format_value(item.value), item.secret),
         type=type_name(item.value),
         rev=str(item.rev),
         who=who_text(item.source, item.user),
-        changed=local_when_text(item.time),
+        changed=f"{changed}, {expiry}" if expiry else changed,
     )
 
 
 def highlighted(rows: list[Row], view: View, now: float) -> list[int]:
-    """Indexes of rows whose key changed within the last HIGHLIGHT_SECONDS."""
-    return [i for i, row in enumerate(rows) if now - view.changed_at.get(row.key, -1e9) < HIGHLIGHT_SECONDS]
+    """Indexes of rows whose key changed within the last HIGHLIGHT_SECONDS, or is about to expire."""
+    return [
+        i
+        for i, row in enumerate(rows)
+        if now - view.changed_at.get(row.key, -1e9) < HIGHLIGHT_SECONDS
+        or (row.key in view.items and typed.is_expiring_soon(view.schema, view.items[row.key], now))
+    ]
 
 
 def format_value(value: Any, width: int = VALUE_WIDTH) -> str:
@@ -254,15 +273,23 @@ class Write:
     value: Any = None
 
 
-def parse_edit(text: str, as_string: bool = False) -> Any:
-    """The value typed: JSON where it parses (30, true, [1, 2], {"a": 1}), else the text."""
-    value = text if as_string else parse_text_value(text)
+def parse_edit(text: str, as_string: bool = False, schema: Schema | None = None, key: str = "") -> Any:
+    """The value typed: by the key's type in ``schema`` when it has one; else JSON where it parses
+    (30, true, [1, 2], {"a": 1}), else the text."""
+    if as_string:
+        value: Any = text
+    elif schema is not None and key:
+        value = typed.parse_typed(schema, key, text)
+    else:
+        value = parse_text_value(text)
     check_value(value)
     return value
 
 
-def type_preview(text: str, as_string: bool = False) -> str:
+def type_preview(text: str, as_string: bool = False, schema: Schema | None = None, key: str = "") -> str:
     """What the typed text will be stored as, for the edit dialog ("int", "string", ...)."""
+    if schema is not None and key and not as_string and schema.rule_for(key) is not None:
+        return typed.preview(schema, key, text)
     try:
         return f"stored as {type_name(parse_edit(text, as_string))}"
     except InvalidRequest as exc:
@@ -276,16 +303,16 @@ def edit_text(item: Item) -> str:
     return value_text(item.value)
 
 
-def new_write(key: str, text: str, as_string: bool = False) -> Write:
+def new_write(key: str, text: str, as_string: bool = False, schema: Schema | None = None) -> Write:
     """Add a key: it must not exist yet.  Raises InvalidRequest naming the problem."""
     key = key.strip()
     check_key(key)
-    return Write("set", key, 0, parse_edit(text, as_string))
+    return Write("set", key, 0, parse_edit(text, as_string, schema, key))
 
 
-def change_write(item: Item, text: str, as_string: bool = False) -> Write:
+def change_write(item: Item, text: str, as_string: bool = False, schema: Schema | None = None) -> Write:
     """Change a key shown at ``item.rev``: only if it is still at that revision."""
-    return Write("set", item.key, item.rev, parse_edit(text, as_string))
+    return Write("set", item.key, item.rev, parse_edit(text, as_string, schema, item.key))
 
 
 def delete_write(item: Item) -> Write:

@@ -26,7 +26,7 @@ from statehub import (
     StatehubError,
     Update,
 )
-from statehub.gui import layouts, model
+from statehub.gui import layouts, model, typed
 from statehub.gui.model import Choice, Phase, View, Write
 from statehub.hub.atomic_file import write_atomically
 
@@ -131,7 +131,7 @@ class App:
         """Bring the window up to date; the table is redrawn at most every MIN_REFRESH in a burst."""
         filter_text = str(self.window["-FILTER-"].get())
         prefix_only = bool(self.window["-PREFIX-"].get())
-        rows = model.visible_rows(self.view, filter_text, prefix_only)
+        rows = model.visible_rows(self.view, filter_text, prefix_only, time.time())
         colored = model.highlighted(rows, self.view, time.time())
         self.owed = False
         if rows != self.rows or colored != self.colored:
@@ -346,21 +346,24 @@ class App:
     def edit_dialog(self, item: Item | None, key: str, text: str) -> tuple[Write, str] | None:
         """Ask for a key (when adding) and a value: the write and the text typed; None when cancelled."""
         title = "Add a key" if item is None else f"Edit {item.key}"
-        dialog = sg.Window(title, layouts.edit_layout(item, key, text), modal=True, finalize=True)
+        schema = self.view.schema
+        widget = typed.widget_for(schema, key) if item is not None else typed.Widget("text")
+        dialog = sg.Window(title, layouts.edit_layout(item, key, text, schema), modal=True, finalize=True)
         try:
             for _ in range(100_000):  # one turn per operator action or tick: a guard, not a limit
                 event, values = self.read_dialog(dialog)
                 if event in (sg.WIN_CLOSED, "-CANCEL-"):
                     return None
-                value_text = str(values["-VALUE-"]).removesuffix("\n")  # Tk always adds one
-                as_string = bool(values["-STRING-"])
+                value_text = typed.widget_text(widget, values["-VALUE-"]).removesuffix("\n")  # Tk adds one
+                as_string = bool(values.get("-STRING-", False))
+                typed_key = str(values["-KEY-"]).strip()
                 if event != "-SAVE-":
-                    dialog["-PREVIEW-"].update(model.type_preview(value_text, as_string))
+                    dialog["-PREVIEW-"].update(model.type_preview(value_text, as_string, schema, typed_key))
                     continue
                 try:
                     if item is None:
-                        return model.new_write(str(values["-KEY-"]), value_text, as_string), value_text
-                    return model.change_write(item, value_text, as_string), value_text
+                        return model.new_write(typed_key, value_text, as_string, schema), value_text
+                    return model.change_write(item, value_text, as_string, schema), value_text
                 except InvalidRequest as exc:
                     dialog["-PREVIEW-"].update(f"not saved: {exc}")
             return None

@@ -40,7 +40,7 @@ from statehub import (
     check_prefix,
 )
 from statehub.hub.atomic_file import fsync_folder
-from statehub.sync_file.document import FileError, Format, Header, SavedFile, parse, render
+from statehub.sync_file.document import FileError, Format, Header, SavedFile, parse, render, value_position
 from statehub.sync_file.note import note_path, record
 from statehub.sync_file.plan import Plan, plan_save, refuse_conflicts
 from statehub.sync_file.watch import MISSING, POLL_INTERVAL, SETTLE, FileWatcher
@@ -163,10 +163,11 @@ class FileSync:
             self.retry_at = time.monotonic() + RETRY_AFTER
             log.warning("the hub did not take the save of %s (%s); trying again", self.path.name, exc.message)
             return
-        except StatehubError as exc:  # e.g. a value over the hub's size limit
+        except StatehubError as exc:  # e.g. a value the schema refuses, or one over the hub's size limit
             self.pending, self.blocked = None, True
             self.counters.rejected += 1
-            log.error("%s: the hub refused this save: %s; nothing was applied", self.path, exc.message)
+            where = self._where_refused(data, saved.values, exc.message)
+            log.error("%s: the hub refused this save: %s; nothing was applied", where, exc.message)
             return
         self.pending = None
         self.counters.saves += 1
@@ -174,6 +175,14 @@ class FileSync:
         self._report(saved, plan, changes, rev)
         self.wait_rev = max(self.wait_rev, rev)
         self.dirty = True
+
+    def _where_refused(self, data: bytes, values: dict[str, Any], message: str) -> str:
+        """``path:line:column`` of the value a refusal names (the schema's messages quote the key), else the path."""
+        named = [key for key in values if f"'{key}'" in message]
+        if not named:
+            return str(self.path)
+        line, column = value_position(data.decode("utf-8"), max(named, key=len))
+        return f"{self.path}:{line}:{column}"
 
     def _parse(self, data: bytes) -> SavedFile | None:
         try:

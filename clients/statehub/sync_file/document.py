@@ -332,6 +332,18 @@ def _check_entry(text: str, key: str, value: Any, prefix: str) -> None:
         raise FileError(f"{exc}{hint}", line, column) from None
 
 
+def value_position(text: str, key: str) -> tuple[int, int]:
+    """Where the value of ``key`` starts in the text (line, column), for a refusal of that value."""
+    number, column = _line_of(text, key)
+    line = text.split("\n")[number - 1] if number <= text.count("\n") + 1 else ""
+    for separator in ("=", ":"):
+        at = line.find(separator, column - 1 + len(key))
+        if at >= 0:
+            rest = line[at + 1 :]
+            return number, at + 2 + len(rest) - len(rest.lstrip())
+    return number, column
+
+
 def _line_of(text: str, key: str) -> tuple[int, int]:
     """Where ``key`` is defined in the text (line, column), or (1, 1) when it cannot be found."""
     quoted = (json.dumps(key, ensure_ascii=False), toml_string(key), f"'{key}'")

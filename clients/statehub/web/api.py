@@ -102,6 +102,21 @@ async def status(request: Request) -> Response:
     )
 
 
+async def schema(request: Request) -> Response:
+    """The hub's schema as the page uses it: each rule's pattern, type, words, choices and ttl."""
+    state: ServerState = request.app.state.web
+    caller = state.admit(request, write=False)
+    compiled = await state.hub.run(caller.name, lambda client: client.schema())
+    rules = [
+        {
+            **msgspec.to_builtins(rule),
+            "allows": rule.allows(),
+        }
+        for rule in compiled.rules()
+    ]
+    return _json({"rules": rules, "unknown": compiled.policies, "writers": compiled.writers})
+
+
 async def whoami(request: Request) -> Response:
     state: ServerState = request.app.state.web
     caller = state.admit(request, write=False, allow_anonymous_none=True)

@@ -127,6 +127,7 @@ def create_app(options: WebOptions) -> Starlette:
         Route("/api/txn", api.txn, methods=["POST"]),
         Route("/api/events", events),
         Route("/api/status", api.status),
+        Route("/api/schema", api.schema),
         Route("/api/whoami", api.whoami),
         Route("/api/session", open_session, methods=["POST"]),
         Route("/api/session", close_session, methods=["DELETE"]),

@@ -17,7 +17,7 @@ pub const SCHEMA_KEY: &str = "statehub.schema";
 pub const FRAGMENT_KEY_PREFIX: &str = "statehub.schema.";
 /// The schema format this crate reads.
 pub const FORMAT: i64 = 1;
-const RULE_FIELDS: [&str; 11] = [
+const RULE_FIELDS: [&str; 12] = [
     "type",
     "default",
     "description",
@@ -28,8 +28,11 @@ const RULE_FIELDS: [&str; 11] = [
     "items",
     "secret",
     "writable_by",
+    "readonly_for",
     "ttl",
 ];
+/// The writers field and its synonym (the spelling, which reads backwards).
+const WRITER_FIELDS: [&str; 2] = ["writable_by", "readonly_for"];
 const SCHEMA_FIELDS: [&str; 3] = ["format", "prefix", "description"];
 const MAX_NAME_LENGTH: usize = 64;
 
@@ -70,6 +73,8 @@ pub struct SchemaFile {
     pub rules: Vec<Rule>,
     /// Whole prefixes, sorted.
     pub policies: BTreeMap<String, Policy>,
+    /// `[writers]`: whole prefix -> the sources that alone may write under it.
+    pub writers: BTreeMap<String, Vec<String>>,
 }
 
 fn fail(origin: &str, place: &str, problem: &str) -> Error {
@@ -106,6 +111,7 @@ pub fn parse_schema(text: &str, key: &str, origin: Option<&str>) -> Result<Schem
         description: String::new(),
         rules: Vec::new(),
         policies: BTreeMap::new(),
+        writers: BTreeMap::new(),
     };
     let Some(header) = document.get("schema") else {
         let mut rules = Vec::new();
@@ -116,18 +122,19 @@ pub fn parse_schema(text: &str, key: &str, origin: Option<&str>) -> Result<Schem
     };
     if let Some(name) = document
         .keys()
-        .find(|name| !["schema", "unknown", "keys"].contains(&name.as_str()))
+        .find(|name| !["schema", "unknown", "writers", "keys"].contains(&name.as_str()))
     {
         return Err(fail(
             origin,
             &format!("top-level entry {}", json_string(name)),
-            "unknown; a schema file holds only [schema], [unknown] and [keys.\"KEY\"] tables",
+            "unknown; a schema file holds only [schema], [unknown], [writers] and [keys.\"KEY\"] tables",
         ));
     }
     file.typed = true;
     file.description = header_description(header, &prefix, key, origin)?;
     let empty = toml::Value::Table(Table::new());
     file.policies = policies(document.get("unknown").unwrap_or(&empty), &prefix, origin)?;
+    file.writers = prefix_writers(document.get("writers").unwrap_or(&empty), &prefix, origin)?;
     let toml::Value::Table(keys) = document.get("keys").unwrap_or(&empty) else {
         return Err(fail(
             origin,
@@ -285,17 +292,7 @@ fn policies(table: &toml::Value, prefix: &str, origin: &str) -> Result<BTreeMap<
     let mut policies = BTreeMap::new();
     for (name, policy) in table {
         let place = format!("[unknown] {}", json_string(name));
-        if !name.is_empty() && !name.ends_with('.') {
-            return Err(fail(
-                origin,
-                &place,
-                "a prefix is \"\" (every key) or ends with '.' (a subtree, like \"plant.\")",
-            ));
-        }
-        if !name.is_empty() {
-            check_key(&format!("{prefix}{}", &name[..name.len() - 1]))
-                .map_err(|err| fail(origin, &place, err.message()))?;
-        }
+        check_table_prefix(name, prefix, origin, &place)?;
         let Some(policy) = policy.as_str().and_then(Policy::from_name) else {
             return Err(fail(
                 origin,
@@ -309,6 +306,43 @@ fn policies(table: &toml::Value, prefix: &str, origin: &str) -> Result<BTreeMap<
         policies.insert(format!("{prefix}{name}"), policy);
     }
     Ok(policies)
+}
+
+/// `[writers]`: prefix = [sources], who alone may write the keys under a prefix.
+fn prefix_writers(table: &toml::Value, prefix: &str, origin: &str) -> Result<BTreeMap<String, Vec<String>>> {
+    let toml::Value::Table(table) = table else {
+        return Err(fail(
+            origin,
+            "[writers]",
+            "must be a table of prefix = [sources], like \"fleet.\" = [\"fleet\"]",
+        ));
+    };
+    let mut writers = BTreeMap::new();
+    for (name, sources) in table {
+        let place = format!("[writers] {}", json_string(name));
+        check_table_prefix(name, prefix, origin, &place)?;
+        let bad = |problem: String| fail(origin, &place, &problem);
+        writers.insert(
+            format!("{prefix}{name}"),
+            source_names(sources, "the writers of a prefix", &bad)?,
+        );
+    }
+    Ok(writers)
+}
+
+fn check_table_prefix(name: &str, prefix: &str, origin: &str, place: &str) -> Result<()> {
+    if !name.is_empty() && !name.ends_with('.') {
+        return Err(fail(
+            origin,
+            place,
+            "a prefix is \"\" (every key) or ends with '.' (a subtree, like \"plant.\")",
+        ));
+    }
+    if !name.is_empty() {
+        check_key(&format!("{prefix}{}", &name[..name.len() - 1]))
+            .map_err(|err| fail(origin, place, err.message()))?;
+    }
+    Ok(())
 }
 
 /// A TOML file without `[schema]`: every value is a default of a key of type any.
@@ -572,9 +606,21 @@ fn bounds(fields: &Table, kind: RuleType, bad: &Bad) -> Result<(Option<Number>, 
 }
 
 fn writers(fields: &Table, bad: &Bad) -> Result<Vec<String>> {
-    let Some(writers) = fields.get("writable_by") else {
-        return Ok(Vec::new());
-    };
+    let given: Vec<&str> = WRITER_FIELDS
+        .iter()
+        .copied()
+        .filter(|field| fields.contains_key(*field))
+        .collect();
+    match given.as_slice() {
+        [] => Ok(Vec::new()),
+        [field] => source_names(&fields[*field], field, bad),
+        _ => Err(bad(
+            "writable_by and readonly_for are one field (readonly_for is its synonym): give one".into(),
+        )),
+    }
+}
+
+fn source_names(writers: &toml::Value, what: &str, bad: &Bad) -> Result<Vec<String>> {
     let names: Option<Vec<String>> = writers
         .as_array()
         .filter(|list| !list.is_empty())
@@ -585,7 +631,7 @@ fn writers(fields: &Table, bad: &Bad) -> Result<Vec<String>> {
         });
     let Some(names) = names else {
         return Err(bad(format!(
-            "writable_by must be a non-empty list of source names, got {}",
+            "{what} must be a non-empty list of source names, got {}",
             show_value(&plain(writers))
         )));
     };

@@ -62,6 +62,15 @@ fn check_inside(main: &SchemaFile, fragment: &SchemaFile) -> Result<()> {
             fragment.origin
         )));
     }
+    if let Some(prefix) = main.writers.keys().find(|p| p.starts_with(&fragment.prefix)) {
+        return Err(Error::Invalid(format!(
+            "{}: [writers] {}: inside {}, which {} owns; name its writers in the fragment",
+            main.origin,
+            json_string(prefix),
+            json_string(&fragment.prefix),
+            fragment.origin
+        )));
+    }
     Ok(())
 }
 

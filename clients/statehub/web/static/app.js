@@ -20,7 +20,50 @@ const state = {
   trend: null,         // {plot, xs, ys, key}
   role: "write",
   firstPaint: null,    // ms from navigation start to the first table paint
+  rules: { exact: new Map(), patterns: [] },  // the hub's schema (/api/schema), for types and ttl
+  living: new Set(),   // keys whose rule has a ttl: their countdown is redrawn each second
 };
+
+// --- the schema ---------------------------------------------------------------------------
+// The hub judges every write; the page only reads the rules to pick the editor's type, show what a
+// key allows, and count down a key's ttl. A key's rule: an exact key first, then the pattern of as
+// many segments with the most literal ones (the hub refuses schemas where that could tie).
+
+async function loadSchema() {
+  try {
+    const response = await fetch("/api/schema", { headers: authHeaders() });
+    if (!response.ok) return;
+    const body = await response.json();
+    const exact = new Map(), patterns = [];
+    for (const rule of body.rules) {
+      if (rule.name.split(".").includes("*")) patterns.push({ rule, segments: rule.name.split(".") });
+      else exact.set(rule.name, rule);
+    }
+    patterns.sort((a, b) => b.segments.filter((s) => s !== "*").length - a.segments.filter((s) => s !== "*").length);
+    state.rules = { exact, patterns };
+    for (const { item, tr } of state.rows.values()) fillRow(tr, item);
+  } catch { /* the page works without it: the hub still judges each write */ }
+}
+
+function ruleFor(key) {
+  const exact = state.rules.exact.get(key);
+  if (exact) return exact;
+  const segments = key.split(".");
+  for (const { rule, segments: pattern } of state.rules.patterns) {
+    if (pattern.length === segments.length && pattern.every((s, i) => s === "*" || s === segments[i])) return rule;
+  }
+  return null;
+}
+
+// "expires in 12 s" while a key with a ttl lives; the last quarter is marked; "" without a ttl.
+function expiryOf(item) {
+  const rule = ruleFor(item.key);
+  if (!rule || rule.ttl == null) return null;
+  const left = item.time + rule.ttl - Date.now() / 1000;
+  return { text: left <= 0 ? "expiring" : `expires in ${Math.max(1, Math.round(left))} s`, soon: left <= rule.ttl / 4 };
+}
+
+const EDITOR_TYPES = { string: "string", enum: "string", integer: "number", number: "number", boolean: "boolean", list: "json", table: "json" };
 
 // --- formatting ---------------------------------------------------------------------------
 
@@ -90,10 +133,25 @@ function fillRow(tr, item) {
   }
   value.title = item.secret ? "a secret: its value never leaves the hub" : value.textContent;
   cells[2].textContent = item.rev;
-  cells[3].textContent = formatTime(item.time);
+  timeCell(tr, item);
   cells[4].textContent = item.user || "";
   cells[5].textContent = item.source || "";
   tr.dataset.rev = item.rev;
+}
+
+// The "changed" cell; a key with a ttl also counts down (and is kept in state.living to be redrawn).
+function timeCell(tr, item) {
+  const expiry = expiryOf(item);
+  tr.children[3].textContent = expiry ? `${formatTime(item.time)} · ${expiry.text}` : formatTime(item.time);
+  tr.classList.toggle("expiring", Boolean(expiry && expiry.soon));
+  if (expiry) state.living.add(item.key); else state.living.delete(item.key);
+}
+
+function redrawExpiries() {
+  for (const key of state.living) {
+    const row = state.rows.get(key);
+    if (!row || row.item.expired) state.living.delete(key); else timeCell(row.tr, row.item);
+  }
 }
 
 function makeRow(item) {
@@ -149,6 +207,11 @@ function insertIndex(key) {
 function applyChange(change) {
   const row = state.rows.get(change.key);
   if (row && row.item.rev >= change.rev) return;  // already in the state (a resync can be newer)
+  if (change.op === "unset" && change.source === "ttl" && row) {
+    expired(row, change);
+    return;
+  }
+  if (change.key.startsWith("statehub.schema")) setTimeout(loadSchema, 0);
   if (change.op === "unset" || change.value_omitted) {
     if (row) {
       row.tr.remove();
@@ -177,6 +240,20 @@ function applyChange(change) {
     flash(tr);
   }
   if (change.key === state.selected) onSelectedChanged(item);
+}
+
+// A key the hub removed because its ttl ran out stays a few seconds, marked, so the page shows it went.
+function expired(row, change) {
+  row.tr.classList.add("expired");
+  row.tr.children[3].textContent = `expired ${formatTime(change.time)} (not written within its ttl)`;
+  row.item = { ...row.item, rev: change.rev, expired: true };
+  setTimeout(() => {
+    if (state.rows.get(change.key) !== row) return;  // written again meanwhile: a new row stands
+    row.tr.remove();
+    state.rows.delete(change.key);
+    state.sorted.splice(insertIndex(change.key), 1);
+    updateCount();
+  }, 5000);
 }
 
 function applyFilter(tr, item) {
@@ -208,7 +285,7 @@ function updateCount() {
 }
 
 function redrawTimes() {
-  for (const { item, tr } of state.rows.values()) tr.children[3].textContent = formatTime(item.time);
+  for (const { item, tr } of state.rows.values()) if (!item.expired) timeCell(tr, item);
   if (state.selected) refreshDetail(true);
 }
 
@@ -408,7 +485,10 @@ function select(key) {
   showError("");
   const row = state.rows.get(key);
   state.edit = { key, baseRev: row ? row.item.rev : 0 };
-  if (row) setEditor(row.item.value, typeOf(row.item.value));
+  const rule = ruleFor(key);
+  if (row) setEditor(row.item.value, rule && EDITOR_TYPES[rule.type] ? EDITOR_TYPES[rule.type] : typeOf(row.item.value));
+  $("e-rule").textContent = rule ? `schema: ${rule.allows}${rule.unit ? `, ${rule.unit}` : ""}${rule.description ? ` (${rule.description})` : ""}` : "";
+  $("e-rule").hidden = !rule;
   $("e-note").hidden = true;
   refreshDetail(true);
 }
@@ -662,6 +742,8 @@ async function start() {
   $("token-button").addEventListener("click", () => $("token-dialog").showModal());
   for (const b of document.querySelectorAll(".ranges button")) b.addEventListener("click", () => setRange(Number(b.dataset.range)));
   setInterval(watchdog, 1000);
+  setInterval(redrawExpiries, 1000);
+  loadSchema();
   // Open the stream at once; a server that wants a token answers 401 and the token dialog follows.
   connect();
   showConnection();

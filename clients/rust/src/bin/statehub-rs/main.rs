@@ -68,7 +68,8 @@ enum Command {
         #[arg(long, value_name = "N")]
         rev: Option<u64>,
     },
-    /// Set a key; VALUE is JSON when it parses (30, true, [1,2]), else a string
+    /// Set a key; VALUE is read by the key's type in the hub's schema (a string key keeps 1.10),
+    /// else JSON when it parses (30, true, [1,2]), else a string; checked by the schema before sending
     Set {
         key: String,
         #[arg(allow_hyphen_values = true)]
@@ -212,10 +213,18 @@ fn run(cli: Cli) -> Result<(), Error> {
             string,
             expect_rev,
         } => {
-            let value = if string {
-                Value::String(value)
-            } else {
-                parse_value(&value)
+            // The hub's schema (the mirror's when it is down) reads typed input and checks the
+            // value before it is sent; with neither to read, the hub alone judges it.
+            let typed = match client.load_schema() {
+                Ok(schema) if !string => Some(schema.parse_text(&key, &value)?),
+                Ok(_) => None,
+                Err(statehub::Error::HubUnavailable(_)) => None,
+                Err(err) => return Err(err),
+            };
+            let value = match typed {
+                Some(value) => value,
+                None if string => Value::String(value),
+                None => parse_value(&value),
             };
             let committed = client.set(&key, value.clone(), expect_rev)?;
             if json {
