@@ -5,7 +5,10 @@ hub's ``fleet.`` keys and publishes each on ``statehub.fleet.<key>`` (a stream
 that keeps the last message of each key).  At a site, ``apply_to_site`` (run by
 the uplink) reads that stream with a durable consumer of its own and writes each
 key into the site's hub with source ``fleet``; a value the hub already holds is
-not written again, so a redelivery costs no revision.  Sites never forward
+not written again, so a redelivery costs no revision.  The uplink also makes the
+site's hub refuse every other writer of ``fleet.``: with the first fleet key it
+stores the schema fragment ``FLEET_FRAGMENT`` (``[writers]`` of its prefix: only
+source ``fleet``).  Sites never forward
 ``fleet.`` keys up, and the centre never forwards anything else down: each
 prefix has one owner, so no loop can form (docs/sites.md).
 """
@@ -20,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
 
-from statehub import Changed, Client, Item, NotFound
+from statehub import Changed, Client, InvalidRequest, Item, NotFound, schema_key_for
 from statehub.sites.feed import Revision, SiteFeed, Snapshot
 from statehub.sites.jetstream import ACK_TIMEOUT, acknowledged
 from statehub.sites.wire import (
@@ -38,6 +41,17 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCH = 256
 FETCH_WAIT = 1.0
+
+# The schema fragment that makes fleet keys read-only at a site (docs/sites.md, docs/schema.md).
+FLEET_FRAGMENT = f'''# Stored by statehub uplink: fleet keys come down from the centre; only the uplink writes them here.
+[schema]
+format = 1
+prefix = "{FLEET_PREFIX}"
+description = "Fleet configuration from the centre, read-only at this site (source '{FLEET_SOURCE}' only)."
+
+[writers]
+"" = ["{FLEET_SOURCE}"]
+'''
 
 
 # --- at the centre ---------------------------------------------------------------------------------
@@ -105,6 +119,7 @@ async def apply_to_site(js: JetStreamContext, site: str, make_client: Callable[[
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet")
     client = await asyncio.get_running_loop().run_in_executor(pool, make_client, FLEET_SOURCE)
     try:
+        owned = False  # FLEET_FRAGMENT is stored with the first fleet key, so a site without any is left as it is
         while True:
             try:
                 messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT)
@@ -112,11 +127,36 @@ async def apply_to_site(js: JetStreamContext, site: str, make_client: Callable[[
                 continue
             for message in messages:
                 part = decode(message.data)
+                if not owned and part.op == "set":
+                    await asyncio.get_running_loop().run_in_executor(pool, own_fleet_prefix, client)
+                    owned = True
                 await asyncio.get_running_loop().run_in_executor(pool, _apply_fleet_key, client, part)
                 await message.ack()
     finally:
         await asyncio.get_running_loop().run_in_executor(pool, client.close)
         pool.shutdown(wait=False)
+
+
+def own_fleet_prefix(client: Client) -> None:
+    """Store FLEET_FRAGMENT in the site's hub unless it is there; leave a fragment someone else wrote."""
+    key = schema_key_for(FLEET_FRAGMENT)
+    try:
+        current = client.get(key)
+    except NotFound:
+        current = None
+    if current is not None:
+        if current.value != FLEET_FRAGMENT:
+            log.warning("fleet: %s holds a schema fragment of this site's own; fleet keys stay as it says", key)
+        return
+    try:
+        client.set(key, FLEET_FRAGMENT, expect=0)
+    except InvalidRequest as exc:
+        log.warning(
+            "fleet: could not make %s read-only here (%s); give it [writers] %r = [%r] in the site's schema",
+            FLEET_PREFIX, exc.message, FLEET_PREFIX, FLEET_SOURCE,
+        )  # fmt: skip
+        return
+    log.info("fleet: %s keys are now written at this site only by the uplink (schema %s)", FLEET_PREFIX, key)
 
 
 def _apply_fleet_key(client: Client, part: SiteChange) -> None:
