@@ -241,7 +241,8 @@ class MirrorWriter:
                 continue
             if self._stopping.is_set():
                 return
-            self._wait_for_pause()
+            if self.written_rev >= 0:  # the first mirror is written at start, whatever the writers do
+                self._wait_for_pause()
             self._wanted.clear()
             self._behind_since = None  # set again by the next commit, which this rewrite may not show
             self._load()  # once: not a rewrite's cost, so not paced like one

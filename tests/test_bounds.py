@@ -24,7 +24,7 @@ from statehub.hub.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Op, Set, 
 from statehub.hub.store import Store
 from statehub.remote import Remote, secure
 from statehub.subscription import Synced
-from statehub.testing import HubProcess, wait_until
+from statehub.testing import HubProcess, mirror_rev, wait_until
 from tests.test_curve import started_remote_hub
 
 FLOOD_SECONDS = 40.0  # a backstop: every loop here ends on a handshake long before
@@ -245,7 +245,7 @@ def test_the_hubs_mirror_follows_writes_to_a_large_store_and_ends_at_the_last_re
         for n in range(300):
             last = client.set(f"m.k{n % 50:05d}", {"n": -n}).rev
         layout = Layout(hub.data_dir)
-        assert wait_until(lambda: read_mirror(layout.mirror).rev == last, 20), "the mirror never reached the last revision"
+        assert wait_until(lambda: mirror_rev(layout.data_dir) == last, 20), "the mirror never reached the last revision"
         state = read_mirror(layout.mirror)
         assert len(state.items) == 20_000
         assert state.items["m.k00049"].value == {"n": -299} and state.items["m.k00050"].value == {"n": 50}

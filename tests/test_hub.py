@@ -18,7 +18,7 @@ from statehub.hub.mirror import read_mirror
 from statehub.hub.paths import Layout, read_hub_info
 from statehub.hub.protocol import Get, Op, Set, Status, reply_decoder
 from statehub.subscription import CaughtUp, Event, HubDown, Subscription, Synced, Update
-from statehub.testing import HubProcess, wait_until
+from statehub.testing import HubProcess, mirror_rev, wait_until
 
 from .conftest import run_cli
 
@@ -295,7 +295,7 @@ def test_the_mirror_follows_the_store_under_load(hub: HubProcess) -> None:
             client.set(f"m.k{i % 7}", i)
         final = client.status().rev
     mirror = Layout(hub.data_dir).mirror
-    assert wait_until(lambda: read_mirror(mirror).rev == final, timeout=5)
+    assert wait_until(lambda: mirror_rev(hub.data_dir) == final, timeout=5)
     assert read_mirror(mirror).items["m.k2"].value == 499 - (499 - 2) % 7
 
 

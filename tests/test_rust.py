@@ -15,10 +15,8 @@ from pathlib import Path
 import pytest
 
 from statehub.client import Client
-from statehub.hub.mirror import read_mirror
-from statehub.hub.paths import Layout
 from statehub.hub.protocol import Op
-from statehub.testing import HubProcess, wait_until
+from statehub.testing import HubProcess, mirror_rev, wait_until
 from tests.outcome_support import linux_only, receive, rpc_port, silent_hub, stopped, tcp_queues
 
 CRATE = Path(__file__).resolve().parent.parent / "clients" / "rust"
@@ -123,7 +121,7 @@ def test_with_the_hub_killed_rust_get_answers_from_the_mirror(rust_bin: Path, hu
     with hub.client() as client:
         for i in range(5):
             client.set("m.rate", i)
-    assert wait_until(lambda: read_mirror(Layout(hub.data_dir).mirror).rev == 5)
+    assert wait_until(lambda: mirror_rev(hub.data_dir) == 5)
     hub.kill()
     result = rs(rust_bin, hub.data_dir, "get", "m.rate")
     assert result.returncode == 0, result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from statehub.testing import HubProcess, wait_until
+from statehub.testing import HubProcess, mirror_rev, wait_until
 
 from .schema_support import SMALL
 from .test_rust import rs, rust_bin  # noqa: F401  (the fixture)
@@ -30,8 +30,8 @@ def test_rust_set_reads_typed_input_and_is_refused_in_the_hubs_words(rust_bin: P
 def test_rust_refuses_before_sending_with_the_schema_from_the_mirror(rust_bin: Path, hub: HubProcess) -> None:  # noqa: F811
     """With the hub down, statehub-rs reads the schema from the mirror and refuses a bad value itself (exit 2, not 5)."""
     with hub.client() as client:
-        client.set("statehub.schema", SMALL)
-    assert wait_until(lambda: "statehub.schema" in (hub.data_dir / "state.txt").read_text(encoding="utf-8"))
+        written = client.set("statehub.schema", SMALL).rev
+    assert wait_until(lambda: mirror_rev(hub.data_dir) >= written)
     hub.kill()
     good = rs(rust_bin, hub.data_dir, "set", "plant.north.rate", "30")
     bad = rs(rust_bin, hub.data_dir, "set", "plant.north.rate", "fast")

@@ -12,7 +12,7 @@ from statehub import ConflictError, InvalidRequest, Op
 from statehub.hub import inbox
 from statehub.hub.paths import Layout, read_hub_info
 from statehub.hub.protocol import Error, Set, Txn, reply_decoder
-from statehub.testing import HubProcess, wait_until
+from statehub.testing import HubProcess, mirror_rev, wait_until
 
 from .conftest import run_cli
 from .schema_support import SMALL, plant_schema
@@ -94,10 +94,11 @@ def test_a_batch_is_refused_naming_the_write_and_the_rule(schema_hub: HubProcess
 def test_a_secret_rule_stores_the_key_as_a_secret_whatever_the_write_asked(schema_hub: HubProcess) -> None:
     """A key the schema calls secret is encrypted and shown as the placeholder, though it was written plain."""
     with schema_hub.client() as client:
-        client.set("plant.token", "hunter22")
+        written = client.set("plant.token", "hunter22").rev
         shown = client.get("plant.token").item
         revealed = client.get("plant.token", reveal=True).value
     assert (shown.secret, shown.value, revealed) == (True, "<secret>", "hunter22")
+    assert wait_until(lambda: mirror_rev(schema_hub.data_dir) >= written)
     assert "hunter22" not in (schema_hub.data_dir / "state.txt").read_text(encoding="utf-8")
 
 

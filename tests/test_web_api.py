@@ -12,10 +12,8 @@ import pytest
 pytest.importorskip("starlette", reason="statehub[web] is not installed")
 pytest.importorskip("httpx", reason="httpx is not installed")
 
-from statehub.hub.mirror import read_mirror  # noqa: E402
-from statehub.hub.paths import Layout  # noqa: E402
 from statehub.hub.protocol import Op  # noqa: E402
-from statehub.testing import HubProcess, wait_until  # noqa: E402
+from statehub.testing import HubProcess, mirror_rev, wait_until  # noqa: E402
 from tests.web_support import SseReader, WebProcess  # noqa: E402
 
 JSON = {"Content-Type": "application/json"}
@@ -231,7 +229,7 @@ def test_the_stream_reports_the_hub_down_with_the_mirror_and_goes_on_when_it_ret
     try:
         assert wait_until(lambda: reader.of("status") and reader.state() == {"d.k": 1}, 10)
         # The mirror is rewritten a moment after a commit: kill the hub only once it holds revision 1.
-        assert wait_until(lambda: read_mirror(Layout(hub.data_dir).mirror).rev == 1, 15)
+        assert wait_until(lambda: mirror_rev(hub.data_dir) == 1, 15)
         hub.kill()
         assert wait_until(lambda: any(e.data["state"] == "down" for e in reader.of("status")), 15), reader.raw
         down = next(e for e in reader.of("status") if e.data["state"] == "down")

@@ -149,3 +149,15 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.01) ->
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def mirror_rev(data_dir: Path) -> int:
+    """The revision of the hub's mirror in ``data_dir``; -1 while the hub has not written one yet."""
+    from statehub.hub.errors import MirrorError
+    from statehub.hub.mirror import read_mirror
+    from statehub.hub.paths import Layout
+
+    try:
+        return read_mirror(Layout(data_dir).mirror).rev
+    except MirrorError:
+        return -1
