@@ -99,6 +99,7 @@ PUBLIC_NAMES = [
     "env_name",
     "is_schema_key",
     "iso_time",
+    "item_as_change",
     "json_text",
     "load_schema",
     "local_when_text",

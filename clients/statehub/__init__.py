@@ -56,6 +56,7 @@ _WHERE = {
     "Changed": "statehub.hub.protocol",
     "ChangePage": "statehub.hub.protocol",
     "apply_change": "statehub.replica",
+    "item_as_change": "statehub.replica",
     # the waterfall
     "Explanation": "statehub.waterfall",
     "MISSING": "statehub.waterfall",
@@ -140,6 +141,7 @@ __all__ = [
     "Changed",
     "ChangePage",
     "apply_change",
+    "item_as_change",
     "Explanation",
     "MISSING",
     "env_name",
@@ -259,6 +261,6 @@ if TYPE_CHECKING:
     from statehub.keepalive import Keepalive
     from statehub.readings import Listing, Origin, Reading
     from statehub.remote import client_key_dir, make_client_keys
-    from statehub.replica import CaughtUp, Synced, Update, apply_change
+    from statehub.replica import CaughtUp, Synced, Update, apply_change, item_as_change
     from statehub.subscription import Event, HubDown, Subscription, SubscriptionThread
     from statehub.waterfall import MISSING, Explanation, env_name, parse_text_value

@@ -287,7 +287,7 @@ def apply_change(items: dict[str, Item], change: Changed) -> None:
 def diff(old: dict[str, Item], new: dict[str, Item], rev: int, epoch: str, now: float) -> list[Changed]:
     """The changes that turn replica ``old`` into ``new``, one per key that differs (unsets timed ``now``)."""
     changes = [
-        _as_change(item, epoch)
+        item_as_change(item, epoch)
         for key, item in new.items()
         if (before := old.get(key)) is None or before.rev != item.rev or before.value != item.value
     ]
@@ -296,7 +296,8 @@ def diff(old: dict[str, Item], new: dict[str, Item], rev: int, epoch: str, now: 
     return changes
 
 
-def _as_change(item: Item, epoch: str) -> Changed:
+def item_as_change(item: Item, epoch: str) -> Changed:
+    """A current value as a change that just set it (a resync's, or watch --initial's)."""
     return Changed(
         epoch=epoch,
         rev=item.rev,

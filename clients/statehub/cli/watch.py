@@ -13,7 +13,7 @@ from statehub.cli.base import echo, echo_json, reported, settings_of
 from statehub.cli.options import JsonOption, add_command
 
 if TYPE_CHECKING:
-    from statehub import CaughtUp, Changed, HubDown, Item, Synced
+    from statehub import CaughtUp, Changed, HubDown, Synced
 
 
 def register(app: typer.Typer) -> None:
@@ -24,7 +24,9 @@ def watch(
     ctx: typer.Context,
     prefix: Annotated[str, typer.Argument(help="Only keys starting with this.")] = "",
     as_json: JsonOption = False,
-    count: Annotated[int | None, typer.Option(help="Exit after this many changes (live or replayed).", min=1)] = None,
+    count: Annotated[
+        int | None, typer.Option(help="Exit after this many changes (live or replayed).", min=1)
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option(
@@ -34,7 +36,9 @@ def watch(
             metavar="[EPOCH:]REV",
         ),
     ] = None,
-    initial: Annotated[bool, typer.Option("--initial", help="Print the current values first, then follow.")] = False,
+    initial: Annotated[
+        bool, typer.Option("--initial", help="Print the current values first, then follow.")
+    ] = False,
 ) -> None:
     """Print every change as it happens, in revision order; replays, resyncs and hub outages are shown too.
 
@@ -42,7 +46,7 @@ def watch(
     change is skipped; only when history no longer reaches back is the state
     rebuilt from a snapshot, and that is said. Ctrl-C stops.
     """
-    from statehub import CaughtUp, HubDown, Synced
+    from statehub import CaughtUp, HubDown, Synced, item_as_change
 
     settings = settings_of(ctx)
     seen = 0
@@ -61,7 +65,11 @@ def watch(
                 elif isinstance(event, Synced):
                     _print_synced(event, prefix, as_json)
                     shown = event.items.values() if event.first and initial else ()
-                    _print_changes([_as_change(item, event.epoch) for item in shown] + event.changes, "snapshot", as_json)
+                    _print_changes(
+                        [item_as_change(item, event.epoch) for item in shown] + event.changes,
+                        "snapshot",
+                        as_json,
+                    )
                 else:
                     _print_changes(event.changes, event.origin, as_json)
                     seen += len(event.changes)
@@ -134,7 +142,10 @@ def _print_caught_up(event: CaughtUp, as_json: bool) -> None:
             }
         )
     else:
-        echo(f"# caught up at revision {event.rev}: {event.replayed} revisions replayed ({event.reason})", err=True)
+        echo(
+            f"# caught up at revision {event.rev}: {event.replayed} revisions replayed ({event.reason})",
+            err=True,
+        )
 
 
 def _change_dict(change: Changed, origin: str) -> dict[str, object]:
@@ -163,22 +174,3 @@ def _change_line(change: Changed) -> str:
 
     what = f"{change.key} = {json_text(change.value)}" if change.op == "set" else f"unset {change.key}"
     return f"[{change.rev}] {what}  ({who_text(change.source, change.user)}, {when_text(change.time)})"
-
-
-def _as_change(item: Item, epoch: str) -> Changed:
-    """A current value, shown with --initial as if it had just been set."""
-    from statehub import Changed
-
-    return Changed(
-        epoch=epoch,
-        rev=item.rev,
-        index=0,
-        count=1,
-        key=item.key,
-        op="set",
-        value=item.value,
-        time=item.time,
-        source=item.source,
-        user=item.user,
-        secret=item.secret,
-    )
