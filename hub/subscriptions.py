@@ -69,7 +69,7 @@ class SubscriptionGuard:
             self._held[peer] = held
             return
         self._held.pop(peer, None)
-        shut = self._disconnect(peer)
+        shut = close_connections_from(self._endpoint, peer)
         self.disconnected += 1
         self._faults.report(
             f"flood {self._endpoint}",
@@ -78,19 +78,20 @@ class SubscriptionGuard:
             f"bytes of topics (subscribers need only \"\"); closed its {shut} connection(s)",
         )
 
-    def _disconnect(self, peer: str) -> int:
-        """Shut down this socket's connections from ``peer``; the number shut down."""
-        shut = 0
-        for sock in _accepted(self._endpoint):
-            with sock:
+
+def close_connections_from(endpoint: str, peer: str) -> int:
+    """Shut down this process's connections accepted on ``endpoint`` from ``peer`` (all when empty); how many."""
+    shut = 0
+    for sock in _accepted(endpoint):
+        with sock:
+            try:
                 if peer and _peer_key(sock) != peer:
                     continue
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)  # libzmq sees the peer leave and frees its subscriptions
-                    shut += 1
-                except OSError:
-                    continue
-        return shut
+                sock.shutdown(socket.SHUT_RDWR)  # libzmq sees the peer leave and frees its subscriptions
+            except OSError:  # the connection ended meanwhile (a reset peer has no address left)
+                continue
+            shut += 1
+    return shut
 
 
 def _peer_of(frame: zmq.Frame) -> str:

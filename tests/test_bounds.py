@@ -6,6 +6,8 @@ see meanwhile: answers within their default timeout, not absolute latencies.
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from statehub.hub.mirror_writer import MirrorLines
 from statehub.hub.paths import Layout, read_hub_info
 from statehub.hub.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Op, Set, Txn, Unset
 from statehub.hub.store import Store
+from statehub.hub.subscriptions import close_connections_from
 from statehub.remote import Remote, secure
 from statehub.subscription import Synced
 from statehub.testing import HubProcess, mirror_rev, wait_until
@@ -131,6 +134,27 @@ def flood_subscriptions(endpoint: str, topic_bytes: int, count: int, remote: Rem
         context.destroy(linger=0)
 
 
+def subscribe_until_synced(client: Client) -> None:
+    """Subscribe and wait for the subscription to sync, through any cut-off on the way.
+
+    The cap counts per process (ipc) or per address (tcp), and the hub may still be draining
+    subscriptions the flooding peer sent before it was cut off: those can cut this process's
+    honest subscriber too (docs/robustness.md).  Its SUB reconnects as any does, so the
+    promise is that it syncs, not that it syncs on its first connection.
+    """
+    deadline = time.monotonic() + FLOOD_SECONDS
+    events = []
+    with client.subscribe("") as subscription:
+        for _ in range(1000):  # each waits 10 s at most; the deadline ends it long before
+            event = subscription.next_event(10)
+            if isinstance(event, Synced):
+                return
+            events.append(event)
+            if time.monotonic() > deadline:
+                break
+    raise AssertionError(f"the subscription never synced: {events[-5:]}")
+
+
 def _assert_flood_leaves_rss(hub: HubProcess, flood: Callable[[int], None], subscribe: Callable[[], None]) -> None:
     subscribe()  # warm: the hub's first subscriber, its first welcome and snapshot
     flood(400)  # and its first cut-off peer: what a first connection and a first refusal allocate
@@ -153,11 +177,9 @@ def test_a_subscription_flood_from_one_local_peer_leaves_the_hub_rss_within_a_fe
         info = read_hub_info(Layout(hub.data_dir))
         assert info is not None
 
-        def subscribe() -> None:
-            with client.subscribe("") as subscription:
-                assert isinstance(subscription.next_event(10), Synced)
-
-        _assert_flood_leaves_rss(hub, lambda size: flood_subscriptions(info.events, size, 2000), subscribe)
+        _assert_flood_leaves_rss(
+            hub, lambda size: flood_subscriptions(info.events, size, 2000), lambda: subscribe_until_synced(client)
+        )
 
 
 @pytest.mark.skipif(not zmq.has("curve"), reason="this libzmq has no CURVE")
@@ -168,14 +190,39 @@ def test_a_subscription_flood_from_a_curve_client_leaves_the_hub_rss_within_a_fe
     monkeypatch.setenv("STATEHUB_CONFIG_DIR", str(tmp_path / "client-config"))
     with started_remote_hub(tmp_path) as remote, remote.client(tmp_path) as client:
         client.timeout = 5
-
-        def subscribe() -> None:
-            with client.subscribe("") as subscription:
-                assert isinstance(subscription.next_event(10), Synced)
-
         _assert_flood_leaves_rss(
-            remote.hub, lambda size: flood_subscriptions(remote.events, size, 2000, remote.remote()), subscribe
+            remote.hub,
+            lambda size: flood_subscriptions(remote.events, size, 2000, remote.remote()),
+            lambda: subscribe_until_synced(client),
         )
+
+
+def test_closing_a_flooding_peers_connections_passes_over_one_already_reset() -> None:
+    """A connection reset by its peer has no address left: the sweep skips it and closes the others (the hub once died there)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        address = listener.getsockname()
+        endpoint = f"tcp://127.0.0.1:{address[1]}"
+        reset, kept = socket.create_connection(address), socket.create_connection(address)
+        accepted = [listener.accept()[0] for _ in range(2)]
+        try:
+            reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset.close()  # linger 0: an RST, and its accepted end forgets its peer
+            assert wait_until(lambda: _has_no_peer(accepted), 10), "the reset never reached the accepted end"
+            assert close_connections_from(endpoint, "127.0.0.1") == 1
+            assert kept.recv(1) == b"", "the live connection was not shut down"
+        finally:
+            kept.close()
+            for sock in accepted:
+                sock.close()
+
+
+def _has_no_peer(socks: list[socket.socket]) -> bool:
+    for sock in socks:
+        try:
+            sock.getpeername()
+        except OSError:
+            return True
+    return False
 
 
 # --- queued writes --------------------------------------------------------------------------
