@@ -51,6 +51,7 @@ from statehub import (
 )
 from statehub.sites import fleet
 from statehub.sites.jetstream import Link, LinkDown, describe, ensure_streams
+from statehub.sites.state import BACKOFF
 from statehub.sites.wire import (
     RESYNC_HEADER,
     SITES_PREFIX,
@@ -72,7 +73,6 @@ FETCH_BATCH = 512
 FETCH_WAIT = 0.5
 HAND_BACK_SECONDS = 5.0  # what a session spends handing back what it did not apply, at most
 ACK_WAIT = 10.0  # seconds JetStream waits for an acknowledgement before delivering a message again
-BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 @dataclass(frozen=True)

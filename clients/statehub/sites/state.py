@@ -14,9 +14,13 @@ person or a monitoring script wants to know about a process they cannot ask.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,11 @@ import msgspec
 from statehub import StatehubError
 from statehub.hub.atomic_file import write_atomically
 
+log = logging.getLogger(__name__)
+
 CURSOR_EVERY = 0.2  # seconds between cursor writes while acknowledgements stream in
+STATUS_EVERY = 1.0  # seconds between status writes while nothing about the link changes
+BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)  # seconds between sessions after failures in a row
 
 
 @dataclass
@@ -117,3 +125,83 @@ def load_status(path: Path) -> Status | None:
 def status_dict(status: Status, *, running: bool) -> dict[str, Any]:
     """The status as ``--status --json`` prints it."""
     return {**asdict(status), "running": running}
+
+
+class Ledger:
+    """One uplink's cursor and status, and when each is written.
+
+    The cursor is written when it moved, at most every CURSOR_EVERY while
+    acknowledgements stream in; the status when its link state or error
+    changed, else at most every STATUS_EVERY: an idle uplink writes nothing
+    (a Pi's SD card).
+    """
+
+    def __init__(self, state_dir: Path, scheme: str, site: str, target: str) -> None:
+        name = state_name(scheme, site)
+        self.target = target
+        self._cursor_path = cursor_path(state_dir, name)
+        self._status_path = status_path(state_dir, name)
+        self.cursor = load_cursor(self._cursor_path)
+        self.status = Status(site=site, target=target, epoch=self.cursor.epoch, cursor=self.cursor.rev)
+        self._cursor_written = replace(self.cursor)
+        self._cursor_saved = 0.0
+        self._status_written = ("", "")
+        self._status_saved = 0.0
+
+    def advance(self, epoch: str, rev: int, messages: int) -> None:
+        """Every message of revision ``rev`` is acknowledged: the cursor moves over it."""
+        self.cursor.epoch, self.cursor.rev = epoch, rev
+        self.status.forwarded += messages
+        self.status.epoch, self.status.cursor = epoch, rev
+
+    def failed(self, why: str) -> None:
+        """A session ended on ``why``: said once per distinct cause, and in the status at once."""
+        if self.status.link != "down" or self.status.last_error != why:
+            log.warning("link to %s down: %s; resuming from revision %d", self.target, why, self.cursor.rev)
+        self.status.link = "down"
+        self.status.last_error, self.status.last_error_time = why, time.time()
+        self.save_status()
+
+    def save_now_and_then(self) -> None:
+        if time.monotonic() - self._cursor_saved >= CURSOR_EVERY:
+            self.save_cursor()
+            self.save_status(now=False)
+
+    def save_cursor(self) -> None:
+        if self.cursor != self._cursor_written:
+            save_cursor(self._cursor_path, self.cursor)
+            self._cursor_written = replace(self.cursor)
+        self._cursor_saved = time.monotonic()
+
+    def save_status(self, *, now: bool = True) -> None:
+        """Write the status; with ``now`` False only when its link state changed or STATUS_EVERY passed."""
+        changed = (self.status.link, self.status.last_error) != self._status_written
+        if now or changed or time.monotonic() - self._status_saved >= STATUS_EVERY:
+            save_status(self._status_path, self.status)
+            self._status_written = (self.status.link, self.status.last_error)
+            self._status_saved = time.monotonic()
+
+
+async def run_sessions(
+    session: Callable[[], Awaitable[None]],
+    ledger: Ledger,
+    stop: asyncio.Event,
+    *,
+    ends: tuple[type[BaseException], ...],
+    why: Callable[[BaseException], str],
+) -> None:
+    """Run ``session`` until ``stop`` is set; after each that ends on one of ``ends``, wait BACKOFF."""
+    failures = 0
+    ledger.save_status()  # `--status` finds a starting uplink too
+    while not stop.is_set():
+        try:
+            await session()
+            failures = 0
+        except ends as exc:
+            log.debug("the session ended", exc_info=True)
+            ledger.failed(why(exc))
+            failures += 1
+        if failures:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=BACKOFF[min(failures, len(BACKOFF)) - 1])
+    ledger.save_status()  # the last word, whatever the throttle

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,16 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from statehub import Client, StatehubError
 from statehub.sites.feed import Quiet, Revision, SiteFeed, Snapshot
 from statehub.sites.jetstream import LinkDown
-from statehub.sites.state import (
-    CURSOR_EVERY,
-    Status,
-    cursor_path,
-    load_cursor,
-    save_cursor,
-    save_status,
-    state_name,
-    status_path,
-)
+from statehub.sites.state import Ledger, run_sessions
 from statehub.sites.wire import mqtt_payload, mqtt_state_topic, mqtt_topic
 
 log = logging.getLogger(__name__)
@@ -49,8 +40,6 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 5.0
 ACK_TIMEOUT = 10.0
 WINDOW = 1000  # messages in flight (paho's own limit is raised to match)
-BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
-STATUS_EVERY = 1.0  # seconds between status writes
 
 
 @dataclass(frozen=True)
@@ -135,44 +124,22 @@ class MqttUplink:
     def __init__(self, config: MqttConfig, stop: asyncio.Event) -> None:
         self.config = config
         self.stop = stop
-        name = state_name("mqtt", config.site)
-        self._cursor_path = cursor_path(config.state_dir, name)
-        self._status_path = status_path(config.state_dir, name)
-        self.cursor = load_cursor(self._cursor_path)
-        self.status = Status(
-            site=config.site, target=config.url, epoch=self.cursor.epoch, cursor=self.cursor.rev
-        )
+        self.ledger = Ledger(config.state_dir, "mqtt", config.site, config.url)
         self._inflight: deque[_Sent] = deque()
-        self._saved = 0.0
-        self._status_saved = 0.0
-        self._cursor_written = replace(self.cursor)
 
     async def run(self) -> None:
-        failures = 0
-        save_status(self._status_path, self.status)  # `--status` finds a starting uplink too
-        while not self.stop.is_set():
-            try:
-                await self._session()
-                failures = 0
-            except (LinkDown, StatehubError, OSError) as exc:
-                failures += 1
-                why = getattr(exc, "message", None) or str(exc)
-                log.warning("MQTT link down: %s; resuming from revision %d", why, self.cursor.rev)
-                self.status.link, self.status.last_error, self.status.last_error_time = (
-                    "down",
-                    why,
-                    time.time(),
-                )
-                save_status(self._status_path, self.status)
-            if failures:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), timeout=BACKOFF[min(failures, len(BACKOFF)) - 1])
-        save_status(self._status_path, self.status)  # the last word, whatever the throttle
+        await run_sessions(
+            self._session,
+            self.ledger,
+            self.stop,
+            ends=(LinkDown, StatehubError, OSError),
+            why=lambda exc: getattr(exc, "message", None) or str(exc),
+        )
 
     async def _session(self) -> None:
         loop = asyncio.get_running_loop()
         broker = _Broker(self.config)
-        since = None if self.cursor.is_new else (self.cursor.epoch, self.cursor.rev)
+        since = None if self.ledger.cursor.is_new else (self.ledger.cursor.epoch, self.ledger.cursor.rev)
         feed = SiteFeed(lambda: self.config.make_client("uplink"), prefix=self.config.prefix, since=since)
         self._inflight.clear()
         try:
@@ -181,9 +148,9 @@ class MqttUplink:
                 "publishing site %r to %s, after revision %d",
                 self.config.site,
                 self.config.url,
-                self.cursor.rev,
+                self.ledger.cursor.rev,
             )
-            self.status.link = "up"
+            self.ledger.status.link = "up"
             while not self.stop.is_set():
                 broker.check()
                 steps = await feed.next_steps()
@@ -211,15 +178,17 @@ class MqttUplink:
                             len(step.items),
                             step.reason,
                         )
-                        self.status.resyncs += 1
-                        self.status.last_resync = f"revision {step.rev}: {step.reason}"
+                        self.ledger.status.resyncs += 1
+                        self.ledger.status.last_resync = f"revision {step.rev}: {step.reason}"
                         await self._publish_snapshot(broker, step)
                     elif isinstance(step, Quiet):
-                        self.status.hub_rev = max(step.hub_rev, self.cursor.rev)
+                        self.ledger.status.hub_rev = max(step.hub_rev, self.ledger.cursor.rev)
                 await self._keep_window(broker)
                 self._reap()
-                if isinstance(steps[-1], Quiet) or time.monotonic() - self._saved >= CURSOR_EVERY:
+                if isinstance(steps[-1], Quiet):
                     self._save()
+                else:
+                    self.ledger.save_now_and_then()
             self._reap()
             self._save()
         finally:
@@ -236,7 +205,7 @@ class MqttUplink:
                 )
             )
             if len(infos) == WINDOW // 2:
-                self._inflight.append(_Sent(self.cursor.epoch, self.cursor.rev, time.time(), infos))
+                self._inflight.append(_Sent(self.ledger.cursor.epoch, self.ledger.cursor.rev, time.time(), infos))
                 infos = []
                 await self._keep_window(broker)
         self._inflight.append(_Sent(snapshot.epoch, snapshot.rev, time.time(), infos))
@@ -261,21 +230,13 @@ class MqttUplink:
     def _reap(self) -> None:
         while self._inflight and all(info.is_published() for info in self._inflight[0].infos):
             sent = self._inflight.popleft()
-            self.cursor.epoch, self.cursor.rev = sent.epoch, sent.rev
-            self.status.forwarded += len(sent.infos)
-        self.status.epoch, self.status.cursor = self.cursor.epoch, self.cursor.rev
-        self.status.lag_revisions = max(0, self.status.hub_rev - self.cursor.rev)
-        self.status.lag_seconds = time.time() - self._inflight[0].time if self._inflight else 0.0
+            self.ledger.advance(sent.epoch, sent.rev, len(sent.infos))
+        self.ledger.status.lag_revisions = max(0, self.ledger.status.hub_rev - self.ledger.cursor.rev)
+        self.ledger.status.lag_seconds = time.time() - self._inflight[0].time if self._inflight else 0.0
 
     def _save(self) -> None:
-        """The cursor when it moved, the status at most every STATUS_EVERY (an idle uplink writes nothing)."""
-        if self.cursor != self._cursor_written:
-            save_cursor(self._cursor_path, self.cursor)
-            self._cursor_written = replace(self.cursor)
-        if time.monotonic() - self._status_saved >= STATUS_EVERY:
-            save_status(self._status_path, self.status)
-            self._status_saved = time.monotonic()
-        self._saved = time.monotonic()
+        self.ledger.save_cursor()
+        self.ledger.save_status(now=False)
 
 
 async def run_mqtt_uplink(config: MqttConfig, stop: asyncio.Event) -> None:

@@ -15,12 +15,11 @@ The fleet keys (``fleet.``) come down on the same connection: see ``sites.fleet`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import nats.errors
@@ -31,16 +30,7 @@ from statehub import Changed, Client, Item, StatehubError
 from statehub.sites import fleet
 from statehub.sites.feed import Quiet, Revision, SiteFeed, Snapshot
 from statehub.sites.jetstream import ACK_TIMEOUT, Link, LinkDown, acknowledged, describe, ensure_streams
-from statehub.sites.state import (
-    CURSOR_EVERY,
-    Status,
-    cursor_path,
-    load_cursor,
-    save_cursor,
-    save_status,
-    state_name,
-    status_path,
-)
+from statehub.sites.state import Ledger, run_sessions
 from statehub.sites.wire import (
     FLEET_PREFIX,
     RESYNC_HEADER,
@@ -56,9 +46,7 @@ from statehub.sites.wire import (
 
 log = logging.getLogger(__name__)
 
-STATUS_EVERY = 1.0  # seconds between status writes while nothing about the link changes
 WINDOW = 2000  # messages in flight before the uplink waits for the oldest acknowledgement
-BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)  # seconds between sessions after failures in a row
 
 
 @dataclass(frozen=True)
@@ -90,48 +78,19 @@ class NatsUplink:
     def __init__(self, config: UplinkConfig, stop: asyncio.Event) -> None:
         self.config = config
         self.stop = stop
-        name = state_name("nats", config.site)
-        self._cursor_path = cursor_path(config.state_dir, name)
-        self._status_path = status_path(config.state_dir, name)
-        self.cursor = load_cursor(self._cursor_path)
-        self.status = Status(
-            site=config.site, target=config.url, epoch=self.cursor.epoch, cursor=self.cursor.rev
-        )
+        self.ledger = Ledger(config.state_dir, "nats", config.site, config.url)
         self._inflight: deque[_Sent] = deque()
         self._pending = 0
-        self._chain = self.cursor.published
-        self._cursor_saved = 0.0
-        self._cursor_written = replace(self.cursor)
-        self._status_saved = 0.0
-        self._status_written = ("", "")
+        self._chain = self.ledger.cursor.published
 
     async def run(self) -> None:
-        failures = 0
-        save_status(self._status_path, self.status)  # `--status` finds a starting uplink too
-        while not self.stop.is_set():
-            try:
-                await self._session()
-                failures = 0
-            except (TimeoutError, LinkDown, nats.errors.Error, OSError, StatehubError) as exc:
-                log.debug("the session ended", exc_info=True)
-                self._failed(describe(exc))
-                failures += 1
-            await self._pause(BACKOFF[min(failures, len(BACKOFF)) - 1] if failures else 0.0)
-        self._save_status()
-
-    def _failed(self, why: str) -> None:
-        if self.status.link != "down" or self.status.last_error != why:
-            log.warning(
-                "link to %s down: %s; resuming from revision %d", self.config.url, why, self.cursor.rev
-            )
-        self.status.link = "down"
-        self.status.last_error, self.status.last_error_time = why, time.time()
-        self._save_status()
-
-    async def _pause(self, seconds: float) -> None:
-        if seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), timeout=seconds)
+        await run_sessions(
+            self._session,
+            self.ledger,
+            self.stop,
+            ends=(TimeoutError, LinkDown, nats.errors.Error, OSError, StatehubError),
+            why=describe,
+        )
 
     # --- one session ------------------------------------------------------------------------------
 
@@ -139,8 +98,8 @@ class NatsUplink:
         link = Link(self.config.url)
         self._inflight.clear()
         self._pending = 0
-        self._chain = self.cursor.published
-        since = None if self.cursor.is_new else (self.cursor.epoch, self.cursor.rev)
+        self._chain = self.ledger.cursor.published
+        since = None if self.ledger.cursor.is_new else (self.ledger.cursor.epoch, self.ledger.cursor.rev)
         feed = SiteFeed(
             lambda: self.config.make_client("uplink"),
             prefix=self.config.prefix,
@@ -159,9 +118,9 @@ class NatsUplink:
                 "linked to %s as site %r, resuming after revision %d",
                 self.config.url,
                 self.config.site,
-                self.cursor.rev,
+                self.ledger.cursor.rev,
             )
-            self.status.link = "up"
+            self.ledger.status.link = "up"
             while not self.stop.is_set():
                 link.check()
                 if fleet_task is not None and fleet_task.done():
@@ -174,9 +133,9 @@ class NatsUplink:
                     else:
                         await self._settle(step)
                 self._reap()
-                self._save_cursor_now_and_then()
+                self.ledger.save_now_and_then()
             await self._drain()
-            self._save_cursor()
+            self.ledger.save_cursor()
         finally:
             if fleet_task is not None:
                 fleet_task.cancel()
@@ -218,10 +177,10 @@ class NatsUplink:
             "publishing a full snapshot at revision %d (%d keys) as a resync: %s",
             snapshot.rev, len(snapshot.items), snapshot.reason,
         )  # fmt: skip
-        self.status.link = "resyncing"
-        self.status.resyncs += 1
-        self.status.last_resync = f"revision {snapshot.rev}: {snapshot.reason}"
-        self._save_status()
+        self.ledger.status.link = "resyncing"
+        self.ledger.status.resyncs += 1
+        self.ledger.status.last_resync = f"revision {snapshot.rev}: {snapshot.reason}"
+        self.ledger.save_status()
         chunks = snapshot_chunks(snapshot.items)
         parts = [
             SiteChange(
@@ -244,7 +203,7 @@ class NatsUplink:
         self._chain = snapshot.rev
         self._inflight.append(_Sent(snapshot.epoch, snapshot.rev, time.time(), True, acks))
         await self._drain()
-        self.status.link = "up"
+        self.ledger.status.link = "up"
         log.info("resync at revision %d acknowledged", snapshot.rev)
 
     async def _publish(
@@ -278,13 +237,13 @@ class NatsUplink:
     async def _settle(self, quiet: Quiet) -> None:
         """Nothing new from the hub: wait for what is in flight, and bring the status up to date."""
         await self._drain()
-        self._save_cursor()
-        self.status.hub_rev = max(quiet.hub_rev, self.cursor.rev)
-        self.status.lag_revisions = max(0, self.status.hub_rev - self.cursor.rev)
-        self.status.lag_seconds = 0.0
+        self.ledger.save_cursor()
+        self.ledger.status.hub_rev = max(quiet.hub_rev, self.ledger.cursor.rev)
+        self.ledger.status.lag_revisions = max(0, self.ledger.status.hub_rev - self.ledger.cursor.rev)
+        self.ledger.status.lag_seconds = 0.0
         if quiet.down:
-            self.status.last_error, self.status.last_error_time = f"the site's hub: {quiet.down}", time.time()
-        self._save_status(now=False)
+            self.ledger.status.last_error, self.ledger.status.last_error_time = f"the site's hub: {quiet.down}", time.time()
+        self.ledger.save_status(now=False)
 
     def _reap(self) -> None:
         """Advance the cursor over the revisions whose every message is acknowledged, in order."""
@@ -293,33 +252,11 @@ class NatsUplink:
             for ack in sent.acks:
                 ack.result()  # an error reply from JetStream ends the session
             self._pending -= len(sent.acks)
-            self.cursor.epoch, self.cursor.rev = sent.epoch, sent.rev
+            self.ledger.advance(sent.epoch, sent.rev, len(sent.acks))
             if sent.forwarded:
-                self.cursor.published = sent.rev
-            self.status.forwarded += len(sent.acks)
+                self.ledger.cursor.published = sent.rev
         oldest = self._inflight[0] if self._inflight else None
-        self.status.lag_seconds = max(0.0, time.time() - oldest.time) if oldest else 0.0
-        self.status.epoch, self.status.cursor = self.cursor.epoch, self.cursor.rev
-
-    def _save_cursor_now_and_then(self) -> None:
-        if time.monotonic() - self._cursor_saved >= CURSOR_EVERY:
-            self._save_cursor()
-            self._save_status(now=False)
-
-    def _save_cursor(self) -> None:
-        """Write the cursor when it moved (an idle uplink does not wear a Pi's SD card)."""
-        if self.cursor != self._cursor_written:
-            save_cursor(self._cursor_path, self.cursor)
-            self._cursor_written = replace(self.cursor)
-        self._cursor_saved = time.monotonic()
-
-    def _save_status(self, *, now: bool = True) -> None:
-        """Write the status; with ``now`` False only when its link state changed or STATUS_EVERY passed."""
-        changed = (self.status.link, self.status.last_error) != self._status_written
-        if now or changed or time.monotonic() - self._status_saved >= STATUS_EVERY:
-            save_status(self._status_path, self.status)
-            self._status_written = (self.status.link, self.status.last_error)
-            self._status_saved = time.monotonic()
+        self.ledger.status.lag_seconds = max(0.0, time.time() - oldest.time) if oldest else 0.0
 
 
 async def run_uplink(config: UplinkConfig, stop: asyncio.Event) -> None:
