@@ -93,7 +93,7 @@ def test_an_enum_key_is_edited_with_a_drop_down_of_exactly_its_values(browser: A
     from selenium.webdriver.support.select import Select
 
     with hub.client(source="cli") as client:
-        client.set("plant.mode", "auto")
+        client.set("plant.mode", "off")  # written before the schema: not one of its values
         open_page(browser, web)
         open_detail(browser, "plant.mode")
         assert widget(browser) == "text"  # no schema yet
@@ -102,12 +102,20 @@ def test_an_enum_key_is_edited_with_a_drop_down_of_exactly_its_values(browser: A
         assert shown(browser, "e-choice") and not shown(browser, "e-value") and not shown(browser, "e-type")
         choice = Select(browser.find_element("id", "e-choice"))
         assert [option.text for option in choice.options] == ["auto", "manual", "maintenance"]
-        assert choice.first_selected_option.text == "auto"
+        assert choice.all_selected_options == []  # "off" is no choice: nothing is picked for you
+        browser.find_element("id", "e-save").click()
+        assert wait_until(lambda: error_text(browser) != "", 10)
+        assert error_text(browser) == 'choose a value for \'plant.mode\': one of "auto", "manual", "maintenance" (schema: plant.mode)'
+        assert client.get("plant.mode").value == "off"
         choice.select_by_visible_text("maintenance")
         screenshot(browser, "schema-enum")
         item = save_and_wait(browser, client, "plant.mode", client.get("plant.mode").item.rev)
         assert (item.value, item.source) == ("maintenance", "web")
         assert error_text(browser) == ""
+        client.set("plant.mode", "manual")
+        assert wait_until(lambda: (row(browser, "plant.mode") or {}).get("value") == "manual", 10)
+        open_detail(browser, "plant.mode")  # opened again: the current value is the one selected
+        assert Select(browser.find_element("id", "e-choice")).first_selected_option.text == "manual"
 
 
 def test_a_boolean_key_is_edited_with_a_checkbox_and_saved_as_a_json_boolean(
