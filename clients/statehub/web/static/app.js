@@ -16,6 +16,7 @@ const state = {
   streamOpen: false,
   selected: null,      // the key shown in the detail panel
   edit: null,          // {key, baseRev} while an edit is open
+  widget: null,        // {kind, rule, ruleText}: how the open editor edits its key (widgetFor)
   pending: null,       // the write a conflict holds back: {key, value, kind}
   trend: null,         // {plot, xs, ys, key}
   role: "write",
@@ -25,7 +26,7 @@ const state = {
 };
 
 // --- the schema ---------------------------------------------------------------------------
-// The hub judges every write; the page only reads the rules to pick the editor's type, show what a
+// The hub judges every write; the page only reads the rules to pick the editor's widget, show what a
 // key allows, and count down a key's ttl. A key's rule: an exact key first, then the pattern of as
 // many segments with the most literal ones (the hub refuses schemas where that could tie).
 
@@ -42,6 +43,8 @@ async function loadSchema() {
     patterns.sort((a, b) => b.segments.filter((s) => s !== "*").length - a.segments.filter((s) => s !== "*").length);
     state.rules = { exact, patterns };
     for (const { item, tr } of state.rows.values()) fillRow(tr, item);
+    // An editor opened before the rules came (or under other rules) switches to its key's widget.
+    if (state.selected && state.widget && JSON.stringify(ruleFor(state.selected)) !== state.widget.ruleText) openEditor(state.selected);
   } catch { /* the page works without it: the hub still judges each write */ }
 }
 
@@ -63,7 +66,30 @@ function expiryOf(item) {
   return { text: left <= 0 ? "expiring" : `expires in ${Math.max(1, Math.round(left))} s`, soon: left <= rule.ttl / 4 };
 }
 
-const EDITOR_TYPES = { string: "string", enum: "string", integer: "number", number: "number", boolean: "boolean", list: "json", table: "json" };
+// The text editor's type for the rules edited as text (list and table as JSON); "any" and no rule
+// start at the value's own type.
+const EDITOR_TYPES = { string: "string", list: "json", table: "json" };
+
+// The widget that edits a key, as the GUI picks it (gui/typed.py widget_for): a drop-down of an
+// enum's values, a checkbox for a boolean, a number input over an integer's or number's range,
+// text fixed to string for a string, and the type list with text for everything else.
+function widgetFor(rule) {
+  if (!rule) return "text";
+  switch (rule.type) {
+    case "enum": return "choice";
+    case "boolean": return "check";
+    case "integer": case "number": return "number";
+    case "string": return "string";
+    default: return "text";
+  }
+}
+
+// "0..500 m3/h", ">= 0.5", "" : a number rule's range and unit, shown beside its input.
+function rangeText(rule) {
+  const { min, max } = rule;
+  const range = min != null && max != null ? `${min}..${max}` : min != null ? `>= ${min}` : max != null ? `<= ${max}` : "";
+  return [range, rule.unit].filter(Boolean).join(" ");
+}
 
 // --- formatting ---------------------------------------------------------------------------
 
@@ -403,13 +429,40 @@ function parseTyped(kind, text) {
   }
 }
 
+// The value the open editor holds, read by its widget; an Error saying why when it cannot be.
+function editorValue(key) {
+  const { kind, rule } = state.widget || { kind: "text" };
+  switch (kind) {
+    case "choice": {
+      const choice = $("e-choice");
+      if (choice.selectedIndex < 0) throw new Error(`choose a value for '${key}': ${rule.allows} (schema: ${rule.name})`);
+      return choice.value;
+    }
+    case "check": return $("e-check").checked;
+    case "number": return numberValue(key, rule);
+    default: return parseTyped($("e-type").value, $("e-value").value);
+  }
+}
+
+// The number input's value once the browser finds it valid for the rule's range and step. The
+// refusal is worded as the hub words it; the hub checks again (its rules may have changed since).
+function numberValue(key, rule) {
+  const input = $("e-number");
+  const validity = input.validity;
+  let got = null;
+  if (validity.badInput || validity.valueMissing) got = "no number";
+  else if (!validity.valid) got = input.value;
+  if (got !== null) throw new Error(`invalid value for '${key}': expected ${rule.allows} (schema: ${rule.name}), got ${got}; nothing was sent`);
+  return Number(input.value);
+}
+
 async function save(event) {
   event.preventDefault();
   const key = state.selected;
   if (!key || !state.edit) return;
   let value;
   try {
-    value = parseTyped($("e-type").value, $("e-value").value);
+    value = editorValue(key);
   } catch (e) {
     showError(e.message); return;
   }
@@ -485,17 +538,52 @@ function select(key) {
   showError("");
   const row = state.rows.get(key);
   state.edit = { key, baseRev: row ? row.item.rev : 0 };
-  const rule = ruleFor(key);
-  if (row) setEditor(row.item.value, rule && EDITOR_TYPES[rule.type] ? EDITOR_TYPES[rule.type] : typeOf(row.item.value));
-  $("e-rule").textContent = rule ? `schema: ${rule.allows}${rule.unit ? `, ${rule.unit}` : ""}${rule.description ? ` (${rule.description})` : ""}` : "";
-  $("e-rule").hidden = !rule;
+  openEditor(key);
   $("e-note").hidden = true;
   refreshDetail(true);
 }
 
+// The editor for KEY's rule, holding its current value, with the rule's words under it.
+function openEditor(key) {
+  const row = state.rows.get(key);
+  const rule = ruleFor(key);
+  state.widget = { kind: widgetFor(rule), rule, ruleText: JSON.stringify(rule) };
+  if (row) setEditor(row.item.value, rule && EDITOR_TYPES[rule.type] ? EDITOR_TYPES[rule.type] : typeOf(row.item.value));
+  $("e-rule").textContent = rule ? `schema: ${rule.allows}${rule.unit ? `, ${rule.unit}` : ""}${rule.description ? ` (${rule.description})` : ""}` : "";
+  $("e-rule").hidden = !rule;
+}
+
+// Shows the open editor's widget holding VALUE; KIND is the text editor's type (kept when absent).
 function setEditor(value, kind) {
-  if (kind) $("e-type").value = kind;
-  $("e-value").value = typeof value === "string" ? value : value === null ? "" : JSON.stringify(value);
+  const { kind: widget, rule } = state.widget || { kind: "text" };
+  $("edit").dataset.widget = widget;
+  $("e-type").hidden = widget !== "text";
+  $("e-value").hidden = widget !== "text" && widget !== "string";
+  $("e-choice").hidden = widget !== "choice";
+  $("e-check-label").hidden = widget !== "check";
+  $("e-number-wrap").hidden = widget !== "number";
+  if (widget === "choice") {
+    const options = rule.values.map((choice) => new Option(choice, choice, false, choice === value));
+    $("e-choice").replaceChildren(...options);
+    // A stored value the rule does not allow selects nothing: saving then asks for a choice.
+    if (!rule.values.includes(value)) $("e-choice").selectedIndex = -1;
+  } else if (widget === "check") {
+    $("e-check").checked = value === true;
+    $("e-check-text").textContent = String(value === true);
+  } else if (widget === "number") {
+    const input = $("e-number");
+    const integer = rule.type === "integer";
+    // An integer's bounds are whole so the step (counted from min) stays on whole numbers.
+    if (rule.min != null) input.min = integer ? Math.ceil(rule.min) : rule.min; else input.removeAttribute("min");
+    if (rule.max != null) input.max = integer ? Math.floor(rule.max) : rule.max; else input.removeAttribute("max");
+    input.step = integer ? "1" : "any";
+    input.title = rule.allows;
+    input.value = typeof value === "number" ? String(value) : "";
+    $("e-range").textContent = rangeText(rule);
+  } else {
+    $("e-type").value = widget === "string" ? "string" : kind || $("e-type").value;
+    $("e-value").value = typeof value === "string" ? value : value === null ? "" : JSON.stringify(value);
+  }
 }
 
 function refreshDetail(reload) {
@@ -736,6 +824,7 @@ async function start() {
     if (state.trend) { state.trend.plot.destroy(); state.trend = null; }
   });
   $("edit").addEventListener("submit", save);
+  $("e-check").addEventListener("change", () => { $("e-check-text").textContent = String($("e-check").checked); });
   $("c-keep").addEventListener("click", keepMine);
   $("c-take").addEventListener("click", takeTheirs);
   $("token-form").addEventListener("submit", useToken);
