@@ -44,7 +44,8 @@ def lifetime(entry: Entry, rules: Schema | None) -> float | None:
     """The key's ttl as clients see it: its write's own, else its rule's in ``rules`` (None: no rule has a ttl)."""
     if entry.ttl is not None or rules is None:
         return entry.ttl
-    return rules.ttl_of(entry.key)
+    ttl = rules.ttl_of(entry.key)
+    return None if ttl is None else float(ttl)  # a rule's may be an integer: the wire says float
 
 
 def item(entry: Entry, rules: Schema | None, *, sealed: bool = False) -> Item:

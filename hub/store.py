@@ -366,7 +366,8 @@ class Store(StoreReader):
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (op.key, blob, self.rev, created_rev, now, write.source, write.user, origin, op.ttl),
             )
-            ttl = op.ttl if op.ttl is not None else schema.ttl_of(op.key)
+            lifetime = op.ttl if op.ttl is not None else schema.ttl_of(op.key)
+            ttl = None if lifetime is None else float(lifetime)  # a rule's may be an integer: the wire says float
         else:
             self._conn.execute("DELETE FROM kv WHERE key = ?", (op.key,))
         prev_blob, prev_rev = (entry.blob, entry.rev) if entry is not None else (None, 0)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import struct
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from statehub import Changed, InvalidRequest, NotFound, Op, Synced, Update
 from statehub.hub.liveness import Liveness
+from statehub.hub.protocol import Set
 from statehub.hub.records import Applied, Change
 from statehub.testing import HubProcess, wait_until
 
@@ -190,9 +193,37 @@ def test_a_resumed_subscriber_replays_changes_with_their_ttl(hub: HubProcess) ->
     assert replayed.ttl == 30.0
 
 
+def test_a_ttl_goes_on_the_wire_as_a_float_even_when_the_rule_wrote_an_integer(tmp_path: Path) -> None:
+    """A rule's `ttl = 600` and a write's ttl=30 (ints) reach the item and the change as float64, as the wire says."""
+    from statehub.hub.publisher import changed_message
+    from statehub.hub.replies import item
+    from statehub.hub.store import Store, StoreView
+
+    store = Store(tmp_path / "state.db")
+    try:
+        store.commit_one(Set(v=1, key="statehub.schema", value=LONG_TTL_SCHEMA))
+        by_rule = store.commit_one(Set(v=1, key="svc.a.beat", value=1)).changes[0]
+        own = store.commit_one(Set(v=1, key="svc.b", value=1, ttl=30)).changes[0]
+        view = StoreView(store)
+        try:
+            items = [item(view.entry(key), view.ttl_rules()) for key in ("svc.a.beat", "svc.b")]
+        finally:
+            view.close()
+    finally:
+        store.close()
+    float64 = {600.0: b"\xa3ttl\xcb" + struct.pack(">d", 600.0), 30.0: b"\xa3ttl\xcb" + struct.pack(">d", 30.0)}
+    for message, ttl in [
+        (changed_message("e", by_rule), 600.0),
+        (changed_message("e", own), 30.0),
+        (items[0], 600.0),
+        (items[1], 30.0),
+    ]:
+        assert float64[ttl] in msgspec.msgpack.encode(message)
+
+
 def test_a_bad_ttl_is_refused_naming_it() -> None:
     """A ttl must be seconds > 0 on a set: zero, negative, not a number, or on an unset, is refused."""
-    from statehub.hub.protocol import Set, Txn
+    from statehub.hub.protocol import Txn
     from statehub.hub.rules import check_write
 
     with pytest.raises(InvalidRequest, match=r"invalid ttl for 'a': expected seconds > 0, got 0"):
