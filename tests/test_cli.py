@@ -29,7 +29,7 @@ def test_get_json_carries_metadata_and_origin(hub: HubProcess) -> None:
 
 
 def test_a_keys_ttl_shows_in_get_list_and_explain_only_when_it_has_one(hub: HubProcess) -> None:
-    """set --ttl 30: get/list --json carry "ttl": 30 (absent for a key without); explain says when it expires."""
+    """set --ttl 30: get/list/watch --json carry "ttl": 30 (absent for a key without); explain says when it expires."""
     run_cli(hub.data_dir, "set", "svc.alive", "true", "--ttl", "30")
     run_cli(hub.data_dir, "set", "svc.plain", "1")
     assert json.loads(run_cli(hub.data_dir, "get", "svc.alive", "--json").stdout)["ttl"] == 30.0
@@ -41,6 +41,10 @@ def test_a_keys_ttl_shows_in_get_list_and_explain_only_when_it_has_one(hub: HubP
     assert "expires in " in explained and " s unless written again]" in explained
     assert json.loads(run_cli(hub.data_dir, "explain", "svc.alive", "--json").stdout)["stored"]["ttl"] == 30.0
     assert "expires" not in run_cli(hub.data_dir, "explain", "svc.plain").stdout
+    lines = run_cli(hub.data_dir, "watch", "svc.", "--json", "--since", "0", "--count", "2").stdout.splitlines()
+    replayed = [line for line in map(json.loads, lines) if line["event"] == "changed"]
+    assert [(c["key"], c.get("ttl")) for c in replayed] == [("svc.alive", 30.0), ("svc.plain", None)]
+    assert "ttl" not in replayed[1]
 
 
 def test_a_bad_key_is_one_error_line_with_exit_2(hub: HubProcess) -> None:
