@@ -137,4 +137,4 @@ def item_at(store: StoreView, key: str, rev: int) -> Item:
     entry = store.entry_at(key, rev)
     if entry is None:
         raise NotFound(f"no key {key!r} at revision {rev}")
-    return replies.item(entry)
+    return replies.item(entry, store.ttl_rules())

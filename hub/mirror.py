@@ -89,8 +89,9 @@ class LineRenderer:
         source: str,
         user: str,
         origin: bytes | None = None,
+        ttl: float | None = None,
     ) -> bytes:
-        """The line of one key, newline included (an Entry's fields; the mirror does not show ``origin``)."""
+        """The line of one key, newline included (an Entry's fields; the mirror shows neither ``origin`` nor ``ttl``)."""
         secret = is_sealed(blob)
         value = self._placeholder if secret else self._to_json(self._decode(blob))
         meta = f"rev={rev} created={created_rev} time={iso_time(when)}"

@@ -199,6 +199,8 @@ class Item(_Message, tag="item"):
     user: str = ""
     secret: bool = False  # the value is the placeholder, a token (sealed) or revealed
     origin: SiteOrigin | None = None  # its last change was first made at another hub
+    # Seconds the key lives after its last write (that write's ttl, else its schema rule's); None: no ttl.
+    ttl: float | None = None
 
 
 class Items(_Message, tag="items"):
@@ -328,6 +330,9 @@ class Changed(_Message, tag="changed"):
     prev_rev: int = 0  # the key's revision before this change; 0: it did not exist
     backfill: bool = False  # history written after the fact: a consumer may skip or batch it
     origin: SiteOrigin | None = None  # this change was first made at another hub
+    # A set's lifetime: the key goes this many seconds after this write unless written again (the
+    # write's ttl, else its schema rule's, as the hub took it); None: no ttl, and always on an unset.
+    ttl: float | None = None
 
 
 class Heartbeat(_Message, tag="heartbeat"):

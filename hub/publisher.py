@@ -54,6 +54,7 @@ def changed_message(epoch: str, change: Change, *, inline_limit: int | None = MA
         user=change.user,
         backfill=change.backfill,
         prev_rev=change.prev_rev,
+        ttl=change.ttl,
     )
     if change.origin is not None:
         message.origin = site_origin(change.origin)

@@ -35,6 +35,9 @@ class Entry(NamedTuple):
     source: str
     user: str
     origin: bytes | None = None  # a SiteOrigin in MessagePack, when the change came from another hub
+    # Its lifetime as its write gave it: the write's own ttl (a key in the store), or the ttl that
+    # change was published with (a key rebuilt from history); None: none, so its rule's if any.
+    ttl: float | None = None
 
     @property
     def is_secret(self) -> bool:
@@ -65,7 +68,7 @@ class Change(msgspec.Struct, frozen=True, gc=False):
     user: str
     backfill: bool = False
     origin: bytes | None = None
-    ttl: float | None = None  # a set's lifetime (its write's, else the schema's): not kept in history
+    ttl: float | None = None  # a set's lifetime (its write's, else the schema's), as published and kept in history
 
 
 class Applied(msgspec.Struct, frozen=True, gc=False):

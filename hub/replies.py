@@ -24,6 +24,7 @@ from statehub.hub.protocol import (
     Versions,
 )
 from statehub.hub.records import Change, Entry
+from statehub.hub.schema import Schema
 from statehub.hub.secret_box import is_sealed, token_of
 
 
@@ -39,9 +40,21 @@ def site_origin(stored: bytes | None) -> SiteOrigin | None:
     return None if stored is None else msgspec.msgpack.decode(stored, type=SiteOrigin)
 
 
-def item(entry: Entry, *, sealed: bool = False) -> Item:
-    """The item of a stored key; a secret as the placeholder, or as its token when ``sealed``."""
-    key, blob, rev, created_rev, when, source, user, origin = entry
+def lifetime(entry: Entry, rules: Schema | None) -> float | None:
+    """The key's ttl as clients see it: its write's own, else its rule's in ``rules`` (None: no rule has a ttl)."""
+    if entry.ttl is not None or rules is None:
+        return entry.ttl
+    ttl = rules.ttl_of(entry.key)
+    return None if ttl is None else float(ttl)  # a rule's may be an integer: the wire says float
+
+
+def item(entry: Entry, rules: Schema | None, *, sealed: bool = False) -> Item:
+    """The item of a stored key; a secret as the placeholder, or as its token when ``sealed``.
+
+    ``rules``: the schema whose rules give a key without a ttl of its own its lifetime (None: none does).
+    """
+    key, blob, rev, created_rev, when, source, user, origin, _ = entry
+    ttl = lifetime(entry, rules)
     if not is_sealed(blob):
         return Item(
             key=key,
@@ -52,6 +65,7 @@ def item(entry: Entry, *, sealed: bool = False) -> Item:
             source=source,
             user=user,
             origin=site_origin(origin),
+            ttl=ttl,
         )
     value = token_of(blob).decode("ascii") if sealed else SECRET_PLACEHOLDER
     return Item(
@@ -64,12 +78,13 @@ def item(entry: Entry, *, sealed: bool = False) -> Item:
         user=user,
         secret=True,
         origin=site_origin(origin),
+        ttl=ttl,
     )
 
 
-def revealed_item(entry: Entry, plain: bytes) -> Item:
+def revealed_item(entry: Entry, plain: bytes, rules: Schema | None) -> Item:
     """The item of a secret showing its plaintext (``plain``: the value's MessagePack encoding)."""
-    key, _blob, rev, created_rev, when, source, user, origin = entry
+    key, _blob, rev, created_rev, when, source, user, origin, _ = entry
     return Item(
         key=key,
         value=msgspec.Raw(plain),
@@ -80,11 +95,12 @@ def revealed_item(entry: Entry, plain: bytes) -> Item:
         user=user,
         secret=True,
         origin=site_origin(origin),
+        ttl=lifetime(entry, rules),
     )
 
 
-def items(epoch: str, rev: int, entries: Iterable[Entry], *, sealed: bool = False) -> Items:
-    return Items(epoch=epoch, rev=rev, items=[item(entry, sealed=sealed) for entry in entries])
+def items(epoch: str, rev: int, entries: Iterable[Entry], rules: Schema | None, *, sealed: bool = False) -> Items:
+    return Items(epoch=epoch, rev=rev, items=[item(entry, rules, sealed=sealed) for entry in entries])
 
 
 def versions(key: str, changes: Iterable[Change]) -> Versions:

@@ -83,17 +83,17 @@ def answer(store: StoreView, request: Request, status: Callable[[], HubStatus]) 
         check_key(request.key)
         entry = store.entry(request.key)
         if request.reveal and entry.is_secret:
-            return replies.revealed_item(entry, store.open_secret(entry))
-        return replies.item(entry)
+            return replies.revealed_item(entry, store.open_secret(entry), store.ttl_rules())
+        return replies.item(entry, store.ttl_rules())
     if isinstance(request, Snapshot) and request.at_rev is not None:
         check_prefix(request.prefix)
         entries = store.state_at(request.at_rev, request.prefix)
-        return replies.items(store.epoch, request.at_rev, entries, sealed=request.sealed)
+        return replies.items(store.epoch, request.at_rev, entries, store.ttl_rules(), sealed=request.sealed)
     if isinstance(request, (Snapshot, List)):
         check_prefix(request.prefix)
         sealed = isinstance(request, Snapshot) and request.sealed
-        rev, entries = store.current(request.prefix)
-        return replies.items(store.epoch, rev, entries, sealed=sealed)
+        rev, entries, rules = store.current(request.prefix)
+        return replies.items(store.epoch, rev, entries, rules, sealed=sealed)
     if isinstance(request, History):
         check_key(request.key)
         if not 1 <= request.limit <= MAX_HISTORY_LIMIT:

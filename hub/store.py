@@ -40,12 +40,14 @@ from statehub.hub.schema import SCHEMA_KEY, Schema
 from statehub.hub.schema_gate import has_ttl_rules, schema_after, stored_schema
 from statehub.hub.secret_box import SecretBox, SecretKeyError, is_sealed
 from statehub.hub.store_file import Transaction, open_for_writing, open_store_file
-from statehub.hub.store_reads import StoreReader, connect
+from statehub.hub.store_reads import StoreReader, connect, key_range
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_SECONDS = 600.0  # how long a retried write is recognised as a duplicate
 PRUNE_EVERY_REVISIONS = 1000
+
+_SCHEMA_STAMP = "SELECT key, rev FROM kv WHERE key >= ? AND key < ? ORDER BY key"
 
 _UNCHANGED = object()  # a secret's placeholder written back: leave the secret as it is
 
@@ -364,7 +366,8 @@ class Store(StoreReader):
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (op.key, blob, self.rev, created_rev, now, write.source, write.user, origin, op.ttl),
             )
-            ttl = op.ttl if op.ttl is not None else schema.ttl_of(op.key)
+            lifetime = op.ttl if op.ttl is not None else schema.ttl_of(op.key)
+            ttl = None if lifetime is None else float(lifetime)  # a rule's may be an integer: the wire says float
         else:
             self._conn.execute("DELETE FROM kv WHERE key = ?", (op.key,))
         prev_blob, prev_rev = (entry.blob, entry.rev) if entry is not None else (None, 0)
@@ -386,7 +389,7 @@ class Store(StoreReader):
         )
         self._conn.execute(
             "INSERT INTO history (rev, idx, key, op, value, prev_value, prev_rev, time, source, user, backfill, "
-            "origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "origin, ttl) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 change.rev,
                 index,
@@ -400,6 +403,7 @@ class Store(StoreReader):
                 write.user,
                 write.backfill,
                 origin,
+                ttl,
             ),
         )
         return change
@@ -514,6 +518,25 @@ class StoreView(StoreReader):
         self.secrets = store.secrets
         self.generation = store.generation
         self.meta("epoch")  # opens the WAL now: later its folder may be gone (the hub serves reads then too)
+        # The schema keys' (key, revision) pairs as last read, and the ttl rules they made.
+        self._schema_stamp: list[tuple[str, int]] | None = None
+        self._ttl_rules: Schema | None = None
+
+    def ttl_rules(self) -> Schema | None:
+        """The stored schema when some rule of it gives keys a ttl, else None: what items add to a key's own ttl.
+
+        Read from this connection, not taken from the store thread's Schema, so
+        a reply pairs keys with the rules of a committed state (``current``:
+        of the same one; a ``get``'s two reads may straddle a commit).  The
+        schema compiles again only when a schema key changed (a schema key's
+        revision changes with its text): otherwise this costs one small index read.
+        """
+        stamp = self._conn.execute(_SCHEMA_STAMP, key_range(SCHEMA_KEY)).fetchall()
+        if stamp != self._schema_stamp:
+            schema = stored_schema(self.entries(SCHEMA_KEY))
+            self._ttl_rules = schema if has_ttl_rules(schema) else None
+            self._schema_stamp = stamp
+        return self._ttl_rules
 
     def reopen(self, generation: int) -> None:
         """Read the store file written back under the same path (its ``generation``)."""
@@ -526,10 +549,10 @@ class StoreView(StoreReader):
     def rev(self) -> int:
         return int(self.meta("rev"))
 
-    def current(self, prefix: str = "") -> tuple[int, list[Entry]]:
-        """The committed revision and the keys under ``prefix``, from the same instant."""
+    def current(self, prefix: str = "") -> tuple[int, list[Entry], Schema | None]:
+        """The committed revision, the keys under ``prefix`` and the ttl rules, from the same instant."""
         with self.snapshot():
-            return int(self.meta("rev")), list(self.entries(prefix))
+            return int(self.meta("rev")), list(self.entries(prefix)), self.ttl_rules()
 
     def open_secret(self, entry: Entry) -> bytes:
         """The plain MessagePack value of a secret (SecretKeyError when the key file cannot open it)."""

@@ -63,6 +63,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE kv ADD COLUMN origin BLOB", "ALTER TABLE history ADD COLUMN origin BLOB"),
     # 3 -> 4: a key written with a ttl keeps it, so a restart knows the key's lifetime (docs/schema.md).
     3: ("ALTER TABLE kv ADD COLUMN ttl REAL",),
+    # 4 -> 5: a history row of a set keeps the lifetime it was published with (its write's ttl, else
+    # its rule's), so a page of the change feed shows each change as the stream did (docs/protocol.md).
+    4: ("ALTER TABLE history ADD COLUMN ttl REAL",),
 }
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

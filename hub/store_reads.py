@@ -18,17 +18,18 @@ from typing import Any
 from statehub.hub.errors import InvalidRequest, NotFound, StorageError
 from statehub.hub.records import Change, Entry
 
-_ENTRY = "SELECT key, value, rev, created_rev, time, source, user, origin FROM kv"
+_ENTRY = "SELECT key, value, rev, created_rev, time, source, user, origin, ttl FROM kv"
 _FIND = _ENTRY + " WHERE key = ?"  # built once: it runs for every op of every write
 # A change's count is the number of history rows of its revision: one index lookup each.
 _CHANGE = (
     "SELECT rev, idx, (SELECT count(*) FROM history AS part WHERE part.rev = history.rev), "
-    "key, op, value, prev_value, prev_rev, time, source, user, backfill != 0, origin FROM history"
+    "key, op, value, prev_value, prev_rev, time, source, user, backfill != 0, origin, ttl FROM history"
 )
 # What a change found before it (its previous value and revision) and, from the row of the
 # change that wrote that value (if still kept), when and by whom: the key right before ``later``.
 _UNDO = (
-    "SELECT later.key, later.prev_value, later.prev_rev, wrote.time, wrote.source, wrote.user, wrote.origin "
+    "SELECT later.key, later.prev_value, later.prev_rev, wrote.time, wrote.source, wrote.user, wrote.origin, "
+    "wrote.ttl "
     "FROM history AS later LEFT JOIN history AS wrote ON wrote.key = later.key AND wrote.rev = later.prev_rev"
 )
 
@@ -174,8 +175,10 @@ class StoreReader:
 
 def change_of(row: tuple[Any, ...]) -> Change:
     """The Change of a row selected with ``_CHANGE`` (SQLite has no booleans: backfill comes as 0 or 1)."""
-    rev, index, count, key, op, blob, prev_blob, prev_rev, when, source, user, backfill, origin = row
-    return Change(rev, index, count, key, op, blob, prev_blob, prev_rev, when, source, user, bool(backfill), origin)
+    rev, index, count, key, op, blob, prev_blob, prev_rev, when, source, user, backfill, origin, ttl = row
+    return Change(
+        rev, index, count, key, op, blob, prev_blob, prev_rev, when, source, user, bool(backfill), origin, ttl
+    )
 
 
 def _restored(
@@ -186,11 +189,12 @@ def _restored(
     source: str | None,
     user: str | None,
     origin: bytes | None,
+    ttl: float | None,
 ) -> Entry | None:
     """A key as a later change found it: gone (prev_rev 0), or its previous value and revision."""
     if prev_rev == 0 or prev_blob is None:
         return None
-    return Entry(key, prev_blob, prev_rev, prev_rev, time or 0.0, source or "", user or "", origin)
+    return Entry(key, prev_blob, prev_rev, prev_rev, time or 0.0, source or "", user or "", origin, ttl)
 
 
 def key_range(prefix: str) -> tuple[str, str]:

@@ -274,6 +274,57 @@ def vectors() -> list[tuple[str, str, msgspec.Struct]]:
         ("heartbeat", "published", Heartbeat(epoch=E, rev=14, time=T)),
         ("welcome", "published", Welcome(epoch=E, rev=14, topic="")),
         *feed_vectors(),
+        *ttl_vectors(),
+    ]
+
+
+def ttl_vectors() -> list[tuple[str, str, msgspec.Struct]]:
+    """Liveness: a write's ttl, and the ttl items and changes carry (always a float64); schema warnings."""
+    return [
+        ("set_ttl", "request", Set(v=1, key="svc.pumpd.alive", value=True, source="pumpd", ttl=30.0)),
+        (
+            "txn_ttl",
+            "request",
+            Txn(
+                v=1,
+                ops=[
+                    Op(op="set", key="svc.pumpd.alive", value=True, ttl=30.0),
+                    Op(op="set", key="svc.pumpd.pid", value=4242),
+                ],
+                source="pumpd",
+            ),
+        ),
+        (
+            "item_ttl",
+            "reply",
+            Item(key="svc.pumpd.alive", value=True, rev=21, created_rev=20, time=T, source="pumpd", ttl=30.0),
+        ),
+        (
+            "changed_ttl",
+            "published",
+            Changed(
+                epoch=E,
+                rev=21,
+                index=0,
+                count=1,
+                key="svc.pumpd.alive",
+                op="set",
+                value=True,
+                time=T,
+                source="pumpd",
+                prev_rev=20,
+                ttl=1.5,
+            ),
+        ),
+        (
+            "committed_warnings",
+            "reply",
+            Committed(
+                epoch=E,
+                rev=22,
+                warnings=["unknown key 'eds.plant': not in the schema (accepted: unknown keys under 'eds.' only warn)"],
+            ),
+        ),
     ]
 
 

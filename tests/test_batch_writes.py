@@ -170,10 +170,16 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_history(tmp_path: Path) -
         conn.execute("ALTER TABLE history DROP COLUMN origin")  # and what schema 3 added
         conn.execute("ALTER TABLE kv DROP COLUMN origin")
         conn.execute("ALTER TABLE kv DROP COLUMN ttl")  # added by schema 4
+        conn.execute("ALTER TABLE history DROP COLUMN ttl")  # added by schema 5
         conn.execute("UPDATE meta SET value = 1 WHERE name = 'schema'")
     store = Store(path)
     store.commit([Txn(v=1, ops=[Op(op="set", key="old", value=2)], backfill=True)])
-    assert [(c.rev, c.backfill) for c in store.history("old", 10)] == [(2, True), (1, False)]
+    store.commit([Txn(v=1, ops=[Op(op="set", key="old", value=3, ttl=30)])])
+    assert [(c.rev, c.backfill, c.ttl) for c in store.history("old", 10)] == [
+        (3, False, 30.0),
+        (2, True, None),
+        (1, False, None),
+    ]
     assert store.meta("schema") == SCHEMA_VERSION == 1 + len(MIGRATIONS)
 
 

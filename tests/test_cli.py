@@ -28,6 +28,25 @@ def test_get_json_carries_metadata_and_origin(hub: HubProcess) -> None:
     assert (data["value"], data["rev"], data["source"], data["from_mirror"]) == (1, 1, "cli", False)
 
 
+def test_a_keys_ttl_shows_in_get_list_and_explain_only_when_it_has_one(hub: HubProcess) -> None:
+    """set --ttl 30: get/list/watch --json carry "ttl": 30 (absent for a key without); explain says when it expires."""
+    run_cli(hub.data_dir, "set", "svc.alive", "true", "--ttl", "30")
+    run_cli(hub.data_dir, "set", "svc.plain", "1")
+    assert json.loads(run_cli(hub.data_dir, "get", "svc.alive", "--json").stdout)["ttl"] == 30.0
+    assert "ttl" not in json.loads(run_cli(hub.data_dir, "get", "svc.plain", "--json").stdout)
+    items = json.loads(run_cli(hub.data_dir, "list", "svc.", "--json").stdout)["items"]
+    assert [(i["key"], i.get("ttl")) for i in items] == [("svc.alive", 30.0), ("svc.plain", None)]
+    assert "ttl" not in items[1]
+    explained = run_cli(hub.data_dir, "explain", "svc.alive").stdout
+    assert "expires in " in explained and " s unless written again]" in explained
+    assert json.loads(run_cli(hub.data_dir, "explain", "svc.alive", "--json").stdout)["stored"]["ttl"] == 30.0
+    assert "expires" not in run_cli(hub.data_dir, "explain", "svc.plain").stdout
+    lines = run_cli(hub.data_dir, "watch", "svc.", "--json", "--since", "0", "--count", "2").stdout.splitlines()
+    replayed = [line for line in map(json.loads, lines) if line["event"] == "changed"]
+    assert [(c["key"], c.get("ttl")) for c in replayed] == [("svc.alive", 30.0), ("svc.plain", None)]
+    assert "ttl" not in replayed[1]
+
+
 def test_a_bad_key_is_one_error_line_with_exit_2(hub: HubProcess) -> None:
     result = run_cli(hub.data_dir, "set", "plant..rate", "1")
     assert result.returncode == 2

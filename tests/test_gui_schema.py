@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from statehub import InvalidRequest, Item, Schema, load_schema
+from statehub import InvalidRequest, Item, Schema, Synced, Update, load_schema
 from statehub.gui import model, typed
 from statehub.hub.protocol import Changed
+from statehub.testing import HubProcess
 
 from .schema_support import SMALL, plant_schema
+from .test_hub import collect
 
 
 def item(key: str, value: object, time: float = 1000.0, rev: int = 1) -> Item:
@@ -73,6 +75,40 @@ def test_a_key_with_a_ttl_says_when_it_expires_and_is_highlighted_near_the_end()
     assert row.changed.endswith(", expires in 1 s")
     assert model.highlighted([row], view, now=1000.2) == []
     assert model.highlighted([row], view, now=1001.3) == [0]
+
+
+def test_a_key_set_with_its_own_ttl_counts_down_without_a_schema_rule(hub: HubProcess) -> None:
+    """set --ttl 30 on a key no rule knows: the row counts down from the item's own ttl, live and after a resync."""
+    with hub.client() as client, client.subscribe("svc.") as subscription:
+        synced = subscription.next_event(5)
+        assert isinstance(synced, Synced)
+        view = model.View()
+        model.on_synced(view, synced.items, synced.rev, synced.epoch, synced.reason, True, [], now=0.0)
+        client.set("svc.pumpd.alive", True, ttl=30)
+        events = collect(subscription, lambda evs: any(isinstance(e, Update) for e in evs))
+        snapshot = client.snapshot("svc.")
+    [update] = [e for e in events if isinstance(e, Update)]
+    model.on_update(view, update.rev, update.changes, now=0.0)
+    written = view.items["svc.pumpd.alive"].time
+    assert view.schema.ttl_of("svc.pumpd.alive") is None  # no rule: the ttl is the write's own
+    [row] = model.visible_rows(view, now=written + 10.2)
+    assert row.changed.endswith(", expires in 20 s")
+    assert model.highlighted([row], view, now=written + 10.2) == []
+    assert model.highlighted([row], view, now=written + 23.0) == [0]  # its last quarter
+    resynced = model.View()
+    items = {item.key: item for item in snapshot.items}
+    model.on_synced(resynced, items, snapshot.rev, "e", "test", True, [], now=0.0)
+    [row] = model.visible_rows(resynced, now=written + 31.0)
+    assert row.changed.endswith(", expiring")
+
+
+def test_an_items_own_ttl_comes_before_the_schemas() -> None:
+    """An item carrying a ttl counts down from it; one without (the mirror, an older hub) from its rule's."""
+    schema = load_schema({"statehub.schema": SMALL})  # service.*.heartbeat: ttl 1.5 s
+    own = Item(key="service.a.heartbeat", value=1, rev=1, created_rev=1, time=1000.0, ttl=60.0)
+    assert typed.expiry_text(schema, own, 1010.0) == "expires in 50 s"
+    assert typed.expiry_text(schema, item("service.a.heartbeat", 1), 1000.2) == "expires in 1 s"
+    assert typed.expiry_text(Schema(), item("svc.plain", 1), 1000.2) == ""
 
 
 def test_an_expiry_by_the_hub_is_announced() -> None:

@@ -200,3 +200,21 @@ def test_a_string_key_keeps_numeric_looking_text_a_string_and_shows_the_hubs_ref
             "invalid value for 'plant.name': expected string with 1..64 characters (schema: plant.name), got 0 characters"
         )
         assert client.get("plant.name").item.rev == before
+
+
+def test_a_key_set_with_its_own_ttl_counts_down_without_a_schema_rule(
+    browser: Any, hub: HubProcess, web: WebProcess  # noqa: F811
+) -> None:
+    """set --ttl 30 with no schema: the row counts down from the write's ttl, loaded with the page or arriving live."""
+    with hub.client(source="pumpd") as client:
+        client.set("svc.pumpd.alive", True, ttl=30)
+        client.set("svc.pumpd.mode", "auto")
+        open_page(browser, web)
+        assert wait_until(lambda: row(browser, "svc.pumpd.mode") is not None, 10)
+        client.set("svc.other.alive", True, ttl=120)
+    assert wait_until(lambda: "expires in" in ((row(browser, "svc.other.alive") or {}).get("when", "")), 10)
+    loaded = (row(browser, "svc.pumpd.alive") or {}).get("when", "")
+    assert "expires in" in loaded and int(loaded.rsplit("expires in ", 1)[1].split()[0]) <= 30
+    assert "expires" not in (row(browser, "svc.pumpd.mode") or {}).get("when", "")
+    assert "expiring" not in row_classes(browser, "svc.other.alive")  # far from its last quarter
+    screenshot(browser, "ttl-own")

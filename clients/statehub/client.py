@@ -308,6 +308,8 @@ class Client:
         no answer came in time, InvalidRequest when the schema refuses it.
         ``origin``: the change was first made at another hub (docs/sites.md).
         """
+        if isinstance(ttl, int) and not isinstance(ttl, bool):
+            ttl = float(ttl)  # ttl=30 goes on the wire as 30.0: a float, as docs/protocol.md says
         write = Set(v=PROTOCOL_VERSION, key=key, value=value, expect=expect, ttl=ttl, origin=origin, **self._who())
         return self._write(write, queue)
 

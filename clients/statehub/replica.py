@@ -281,6 +281,7 @@ def apply_change(items: dict[str, Item], change: Changed) -> None:
         source=change.source,
         user=change.user,
         secret=change.secret,
+        ttl=change.ttl,
     )
 
 
@@ -310,4 +311,5 @@ def item_as_change(item: Item, epoch: str) -> Changed:
         source=item.source,
         user=item.user,
         secret=item.secret,
+        ttl=item.ttl,
     )

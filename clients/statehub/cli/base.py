@@ -198,9 +198,14 @@ def echo_json(data: Any) -> None:
 def item_dict(item: Item) -> dict[str, Any]:
     """An item as --json prints it: every field, empty ones too, so scripts can rely on the shape.
 
-    statehub-rs prints the same (tests/vectors/cli.json holds both to it).
+    The one exception is ``ttl``, present only when the key has one: it came
+    later, and a key without a ttl prints as it always did.  statehub-rs prints
+    the same (tests/vectors/cli.json holds both to it).
     """
-    return struct_dict(item)
+    fields = struct_dict(item)
+    if fields.get("ttl") is None:
+        fields.pop("ttl", None)
+    return fields
 
 
 def struct_dict(record: Item | Version) -> dict[str, Any]:

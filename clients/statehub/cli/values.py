@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -361,6 +362,7 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
         return None if value is MISSING else value
 
     stored = found.stored.value if found.stored is not None else MISSING
+    ttl = found.stored.item.ttl if found.stored is not None else None
     if as_json:
         echo_json(
             {
@@ -368,7 +370,12 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
                 "layer": found.layer,
                 "value": plain(found.value),
                 "environment": {"variable": found.env_var, "set": found.env_value is not MISSING, "value": plain(found.env_value)},
-                "stored": {"set": stored is not MISSING, "value": plain(stored), "note": found.stored_note},
+                "stored": {
+                    "set": stored is not MISSING,
+                    "value": plain(stored),
+                    "note": found.stored_note,
+                    **({"ttl": ttl} if ttl is not None else {}),
+                },
                 "defaults": {"set": found.default is not MISSING, "value": plain(found.default), "file": found.defaults_path},
                 "schema": rule_dict(found.rule) if found.rule is not None else None,
             }
@@ -380,7 +387,10 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
         echo(f"{key} = {value_text(found.value)}  (from the {found.layer} layer)")
     marks = {name: "<- wins" if found.layer == name else "" for name in ("environment", "stored", "defaults")}
     echo(f"  environment  {found.env_var} = {shown(found.env_value)}  {marks['environment']}")
-    echo(f"  stored       {shown(stored)}  [{found.stored_note}]  {marks['stored']}")
+    note = found.stored_note
+    if found.stored is not None and ttl is not None:
+        note += f"; {_expiry_text(found.stored.item.time + ttl - time.time())}"
+    echo(f"  stored       {shown(stored)}  [{note}]  {marks['stored']}")
     echo(f"  defaults     {shown(found.default)}  [{found.defaults_path}]  {marks['defaults']}")
     if found.rule is not None:
         rule = found.rule
@@ -389,3 +399,12 @@ def explain(ctx: typer.Context, key: str, as_json: JsonOption = False) -> None:
             echo(f"               {rule.description}")
     if found.layer is None:
         raise SystemExit(NotFound.exit_code)
+
+
+def _expiry_text(left: float) -> str:
+    """When a stored key with a ttl goes unless written again (counted from its last write, as the hub counts)."""
+    from statehub import age_text
+
+    if left <= 0:
+        return "past its ttl: the hub removes it now"
+    return f"expires in {age_text(left)} unless written again"

@@ -149,8 +149,9 @@ def _print_caught_up(event: CaughtUp, as_json: bool) -> None:
 
 
 def _change_dict(change: Changed, origin: str) -> dict[str, object]:
-    """A change as ``watch --json`` prints it, every field present; statehub-rs prints the same."""
-    return {
+    """A change as ``watch --json`` prints it, every field present (``ttl`` only when the set has one,
+    as ``get --json``); statehub-rs prints the same."""
+    fields: dict[str, object] = {
         "event": "changed",
         "origin": origin,
         "epoch": change.epoch,
@@ -167,6 +168,9 @@ def _change_dict(change: Changed, origin: str) -> dict[str, object]:
         "prev_rev": change.prev_rev,
         "backfill": change.backfill,
     }
+    if change.ttl is not None:
+        fields["ttl"] = change.ttl
+    return fields
 
 
 def _change_line(change: Changed) -> str:

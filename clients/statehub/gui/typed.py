@@ -95,8 +95,12 @@ def preview(schema: Schema, key: str, text: str) -> str:
 
 
 def ttl_of(schema: Schema, item: Item) -> float | None:
-    """The lifetime the schema gives the key (a write's own ttl is not shown to clients)."""
-    ttl = schema.ttl_of(item.key)
+    """The key's lifetime: the item's own ttl (its write's, else its rule's, as the hub says), else the schema's.
+
+    The schema is the fallback for an item that does not carry one: from the
+    mirror, or from a hub older than the ttl field.
+    """
+    ttl = item.ttl if item.ttl is not None else schema.ttl_of(item.key)
     return None if ttl is None else float(ttl)
 
 

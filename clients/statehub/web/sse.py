@@ -30,8 +30,11 @@ _encode = msgspec.json.Encoder().encode
 
 
 def item_json(item: Item) -> dict[str, Any]:
-    """An item as the HTTP API shows it: every field, always (a secret's value is the placeholder)."""
-    return {
+    """An item as the HTTP API shows it: every field, always (a secret's value is the placeholder).
+
+    Except ``ttl``, there only when the key has one (as ``statehub get --json`` prints it).
+    """
+    shown: dict[str, Any] = {
         "key": item.key,
         "value": item.value,
         "rev": item.rev,
@@ -41,6 +44,9 @@ def item_json(item: Item) -> dict[str, Any]:
         "user": item.user,
         "secret": item.secret,
     }
+    if item.ttl is not None:
+        shown["ttl"] = item.ttl
+    return shown
 
 
 def change_json(change: Changed) -> dict[str, Any]:
@@ -59,6 +65,8 @@ def change_json(change: Changed) -> dict[str, Any]:
         shown["value_omitted"] = True
     if change.backfill:  # history written after the fact (ingest-eds --replay): a dashboard may skip it
         shown["backfill"] = True
+    if change.ttl is not None:  # the key goes this many seconds after this set unless written again
+        shown["ttl"] = change.ttl
     return shown
 
 

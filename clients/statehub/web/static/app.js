@@ -58,12 +58,20 @@ function ruleFor(key) {
   return null;
 }
 
+// A key's lifetime: the item's own ttl (its write's, else its rule's, as the hub says), else its rule's
+// here (an item from an older hub or the mirror carries none).
+function ttlOf(item) {
+  if (item.ttl != null) return item.ttl;
+  const rule = ruleFor(item.key);
+  return rule && rule.ttl != null ? rule.ttl : null;
+}
+
 // "expires in 12 s" while a key with a ttl lives; the last quarter is marked; "" without a ttl.
 function expiryOf(item) {
-  const rule = ruleFor(item.key);
-  if (!rule || rule.ttl == null) return null;
-  const left = item.time + rule.ttl - Date.now() / 1000;
-  return { text: left <= 0 ? "expiring" : `expires in ${Math.max(1, Math.round(left))} s`, soon: left <= rule.ttl / 4 };
+  const ttl = ttlOf(item);
+  if (ttl == null) return null;
+  const left = item.time + ttl - Date.now() / 1000;
+  return { text: left <= 0 ? "expiring" : `expires in ${Math.max(1, Math.round(left))} s`, soon: left <= ttl / 4 };
 }
 
 // The text editor's type for the rules edited as text (list and table as JSON); "any" and no rule
@@ -251,6 +259,7 @@ function applyChange(change) {
     source: change.source, user: change.user, secret: change.secret,
     created_rev: row ? row.item.created_rev : change.rev,
   };
+  if (change.ttl != null) item.ttl = change.ttl;
   if (row) {
     row.item = item;
     fillRow(row.tr, item);
