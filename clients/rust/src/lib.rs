@@ -44,7 +44,7 @@ pub mod sync;
 pub mod util;
 pub mod waterfall;
 
-pub use client::{Client, ClientBuilder, Fetched, MirrorInfo, DEFAULT_TIMEOUT};
+pub use client::{Client, ClientBuilder, Fetched, MirrorInfo, SetOptions, DEFAULT_TIMEOUT};
 pub use error::{Error, Result};
 pub use protocol::{ChangePage, Committed, Item, Items, Op, OpKind};
 pub use subscriber::{Cursor, Event, Subscriber, SubscriberOptions};

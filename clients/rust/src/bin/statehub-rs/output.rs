@@ -171,13 +171,30 @@ pub fn print_items(items: &Items, mirror: Option<&MirrorInfo>, json: bool) {
     }
 }
 
-/// `set`/`unset` with `--json`: `{rev, epoch, duplicate}`.
+/// `unset` with `--json`: `{rev, epoch, duplicate}`.
 pub fn print_committed_json(committed: &Committed) {
     print_json(&json!({
         "rev": committed.rev,
         "epoch": committed.epoch,
         "duplicate": committed.duplicate,
     }));
+}
+
+/// `set --json`, as the Python CLI prints it: the commit and the schema's warnings.
+pub fn print_set_json(committed: &Committed) {
+    print_json(&json!({
+        "rev": committed.rev,
+        "epoch": committed.epoch,
+        "duplicate": committed.duplicate,
+        "warnings": committed.warnings,
+    }));
+}
+
+/// A write's warnings (keys the schema does not know), one `warning:` line each on stderr.
+pub fn warn_all(warnings: &[String]) {
+    for warning in warnings {
+        Notice::warn(warning);
+    }
 }
 
 /// `history`: `[rev] when  who  old -> new` lines, newest first; with `--json`
