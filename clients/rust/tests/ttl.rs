@@ -1,14 +1,17 @@
 //! A write's ttl (docs/schema.md, Liveness): its exact bytes, the hub's `ttl` on items
-//! and changes, the refusal of a bad ttl before sending. `tests/test_rust.py` runs
+//! and changes, the refusal of a bad ttl before sending, and the keepalive thread
+//! against a fake hub (a ROUTER in this process). `tests/test_rust_ttl.py` runs
 //! `statehub-rs set --ttl` against a real hub and watches the key expire.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use statehub::client::SetOptions;
-use statehub::protocol::{decode, encode, Item, Op, Published, Reply, Request, WriteMeta};
-use statehub::{Client, Error};
+use statehub::protocol::{decode, encode, Committed, Item, Items, Op, Published, Reply, Request, WriteMeta};
+use statehub::{Client, Error, Keepalive};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("statehub-rs-ttl-{name}-{}", std::process::id()));
@@ -139,6 +142,218 @@ fn a_bad_ttl_is_refused_in_the_hubs_words_before_anything_is_sent() {
     assert!(
         matches!(sent, Error::HubUnavailable(_)),
         "a good ttl is sent: {sent:?}"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A fake hub at `dir` holding `items`: answers `get` and `list` from them and each `txn`
+/// with a commit, until it has taken `txns` txns; returns their requests (and the socket,
+/// kept open until the client has read the last reply).
+fn fake_hub(dir: &Path, items: Vec<Item>, txns: usize) -> thread::JoinHandle<(Vec<Request>, zmq::Socket)> {
+    let context = zmq::Context::new();
+    let router = context.socket(zmq::ROUTER).unwrap();
+    router.set_rcvtimeo(10_000).unwrap(); // a test that goes wrong fails instead of hanging
+    let rpc = format!("ipc://{}/rpc.sock", dir.display());
+    router.bind(&rpc).unwrap();
+    let info = json!({"pid": 1, "version": "test", "protocol": 1, "rpc": rpc, "events": "ipc:///nonexistent", "started": 0.0});
+    fs::write(dir.join("hub.json"), info.to_string()).unwrap();
+    thread::spawn(move || {
+        let mut taken = Vec::new();
+        while taken.len() < txns {
+            let frames = router.recv_multipart(0).expect("a request within 10 s");
+            let request: Request = decode(frames.last().unwrap()).unwrap();
+            let reply = match &request {
+                Request::Get { key, .. } => {
+                    Reply::Item(items.iter().find(|i| &i.key == key).unwrap().clone())
+                }
+                Request::List { prefix, .. } => Reply::Items(Items {
+                    epoch: "e".into(),
+                    rev: 9,
+                    items: items
+                        .iter()
+                        .filter(|i| i.key.starts_with(prefix.as_str()))
+                        .cloned()
+                        .collect(),
+                }),
+                Request::Txn { .. } => Reply::Committed(Committed {
+                    epoch: "e".into(),
+                    rev: 10 + taken.len() as u64,
+                    duplicate: false,
+                    warnings: Vec::new(),
+                }),
+                other => panic!("unexpected request {other:?}"),
+            };
+            if matches!(request, Request::Txn { .. }) {
+                taken.push(request);
+            }
+            let mut answer = frames[..frames.len() - 1].to_vec();
+            answer.push(encode(&reply).unwrap());
+            router.send_multipart(answer, 0).unwrap();
+        }
+        (taken, router)
+    })
+}
+
+fn wait_until(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if done() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}
+
+#[test]
+fn keepalive_writes_the_current_value_again_with_its_ttl_each_interval() {
+    let dir = temp_dir("keepalive");
+    let current = Item {
+        key: "svc.pumpd.up".into(),
+        value: json!("yes"),
+        rev: 4,
+        created_rev: 2,
+        time: 1.0,
+        source: "pumpd".into(),
+        user: String::new(),
+        secret: false,
+        origin: None,
+        ttl: Some(3.0),
+    };
+    let hub = fake_hub(&dir, vec![current], 2);
+    // A beat after the fake hub's last answer waits this long for nothing before stop() returns.
+    let client = Client::builder()
+        .data_dir(&dir)
+        .timeout(Duration::from_secs(2))
+        .source("pumpd")
+        .build()
+        .unwrap();
+    let beat = Keepalive::builder(client, ["svc.pumpd.up"], Duration::from_millis(50))
+        .ttl(3.0)
+        .start()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || beat.beats() >= 2),
+        "two beats within 10 s; last error: {:?}",
+        beat.last_error()
+    );
+    assert!(beat.is_running());
+    beat.stop();
+    let (txns, _router) = hub.join().unwrap();
+    for txn in txns {
+        let Request::Txn { ops, meta, .. } = txn else {
+            unreachable!("only txns are kept")
+        };
+        // The same value again, only if nobody wrote it since, with the ttl.
+        assert_eq!(ops, [Op::set("svc.pumpd.up", json!("yes")).expect(4).ttl(3.0)]);
+        assert_eq!(meta.source, "pumpd");
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn keepalive_writes_what_its_value_function_gives() {
+    let dir = temp_dir("keepalive-value");
+    let hub = fake_hub(&dir, Vec::new(), 1);
+    let client = Client::builder()
+        .data_dir(&dir)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let beat = Keepalive::builder(client, ["svc.a.beat"], Duration::from_secs(60))
+        .ttl(90.0)
+        .value(|key| json!(format!("{key} alive")))
+        .start()
+        .unwrap();
+    let (txns, _router) = hub.join().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || beat.beats() == 1));
+    drop(beat); // dropping stops it, mid-interval, without waiting out the 60 s
+    let Request::Txn { ops, .. } = &txns[0] else {
+        unreachable!("only txns are kept")
+    };
+    assert_eq!(ops, &[Op::set("svc.a.beat", json!("svc.a.beat alive")).ttl(90.0)]);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+fn item(key: &str, source: &str, secret: bool, rev: u64) -> Item {
+    Item {
+        key: key.into(),
+        value: json!(rev),
+        rev,
+        created_rev: 1,
+        time: 1.0,
+        source: source.into(),
+        user: String::new(),
+        secret,
+        origin: None,
+        ttl: None,
+    }
+}
+
+#[test]
+fn keepalive_of_a_prefix_renews_the_keys_its_source_wrote_last_and_no_secret() {
+    let dir = temp_dir("keepalive-prefix");
+    let items = vec![
+        item("svc.pumpd.flow", "pumpd", false, 5),
+        item("svc.pumpd.level", "gui", false, 6), // someone else's: theirs to keep
+        item("svc.pumpd.token", "pumpd", true, 7), // a placeholder written back renews nothing
+        item("svc.pumpd.up", "pumpd", false, 8),
+    ];
+    let hub = fake_hub(&dir, items, 1);
+    let client = Client::builder()
+        .data_dir(&dir)
+        .timeout(Duration::from_secs(5))
+        .source("pumpd")
+        .build()
+        .unwrap();
+    let beat = Keepalive::builder(client, ["svc.pumpd."], Duration::from_secs(60))
+        .ttl(20.0)
+        .start()
+        .unwrap();
+    let (txns, _router) = hub.join().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || beat.beats() == 1));
+    beat.stop();
+    let Request::Txn { ops, .. } = &txns[0] else {
+        unreachable!("only txns are kept")
+    };
+    assert_eq!(
+        ops,
+        &[
+            Op::set("svc.pumpd.flow", json!(5)).expect(5).ttl(20.0),
+            Op::set("svc.pumpd.up", json!(8)).expect(8).ttl(20.0),
+        ]
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn keepalive_refuses_bad_settings_before_it_starts() {
+    let dir = temp_dir("keepalive-bad");
+    let client = || Client::builder().data_dir(&dir).build().unwrap();
+    let bad_ttl = Keepalive::builder(client(), ["svc.a"], Duration::from_secs(1))
+        .ttl(-1.0)
+        .start()
+        .err()
+        .unwrap();
+    assert_eq!(
+        bad_ttl.message(),
+        "invalid ttl for 'svc.a': expected seconds > 0, got -1.0"
+    );
+    let no_interval = Keepalive::builder(client(), ["svc.a"], Duration::ZERO)
+        .start()
+        .err()
+        .unwrap();
+    assert_eq!(
+        no_interval.message(),
+        "keepalive interval must be > 0 seconds, got 0"
+    );
+    let bad_key = Keepalive::builder(client(), ["svc..a"], Duration::from_secs(1))
+        .start()
+        .err()
+        .unwrap();
+    assert_eq!(
+        bad_key.message(),
+        "invalid key 'svc..a': empty segment at position 4"
     );
     fs::remove_dir_all(&dir).unwrap();
 }
