@@ -689,6 +689,27 @@ mod tests {
     }
 
     #[test]
+    fn a_sets_ttl_reaches_the_change_the_replica_and_the_current_state() {
+        let mut state = synced(5);
+        let mut with_ttl = changed(6, 0, 1, "a.beat", json!(1));
+        with_ttl.ttl = Some(30.0);
+        let changes: Vec<Change> = state
+            .on_message(&Published::Changed(with_ttl))
+            .into_iter()
+            .flat_map(|outcome| match outcome {
+                Outcome::Update { changes, .. } => changes,
+                other => panic!("expected an update, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(changes[0].ttl, Some(30.0));
+        assert_eq!(state.get("a.beat").unwrap().ttl, Some(30.0));
+        let current = state.current();
+        let made_up = current.iter().find(|c| c.key == "a.beat").unwrap();
+        assert_eq!(made_up.ttl, Some(30.0));
+        assert_eq!(state.current().iter().find(|c| c.key == "a.x").unwrap().ttl, None);
+    }
+
+    #[test]
     fn half_a_txn_is_never_visible() {
         let mut state = synced(5);
         assert!(state.on_message(&published(6, 0, 2, "a.p", json!(1))).is_empty());

@@ -147,9 +147,9 @@ fn a_bad_ttl_is_refused_in_the_hubs_words_before_anything_is_sent() {
 }
 
 /// A fake hub at `dir` holding `items`: answers `get` and `list` from them and each `txn`
-/// with a commit, until it has taken `txns` txns; returns their requests (and the socket,
-/// kept open until the client has read the last reply).
-fn fake_hub(dir: &Path, items: Vec<Item>, txns: usize) -> thread::JoinHandle<(Vec<Request>, zmq::Socket)> {
+/// with a commit, `answers` requests in all; returns the txns (and the socket, kept open
+/// until the client has read the last reply).
+fn fake_hub(dir: &Path, items: Vec<Item>, answers: usize) -> thread::JoinHandle<(Vec<Request>, zmq::Socket)> {
     let context = zmq::Context::new();
     let router = context.socket(zmq::ROUTER).unwrap();
     router.set_rcvtimeo(10_000).unwrap(); // a test that goes wrong fails instead of hanging
@@ -159,7 +159,7 @@ fn fake_hub(dir: &Path, items: Vec<Item>, txns: usize) -> thread::JoinHandle<(Ve
     fs::write(dir.join("hub.json"), info.to_string()).unwrap();
     thread::spawn(move || {
         let mut taken = Vec::new();
-        while taken.len() < txns {
+        for _ in 0..answers {
             let frames = router.recv_multipart(0).expect("a request within 10 s");
             let request: Request = decode(frames.last().unwrap()).unwrap();
             let reply = match &request {
@@ -220,8 +220,8 @@ fn keepalive_writes_the_current_value_again_with_its_ttl_each_interval() {
         origin: None,
         ttl: Some(3.0),
     };
-    let hub = fake_hub(&dir, vec![current], 2);
-    // A beat after the fake hub's last answer waits this long for nothing before stop() returns.
+    let hub = fake_hub(&dir, vec![current], 4); // two beats: a get and a txn each
+                                                // A beat after the fake hub's last answer waits this long for nothing before stop() returns.
     let client = Client::builder()
         .data_dir(&dir)
         .timeout(Duration::from_secs(2))
@@ -299,7 +299,7 @@ fn keepalive_of_a_prefix_renews_the_keys_its_source_wrote_last_and_no_secret() {
         item("svc.pumpd.token", "pumpd", true, 7), // a placeholder written back renews nothing
         item("svc.pumpd.up", "pumpd", false, 8),
     ];
-    let hub = fake_hub(&dir, items, 1);
+    let hub = fake_hub(&dir, items, 2); // a list, then the txn
     let client = Client::builder()
         .data_dir(&dir)
         .timeout(Duration::from_secs(5))
@@ -355,5 +355,27 @@ fn keepalive_refuses_bad_settings_before_it_starts() {
         bad_key.message(),
         "invalid key 'svc..a': empty segment at position 4"
     );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn explain_tells_when_a_stored_key_with_a_ttl_goes() {
+    let dir = temp_dir("explain");
+    let mut alive = item("svc.pumpd.up", "pumpd", false, 5);
+    alive.time = 1_795_000_000.5;
+    alive.ttl = Some(30.0);
+    let hub = fake_hub(&dir, vec![alive, item("svc.pumpd.flow", "pumpd", false, 6)], 2);
+    let mut client = Client::builder()
+        .data_dir(&dir)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let waterfall = statehub::Waterfall::default();
+    let explained = waterfall.explain(&mut client, "svc.pumpd.up").unwrap();
+    assert_eq!(explained.stored_ttl, Some(30.0));
+    assert_eq!(explained.stored_expires, Some(1_795_000_030.5));
+    let plain = waterfall.explain(&mut client, "svc.pumpd.flow").unwrap();
+    assert_eq!((plain.stored_ttl, plain.stored_expires), (None, None));
+    drop(hub.join().unwrap());
     fs::remove_dir_all(&dir).unwrap();
 }
