@@ -24,6 +24,7 @@ use crate::protocol::{
 };
 use crate::reachability;
 use crate::remote::{self, Remote, RemoteOptions};
+use crate::rules::check_ttl;
 use crate::schema::{is_schema_key, Schema, SCHEMA_KEY};
 use crate::util::{current_user, iso_time, new_request_id};
 
@@ -81,6 +82,17 @@ impl<T> Fetched<T> {
     pub fn from_mirror(&self) -> bool {
         self.mirror.is_some()
     }
+}
+
+/// How [`Client::set_with`] writes: every field defaults to a plain, unconditional set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SetOptions {
+    /// Compare-and-set: `Some(0)` = must not exist, `Some(n)` = must be at revision n.
+    pub expect: Option<u64>,
+    /// Seconds: the hub removes the key (an `unset` with source `ttl`) once it has not been
+    /// written for this long; > 0 and at most [`crate::protocol::MAX_TTL_SECONDS`].
+    /// [`crate::Keepalive`] writes keys on a schedule to keep them.
+    pub ttl: Option<f64>,
 }
 
 /// Builds a [`Client`]; every setting has a sensible default.
@@ -234,6 +246,11 @@ impl Client {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The `source` this client's writes carry.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The remote hub this client talks to, if any.
@@ -441,15 +458,26 @@ impl Client {
     /// Set a key. `expect`: None = unconditional, Some(0) = must not exist,
     /// Some(n) = must be at revision n.
     pub fn set(&mut self, key: &str, value: impl Into<Value>, expect: Option<u64>) -> Result<Committed> {
+        self.set_with(key, value, SetOptions { expect, ttl: None })
+    }
+
+    /// Set a key with [`SetOptions`]: a compare-and-set condition and a lifetime, e.g.
+    /// `client.set_with("svc.pumpd.up", true, SetOptions { ttl: Some(30.0), ..Default::default() })`.
+    /// A bad ttl is refused before anything is sent, in the hub's words.
+    pub fn set_with(&mut self, key: &str, value: impl Into<Value>, options: SetOptions) -> Result<Committed> {
         let value = value.into();
+        if let Some(ttl) = options.ttl {
+            check_ttl(key, ttl, OpKind::Set)?;
+        }
         self.judge(key, &value, OpKind::Set, false)?;
         let request = Request::Set {
             v: PROTOCOL_VERSION,
             key: key.into(),
             value,
-            expect,
+            expect: options.expect,
             secret: String::new(),
             meta: self.write_meta(),
+            ttl: options.ttl,
         };
         self.write(&request)
     }
@@ -466,8 +494,13 @@ impl Client {
         self.write(&request)
     }
 
-    /// Apply 1..1000 ops atomically under one revision.
+    /// Apply 1..1000 ops atomically under one revision. A set op may carry a ttl ([`Op::ttl`]).
     pub fn txn(&mut self, ops: Vec<Op>) -> Result<Committed> {
+        for op in &ops {
+            if let Some(ttl) = op.ttl {
+                check_ttl(&op.key, ttl, op.op)?;
+            }
+        }
         if ops.iter().any(|op| is_schema_key(&op.key)) {
             // The txn brings its own schema: only the hub can judge its other ops by it.
         } else {

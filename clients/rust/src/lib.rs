@@ -6,6 +6,7 @@
 //! - [`Subscriber`]: follows the change stream with the sync algorithm of the
 //!   protocol (welcome, snapshot, gap detection, replay from the hub's history),
 //!   so every change arrives, in order; it can resume from a stored [`Cursor`].
+//! - [`Keepalive`]: writes a service's keys before their ttl runs out, from a thread.
 //! - [`Waterfall`]: environment > stored > defaults resolution.
 //! - [`schema::Schema`]: the schema's verdicts (types, ranges, writers, unknown keys), as the hub gives them.
 //!
@@ -32,6 +33,7 @@
 pub mod client;
 pub mod discovery;
 pub mod error;
+pub mod keepalive;
 pub mod link;
 pub mod mirror;
 pub mod protocol;
@@ -44,8 +46,9 @@ pub mod sync;
 pub mod util;
 pub mod waterfall;
 
-pub use client::{Client, ClientBuilder, Fetched, MirrorInfo, DEFAULT_TIMEOUT};
+pub use client::{Client, ClientBuilder, Fetched, MirrorInfo, SetOptions, DEFAULT_TIMEOUT};
 pub use error::{Error, Result};
+pub use keepalive::{Keepalive, KeepaliveBuilder};
 pub use protocol::{ChangePage, Committed, Item, Items, Op, OpKind};
 pub use subscriber::{Cursor, Event, Subscriber, SubscriberOptions};
 pub use sync::{Cause, Change, Origin};

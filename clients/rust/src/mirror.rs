@@ -154,6 +154,7 @@ fn parse_item(line: &str, number: usize) -> Result<Item> {
         user: meta.get("user").cloned().unwrap_or_default(),
         secret: meta.get("secret").is_some_and(|flag| flag == "yes"),
         origin: None,
+        ttl: None, // the mirror does not show a key's ttl
     })
 }
 

@@ -18,6 +18,10 @@ pub const HEARTBEAT_TOPIC: &[u8] = b"@hb";
 /// The heartbeat interval a hub announces when it says nothing (protocol default).
 pub const DEFAULT_HEARTBEAT: f64 = 1.0;
 
+/// The longest lifetime a write's `ttl` may give a key, in seconds (366 days): a key that
+/// must live longer needs none.
+pub const MAX_TTL_SECONDS: f64 = 31_622_400.0;
+
 /// Changes per page of the feed when a `changes` request says nothing (at most 10,000).
 pub const DEFAULT_PAGE_LIMIT: u32 = 1000;
 
@@ -147,6 +151,10 @@ pub enum Request {
         secret: String,
         #[serde(flatten)]
         meta: WriteMeta,
+        /// Seconds: the hub removes the key once it has not been written for this long
+        /// (docs/schema.md, Liveness). After `meta`, as the hub's field order puts it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<f64>,
     },
     Unset {
         v: u32,
@@ -223,6 +231,9 @@ pub struct Op {
     /// How the op treats secrets: see `Request::Set`.
     #[serde(default, skip_serializing_if = "is_empty")]
     pub secret: String,
+    /// A set's lifetime in seconds: see `Request::Set`. The hub refuses it on an unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<f64>,
 }
 
 impl Op {
@@ -233,6 +244,7 @@ impl Op {
             value,
             expect: None,
             secret: String::new(),
+            ttl: None,
         }
     }
 
@@ -243,12 +255,19 @@ impl Op {
             value: Value::Null,
             expect: None,
             secret: String::new(),
+            ttl: None,
         }
     }
 
     /// The same op with a compare-and-set condition.
     pub fn expect(mut self, rev: u64) -> Op {
         self.expect = Some(rev);
+        self
+    }
+
+    /// The same set with a lifetime: the hub removes the key `seconds` after its last write.
+    pub fn ttl(mut self, seconds: f64) -> Op {
+        self.ttl = Some(seconds);
         self
     }
 }
@@ -276,6 +295,10 @@ pub struct Item {
     /// Its last change was first made at another hub.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Box<SiteOrigin>>,
+    /// Seconds the key lives after its last write (that write's ttl, else its schema
+    /// rule's); None: it has no ttl, or the hub (or the mirror) does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<f64>,
 }
 
 /// Where a change was first made, when a hub stores another hub's change (docs/sites.md):
@@ -447,6 +470,9 @@ pub struct Committed {
     pub rev: u64,
     #[serde(default, skip_serializing_if = "is_false")]
     pub duplicate: bool,
+    /// Accepted, but the schema does not know these keys (its policy `warn`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A batch was made durable: `revs[i]` is the revision of its i-th write.
@@ -511,6 +537,10 @@ pub struct Changed {
     /// This change was first made at another hub.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Box<SiteOrigin>>,
+    /// A set's lifetime: the key goes this many seconds after this write unless written
+    /// again (the write's ttl, else its schema rule's). None: no ttl, and always on an unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -113,6 +113,11 @@ pub struct Change {
     /// History written after the fact (a replayed export), not a live change:
     /// a consumer may skip it or handle it in bulk.
     pub backfill: bool,
+    /// A set's lifetime in seconds (the write's ttl, else its schema rule's): the hub
+    /// removes the key this long after the write unless it is written again. None: no
+    /// ttl (always on an unset), or a hub too old to say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<f64>,
 }
 
 impl Change {
@@ -133,6 +138,7 @@ impl Change {
             epoch: changed.epoch.clone(),
             prev_rev: changed.prev_rev,
             backfill: changed.backfill,
+            ttl: changed.ttl,
         }
     }
 
@@ -153,6 +159,7 @@ impl Change {
             epoch: epoch.to_string(),
             prev_rev: 0,
             backfill: false,
+            ttl: item.ttl,
         }
     }
 
@@ -175,6 +182,7 @@ impl Change {
             epoch: epoch.to_string(),
             prev_rev: 0,
             backfill: false,
+            ttl: None,
         }
     }
 }
@@ -569,6 +577,7 @@ impl SyncState {
                     user: changed.user.clone(),
                     secret: changed.secret,
                     origin: changed.origin.clone(),
+                    ttl: changed.ttl,
                 };
                 self.items.insert(changed.key.clone(), item);
             }
@@ -597,6 +606,7 @@ mod tests {
             user: "ana".into(),
             secret: false,
             origin: None,
+            ttl: None,
         }
     }
 
@@ -629,6 +639,7 @@ mod tests {
             prev_rev: 0,
             backfill: false,
             origin: None,
+            ttl: None,
         }
     }
 
@@ -675,6 +686,27 @@ mod tests {
         let keys = applied(state.on_message(&published(7, 0, 1, "a.x", Value::Null)));
         assert_eq!(keys, vec![(7, "a.x".to_string(), Origin::Live)]);
         assert!(state.get("a.x").is_none());
+    }
+
+    #[test]
+    fn a_sets_ttl_reaches_the_change_the_replica_and_the_current_state() {
+        let mut state = synced(5);
+        let mut with_ttl = changed(6, 0, 1, "a.beat", json!(1));
+        with_ttl.ttl = Some(30.0);
+        let changes: Vec<Change> = state
+            .on_message(&Published::Changed(with_ttl))
+            .into_iter()
+            .flat_map(|outcome| match outcome {
+                Outcome::Update { changes, .. } => changes,
+                other => panic!("expected an update, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(changes[0].ttl, Some(30.0));
+        assert_eq!(state.get("a.beat").unwrap().ttl, Some(30.0));
+        let current = state.current();
+        let made_up = current.iter().find(|c| c.key == "a.beat").unwrap();
+        assert_eq!(made_up.ttl, Some(30.0));
+        assert_eq!(state.current().iter().find(|c| c.key == "a.x").unwrap().ttl, None);
     }
 
     #[test]

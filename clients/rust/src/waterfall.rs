@@ -58,6 +58,13 @@ pub struct Explanation {
     /// Why the stored layer could not be read, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stored_error: Option<String>,
+    /// The stored key's ttl in seconds, when the hub reports one (docs/schema.md, Liveness).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_ttl: Option<f64>,
+    /// When the stored key goes unless written again, Unix seconds: its last write's time
+    /// plus its ttl (the hub counts on its own clock from the write; a restart adds a whole ttl).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_expires: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub defaults: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,13 +138,20 @@ impl Waterfall {
     pub fn explain(&self, client: &mut Client, key: &str) -> Result<Explanation> {
         let env_var = env_var_name(key);
         let environment = env::var(&env_var).ok().map(|text| parse_env_value(&text));
-        let (stored, mirror, stored_error) = match client.get(key) {
-            Ok(fetched) => (Some(fetched.data.value), fetched.mirror, None),
+        let (item, mirror, stored_error) = match client.get(key) {
+            Ok(fetched) => (Some(fetched.data), fetched.mirror, None),
             Err(Error::NotFound(_)) => (None, None, None),
             Err(err @ (Error::HubUnavailable(_) | Error::Mirror(_))) => (None, None, Some(err.to_string())),
             Err(err) => return Err(err),
         };
-        Ok(self.combine(key, env_var, environment, stored, mirror, stored_error))
+        let lifetime = item
+            .as_ref()
+            .and_then(|item| item.ttl.map(|ttl| (ttl, item.time + ttl)));
+        let stored = item.map(|item| item.value);
+        let mut explanation = self.combine(key, env_var, environment, stored, mirror, stored_error);
+        explanation.stored_ttl = lifetime.map(|(ttl, _)| ttl);
+        explanation.stored_expires = lifetime.map(|(_, deadline)| deadline);
+        Ok(explanation)
     }
 
     fn combine(
@@ -167,6 +181,8 @@ impl Waterfall {
             stored,
             stored_mirror_rev: mirror.map(|m| m.rev),
             stored_error,
+            stored_ttl: None,
+            stored_expires: None,
             defaults,
             defaults_file: self.defaults_file.clone(),
         }

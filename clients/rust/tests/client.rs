@@ -52,6 +52,7 @@ fn a_write_whose_connection_drops_is_resent_with_the_same_request_id() {
             epoch: "e".into(),
             rev: 7,
             duplicate: false,
+            warnings: Vec::new(),
         });
         let mut answer = frames[..frames.len() - 1].to_vec();
         answer.push(encode(&reply).unwrap());

@@ -183,6 +183,7 @@ fn changed(rev: u64, index: u32, count: u32, key: &str, value: Value) -> Changed
         prev_rev: 0,
         backfill: false,
         origin: None,
+        ttl: None,
     }
 }
 
@@ -202,6 +203,7 @@ fn item(key: &str, value: Value, rev: u64) -> Item {
         user: String::new(),
         secret: false,
         origin: None,
+        ttl: None,
     }
 }
 

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
-use statehub::{rules, Client, Cursor, Error, Event, Fetched, Subscriber, SubscriberOptions, Waterfall};
+use statehub::{
+    rules, Client, Cursor, Error, Event, Fetched, SetOptions, Subscriber, SubscriberOptions, Waterfall,
+};
 
 use crate::cursor_file::CursorFile;
 use crate::output::{print_json, Notice};
@@ -80,6 +82,9 @@ enum Command {
         /// Only if the key is at this revision (0: only if it does not exist)
         #[arg(long, value_name = "N")]
         expect_rev: Option<u64>,
+        /// Seconds: the hub removes KEY when it has not been written for this long (a heartbeat)
+        #[arg(long, value_name = "SECONDS", allow_hyphen_values = true, value_parser = parse_ttl)]
+        ttl: Option<f64>,
     },
     /// Remove a key
     Unset {
@@ -163,6 +168,26 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// The shortest ttl `set --ttl` takes, as the Python CLI's option (`min=0.001`).
+const MIN_TTL_OPTION: f64 = 0.001;
+
+/// `set --ttl`: a number of seconds, refused below a millisecond in the Python CLI's words.
+/// NaN, infinities and ttls over the limit pass here and are refused by the client before
+/// sending, in the hub's words (as the Python CLI leaves them to its client).
+fn parse_ttl(text: &str) -> Result<f64, String> {
+    let seconds = text
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("'{text}' is not a valid float range."))?;
+    if seconds < MIN_TTL_OPTION {
+        return Err(format!(
+            "{} is not in the range x>={MIN_TTL_OPTION}.",
+            statehub::schema::python_float(seconds)
+        ));
+    }
+    Ok(seconds)
+}
+
 fn parse_cursor(text: &str) -> Result<Cursor, String> {
     let (epoch, rev) = text.rsplit_once(':').unwrap_or(("", text));
     match rev.parse::<u64>() {
@@ -212,6 +237,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             value,
             string,
             expect_rev,
+            ttl,
         } => {
             // The hub's schema (the mirror's when it is down) reads typed input and checks the
             // value before it is sent; with neither to read, the hub alone judges it.
@@ -226,10 +252,15 @@ fn run(cli: Cli) -> Result<(), Error> {
                 None if string => Value::String(value),
                 None => parse_value(&value),
             };
-            let committed = client.set(&key, value.clone(), expect_rev)?;
+            let options = SetOptions {
+                expect: expect_rev,
+                ttl,
+            };
+            let committed = client.set_with(&key, value.clone(), options)?;
             if json {
-                output::print_committed_json(&committed);
+                output::print_set_json(&committed);
             } else {
+                output::warn_all(&committed.warnings);
                 println!(
                     "{key} = {}  (revision {})",
                     output::json_text(&value),

@@ -106,7 +106,8 @@ pub fn print_error(err: &Error) {
 }
 
 /// An item with every field present (unlike the wire form, which omits empty
-/// ones), so scripts can rely on the shape.
+/// ones), so scripts can rely on the shape; `ttl` only when the key has one (it came
+/// later: a key without one prints as it always did), as the Python CLI prints it.
 fn item_fields(item: &Item) -> Map<String, Value> {
     let value = json!({
         "key": item.key,
@@ -120,7 +121,12 @@ fn item_fields(item: &Item) -> Map<String, Value> {
         "origin": item.origin,
     });
     match value {
-        Value::Object(map) => map,
+        Value::Object(mut map) => {
+            if let Some(ttl) = item.ttl {
+                map.insert("ttl".into(), json!(ttl));
+            }
+            map
+        }
         _ => unreachable!("json! of an object literal"),
     }
 }
@@ -171,13 +177,30 @@ pub fn print_items(items: &Items, mirror: Option<&MirrorInfo>, json: bool) {
     }
 }
 
-/// `set`/`unset` with `--json`: `{rev, epoch, duplicate}`.
+/// `unset` with `--json`: `{rev, epoch, duplicate}`.
 pub fn print_committed_json(committed: &Committed) {
     print_json(&json!({
         "rev": committed.rev,
         "epoch": committed.epoch,
         "duplicate": committed.duplicate,
     }));
+}
+
+/// `set --json`, as the Python CLI prints it: the commit and the schema's warnings.
+pub fn print_set_json(committed: &Committed) {
+    print_json(&json!({
+        "rev": committed.rev,
+        "epoch": committed.epoch,
+        "duplicate": committed.duplicate,
+        "warnings": committed.warnings,
+    }));
+}
+
+/// A write's warnings (keys the schema does not know), one `warning:` line each on stderr.
+pub fn warn_all(warnings: &[String]) {
+    for warning in warnings {
+        Notice::warn(warning);
+    }
 }
 
 /// `history`: `[rev] when  who  old -> new` lines, newest first; with `--json`
@@ -218,10 +241,10 @@ pub fn print_history(versions: &[Version], json: bool) {
 }
 
 /// `watch`: one line a change, `[rev] key = value  (who, when)`; with `--json`
-/// one object a change, every field present.
+/// one object a change, every field present (`ttl` only when the set has one, as `get`).
 pub fn print_change(change: &Change, json: bool) {
     if json {
-        print_json(&json!({
+        let mut fields = json!({
             "event": "changed",
             "origin": change.origin,
             "epoch": change.epoch,
@@ -237,7 +260,11 @@ pub fn print_change(change: &Change, json: bool) {
             "value_omitted": change.value_omitted,
             "prev_rev": change.prev_rev,
             "backfill": change.backfill,
-        }));
+        });
+        if let (Some(ttl), Value::Object(map)) = (change.ttl, &mut fields) {
+            map.insert("ttl".into(), json!(ttl));
+        }
+        print_json(&fields);
         return;
     }
     let what = match change.op {
@@ -266,12 +293,39 @@ pub fn print_explanation(e: &Explanation) {
         (_, Some(error)) => format!("  ({error})"),
         _ => String::new(),
     };
-    println!("  stored: {}{stored_note}", shown(&e.stored));
+    let expiry = e
+        .stored_expires
+        .map(|deadline| format!("  ({})", expiry_text(deadline - statehub::util::now())))
+        .unwrap_or_default();
+    println!("  stored: {}{stored_note}{expiry}", shown(&e.stored));
     let file = e
         .defaults_file
         .as_ref()
         .map_or("no defaults file".to_string(), |p| p.display().to_string());
     println!("  defaults ({file}): {}", shown(&e.defaults));
+}
+
+/// When a stored key with a ttl goes unless written again, as the Python CLI's `explain` says it.
+fn expiry_text(left: f64) -> String {
+    if left <= 0.0 {
+        "past its ttl: the hub removes it now".to_string()
+    } else {
+        format!("expires in {} unless written again", age_text(left))
+    }
+}
+
+/// How long, in the unit a person would use: `4 s`, `5 min`, `2.0 h`, `2.3 days` (Python's `age_text`).
+fn age_text(seconds: f64) -> String {
+    let seconds = seconds.max(0.0);
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7200.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else if seconds < 172_800.0 {
+        format!("{:.1} h", seconds / 3600.0)
+    } else {
+        format!("{:.1} days", seconds / 86400.0)
+    }
 }
 
 fn layer_name(layer: statehub::Layer) -> &'static str {
