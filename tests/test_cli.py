@@ -47,6 +47,15 @@ def test_a_keys_ttl_shows_in_get_list_and_explain_only_when_it_has_one(hub: HubP
     assert "ttl" not in replayed[1]
 
 
+def test_watch_count_counts_the_initial_values_it_prints_and_stops_at_the_count(hub: HubProcess) -> None:
+    """--initial --count N: the current values printed count, as in statehub-rs; printing stops at N exactly."""
+    for key in ("w.a", "w.b", "w.c"):
+        run_cli(hub.data_dir, "set", key, "1")
+    lines = run_cli(hub.data_dir, "watch", "w.", "--initial", "--json", "--count", "2").stdout.splitlines()
+    printed = [line for line in map(json.loads, lines) if line["event"] == "changed"]
+    assert [(c["key"], c["origin"]) for c in printed] == [("w.a", "snapshot"), ("w.b", "snapshot")]
+
+
 def test_a_bad_key_is_one_error_line_with_exit_2(hub: HubProcess) -> None:
     result = run_cli(hub.data_dir, "set", "plant..rate", "1")
     assert result.returncode == 2

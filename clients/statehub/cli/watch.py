@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -25,7 +24,7 @@ def watch(
     prefix: Annotated[str, typer.Argument(help="Only keys starting with this.")] = "",
     as_json: JsonOption = False,
     count: Annotated[
-        int | None, typer.Option(help="Exit after this many changes (live or replayed).", min=1)
+        int | None, typer.Option(help="Exit after printing this many changes (live, replayed, or --initial's).", min=1)
     ] = None,
     since: Annotated[
         str | None,
@@ -65,14 +64,10 @@ def watch(
                 elif isinstance(event, Synced):
                     _print_synced(event, prefix, as_json)
                     shown = event.items.values() if event.first and initial else ()
-                    _print_changes(
-                        [item_as_change(item, event.epoch) for item in shown] + event.changes,
-                        "snapshot",
-                        as_json,
-                    )
+                    made_up = [item_as_change(item, event.epoch) for item in shown] + event.changes
+                    seen += _print_changes(made_up, "snapshot", as_json, _left(count, seen))
                 else:
-                    _print_changes(event.changes, event.origin, as_json)
-                    seen += len(event.changes)
+                    seen += _print_changes(event.changes, event.origin, as_json, _left(count, seen))
                 sys.stdout.flush()
                 if count is not None and seen >= count:
                     return
@@ -90,12 +85,19 @@ def parse_since(text: str) -> tuple[str, int]:
     return epoch, int(rev)
 
 
-def _print_changes(changes: Iterable[Changed], origin: str, as_json: bool) -> None:
+def _left(count: int | None, seen: int) -> int | None:
+    return None if count is None else count - seen
+
+
+def _print_changes(changes: list[Changed], origin: str, as_json: bool, limit: int | None = None) -> int:
+    """Print ``changes``, at most ``limit`` of them (--count ends mid-revision, as it says); how many."""
+    changes = changes if limit is None else changes[:limit]
     for change in changes:
         if as_json:
             echo_json(_change_dict(change, origin))
         else:
             echo(_change_line(change))
+    return len(changes)
 
 
 def _print_down(event: HubDown, as_json: bool) -> None:
