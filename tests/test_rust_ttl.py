@@ -106,6 +106,22 @@ def test_both_clis_print_the_same_json_for_a_set_with_a_ttl(rust_bin: Path, hub:
         assert client.get("svc.statehub-rs").value == 1
 
 
+def test_both_clis_print_the_same_json_for_an_unset(rust_bin: Path, hub: HubProcess) -> None:  # noqa: F811
+    """`unset KEY --json` prints {rev, epoch, duplicate} from either CLI (Python's lacked duplicate)."""
+    printed = {}
+    with hub.client() as client:
+        for name in ("statehub", "statehub-rs"):
+            client.set(f"gone.{name}", 1)
+    for name, command in both_clis(rust_bin, hub.data_dir).items():
+        result = subprocess.run(
+            [*command, "unset", f"gone.{name}", "--json"], capture_output=True, text=True, timeout=60, env=cli_env()
+        )
+        assert result.returncode == 0, (name, result.stderr)
+        printed[name] = json.loads(result.stdout)
+    assert list(printed["statehub-rs"]) == list(printed["statehub"]) == ["rev", "epoch", "duplicate"]
+    assert printed["statehub"]["duplicate"] is printed["statehub-rs"]["duplicate"] is False
+
+
 def test_both_clis_print_the_same_json_for_keys_with_and_without_a_ttl(
     rust_bin: Path,  # noqa: F811
     hub: HubProcess,

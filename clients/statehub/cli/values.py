@@ -209,7 +209,7 @@ def unset(
             report_queued(committed, as_json)
             return
         if as_json:
-            echo_json({"rev": committed.rev, "epoch": committed.epoch})
+            echo_json({"rev": committed.rev, "epoch": committed.epoch, "duplicate": committed.duplicate})
         else:
             echo(f"unset {key}  (revision {committed.rev})")
 
