@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import msgspec
 import zmq
 
+from statehub.hub.checkpoint import WalBound
 from statehub.hub.committer import Committer, Outcome
 from statehub.hub.errors import StatehubError, StorageError, reply_from_error
 from statehub.hub.intake import LARGE_BYTES, Intake
@@ -103,6 +104,7 @@ class Dispatcher:
         self._storage_faults = RateLimitedLog(log)
         self._waiting: list[_Pending] = []  # writes for the next batch
         self._committing = False  # a batch is with the store thread
+        self.wal = WalBound(committer.store.path)  # when the store thread checkpoints (hub.checkpoint)
         self.intake: Intake[_Envelope, Request | Error] = Intake(_decoder_or_refusal(RequestDecoder()))
 
     def close(self) -> None:
@@ -233,6 +235,16 @@ class Dispatcher:
                 _log_write(p, reply)
         self.publisher.publish(applied)
         self._on_commit(applied)
+        if self.wal.due():
+            self.committer.submit(lambda store: store.checkpoint(), self._checkpointed)
+
+    def _checkpointed(self, outcome: Outcome[tuple[int, int]]) -> None:
+        try:
+            outcome.result()
+        except (sqlite3.Error, OSError) as exc:  # the mirror thread's checkpoint is the backstop
+            self._storage_faults.report("checkpoint", logging.WARNING, f"cannot checkpoint the store: {exc}")
+            return
+        self.wal.checkpoints += 1
 
     def _reply_all(self, batch: list[_Pending], error: StatehubError) -> None:
         reply = reply_from_error(error)
