@@ -17,7 +17,6 @@ import threading
 from dataclasses import dataclass, field
 
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 from zmq.utils.z85 import encode as z85_encode
 
 from statehub.hub.curve import AllowList, allow_list_dir, curve_dir, require_curve, server_keypair
@@ -25,6 +24,7 @@ from statehub.hub.errors import InvalidRequest
 from statehub.hub.log_limit import RateLimitedLog
 from statehub.hub.paths import Layout, check_tcp_endpoint, events_endpoint_for
 from statehub.hub.sockets import bind, configure_router, configure_xpub
+from statehub.hub.zmq_events import monitor_event
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +201,8 @@ class Gatekeeper:
         return b"200", name
 
     def _on_event(self, monitor: zmq.Socket[bytes]) -> None:
-        event = parse_monitor_message(monitor.recv_multipart())
-        value = int(event["value"])
-        if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        event, value = monitor_event(monitor.recv_multipart())
+        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
             cause = _PROTOCOL_ERRORS.get(value, f"ZeroMQ handshake protocol error 0x{value:08x}")
         else:
             cause = (

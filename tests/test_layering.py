@@ -10,6 +10,8 @@ code even lazily.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,3 +156,11 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     """The detector itself: a two-module loop is reported, a chain is not."""
     assert cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_client_and_the_hub_start_without_asyncio() -> None:
+    """asyncio (~40 ms to import) is for the optional web and sites extras; pyzmq's monitor helper pulled it in."""
+    code = "import sys, statehub.client, statehub.hub.server, statehub.cli.app; print(sorted(m for m in sys.modules if m.split('.')[0] == 'asyncio'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -36,12 +36,12 @@ from typing import TypeVar
 
 import msgspec
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from statehub import reachability
 from statehub.hub.errors import HubUnavailable, OutcomeUnknown, ProtocolError, error_from_reply
 from statehub.hub.paths import Layout, read_hub_info
 from statehub.hub.protocol import Batch, Error, Reply, Request, Set, Txn, Unset, reply_decoder
+from statehub.hub.zmq_events import monitor_event
 from statehub.remote import Remote, secure
 
 R = TypeVar("R")
@@ -161,8 +161,7 @@ class Link:
     def read_events(self) -> None:
         """Take in what the monitor has reported since the last look."""
         while _readable(self.monitor):
-            event = parse_monitor_message(self.monitor.recv_multipart())
-            kind, value = int(event["event"]), int(event["value"])
+            kind, value = monitor_event(self.monitor.recv_multipart())
             if kind == zmq.EVENT_CONNECTED:
                 self.connected = self.was_connected = True
                 self.refused = False
