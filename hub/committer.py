@@ -78,8 +78,9 @@ class Committer:
     def run_here(self, work: Callable[[Store], T]) -> Outcome[T]:
         """Run ``work(store)`` in the caller's thread, now; only while no job is pending (the thread is idle).
 
-        A lone small write skips the two thread hand-offs (tens of microseconds
-        each, more on a busy machine) that pipelining buys nothing for.
+        A small batch skips the two thread hand-offs (tens of microseconds each,
+        more on a busy machine) and the GIL passing back and forth, which cost
+        more than pipelining a small commit buys (hub.dispatch).
         """
         if self._pending:
             raise RuntimeError("the store thread has jobs: run_here would race it")
