@@ -74,7 +74,6 @@ class WalBound:
         self._store_path = store_path
         self._frames = frames
         self._commits = 0
-        self.checkpoints = 0  # run on the store thread since start
 
     def due(self) -> bool:
         self._commits += 1

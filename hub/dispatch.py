@@ -244,13 +244,11 @@ class Dispatcher:
         if self.wal.due():
             self.committer.submit(lambda store: store.checkpoint(), self._checkpointed)
 
-    def _checkpointed(self, outcome: Outcome[tuple[int, int]]) -> None:
+    def _checkpointed(self, outcome: Outcome[None]) -> None:
         try:
             outcome.result()
         except (sqlite3.Error, OSError) as exc:  # the mirror thread's checkpoint is the backstop
             self._storage_faults.report("checkpoint", logging.WARNING, f"cannot checkpoint the store: {exc}")
-            return
-        self.wal.checkpoints += 1
 
     def _reply_all(self, batch: list[_Pending], error: StatehubError) -> None:
         reply = reply_from_error(error)

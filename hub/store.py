@@ -439,15 +439,14 @@ class Store(StoreReader):
     def _transaction(self) -> Transaction:
         return Transaction(self._conn)
 
-    def checkpoint(self) -> tuple[int, int]:
-        """Copy the WAL back into the store file on the write connection; (frames in the WAL, frames copied).
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the store file on the write connection.
 
         Run between commits by the only writer, so nothing is appended meanwhile:
         when every frame is copied (and no reader holds an old snapshot), the next
         commit starts the WAL again from its beginning (hub.checkpoint).
         """
-        _busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return int(frames), int(copied)
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     # --- secrets ----------------------------------------------------------------
 
