@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from statehub import Op
 from statehub.testing import HubProcess, wait_until
 
 from .servers import Mosquitto, mosquitto
@@ -53,6 +55,37 @@ class Listener:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def retained_topics(port: int, tree: str) -> dict[str, bytes]:
+    """What the broker retains under ``tree``: subscribe, then wait for a marker sent after the subscription."""
+    marker = f"probe/{uuid.uuid4().hex}"
+    found: dict[str, bytes] = {}
+    done = threading.Event()
+
+    def message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic == marker:
+            done.set()
+        elif message.retain and not done.is_set():
+            found[message.topic] = message.payload
+
+    probe = mqtt.Client(CallbackAPIVersion.VERSION2)
+    probe.on_message = message
+    probe.connect("127.0.0.1", port)
+    probe.loop_start()
+    try:
+        probe.subscribe([(tree, 0), (marker, 0)])
+        probe.publish(marker, b"", qos=1)
+        assert done.wait(DEADLINE), "the broker did not return the marker"
+    finally:
+        probe.disconnect()
+        probe.loop_stop()
+    return found
+
+
+def cursor_of(state_dir: Path, site: str) -> int:
+    path = state_dir / f"mqtt-{site}.cursor.json"
+    return int(json.loads(path.read_text())["rev"]) if path.exists() else 0
 
 
 def test_a_late_subscriber_sees_every_key_and_an_unset_clears_and_a_killed_uplink_is_offline(
@@ -130,3 +163,29 @@ def test_after_a_restart_the_uplink_republishes_only_what_changed(tmp_path: Path
             counter.loop_stop()
         assert counted == ["statehub/north/plant/k0"], "only the key that changed while it was away"
         assert status["site"] == "north"
+
+
+def test_a_resync_clears_the_retained_topics_of_keys_removed_while_the_uplink_was_away(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """After a resync the broker retains exactly the site's current keys: one unset meanwhile is cleared."""
+    state = tmp_path / "state-north"
+    with HubProcess(tmp_path / "north", args=["--history-keep", "5"]) as north, north.client() as client:
+        for key in ("plant.a", "plant.b", "plant.c"):
+            client.set(key, 1)
+        with uplink(north, broker.url, "north", tmp_path) as link:
+            assert wait_until(lambda: cursor_of(state, "north") == 3, DEADLINE), link.text()
+        client.unset("plant.b")
+        for start in range(0, 1200, 400):  # the hub prunes its history every 1,000 revisions: a resync
+            client.batch([[Op(op="set", key="plant.d", value=value)] for value in range(start, start + 400)])
+        head = client.status().rev
+        with uplink(north, broker.url, "north", tmp_path) as link:
+            assert wait_until(lambda: cursor_of(state, "north") == head, DEADLINE), link.text()
+            resyncs = link.text().count(
+                "publishing every key at revision"
+            )  # the first start, then the resync
+            assert resyncs == 2, link.text()
+            retained = retained_topics(broker.port, "statehub/north/#")
+    keys = {topic for topic in retained if "$" not in topic}
+    assert keys == {"statehub/north/plant/a", "statehub/north/plant/c", "statehub/north/plant/d"}
+    assert json.loads(retained["statehub/north/plant/d"])["value"] == 1199

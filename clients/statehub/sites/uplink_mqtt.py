@@ -7,6 +7,14 @@ publishes an empty retained payload, which clears the topic.  The site's
 publishes the Last Will ``offline`` when the uplink dies, and the uplink
 itself says ``offline`` when it stops.
 
+A resync makes the broker hold exactly the current keys: before publishing
+them, the uplink reads back what the broker retains under ``statehub/<site>/``
+(it subscribes to its own tree, then publishes a marker and waits for it:
+the broker sends a subscription's retained messages before anything published
+later) and clears every topic the snapshot lacks.  The broker is asked, not a
+list kept here, because only the broker knows what it holds: after a lost
+state dir, a broker restored from a backup, or keys that became secrets.
+
 Like the NATS uplink it follows the hub's feed from a durable cursor, so after
 a reconnect it republishes only what changed while it was away; its first
 start (and a resync) publishes every key.  A session ends on any disconnect
@@ -17,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,12 +43,13 @@ from statehub import Client, StatehubError
 from statehub.sites.feed import Quiet, Revision, SiteFeed, Snapshot
 from statehub.sites.jetstream import LinkDown
 from statehub.sites.state import Ledger, run_sessions
-from statehub.sites.wire import mqtt_payload, mqtt_state_topic, mqtt_topic
+from statehub.sites.wire import mqtt_payload, mqtt_site_tree, mqtt_state_topic, mqtt_sync_topic, mqtt_topic
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
 ACK_TIMEOUT = 10.0
+RETAINED_TIMEOUT = 30.0  # seconds the broker may take to send back every retained message of the site
 WINDOW = 1000  # messages in flight (paho's own limit is raised to match)
 
 
@@ -75,6 +86,8 @@ class _Broker:
         self.client.will_set(self.state_topic, b"offline", qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self._reading: _RetainedRead | None = None
 
     def _on_connect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, properties: object
@@ -89,6 +102,38 @@ class _Broker:
     ) -> None:
         self.why = self.why or f"the connection to the MQTT broker dropped ({reason})"
         self.lost.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        reading = self._reading
+        if reading is not None:
+            reading.receive(message)
+
+    def retained(self, site: str) -> set[str]:
+        """The topics the broker retains under ``statehub/<site>/`` (its ``$`` topics aside).
+
+        Subscribe to the tree at QoS 0 (so the broker sends its retained messages
+        at once instead of queueing them behind an in-flight limit, where it
+        would drop the excess), then publish a marker no one else sends and wait
+        for it: what came before it is the retained set.  LinkDown when the
+        marker does not come back within RETAINED_TIMEOUT.
+        """
+        marker = mqtt_sync_topic(site)
+        reading = _RetainedRead(marker, uuid.uuid4().hex.encode())
+        self._reading = reading
+        tree = mqtt_site_tree(site)
+        try:
+            self.client.subscribe(tree, 0)  # the marker's topic is in the tree
+            self.client.publish(marker, reading.nonce, qos=1, retain=False)
+            if not reading.done.wait(RETAINED_TIMEOUT):
+                self.check()
+                raise LinkDown(
+                    f"the MQTT broker did not send back the site's retained messages within "
+                    f"{RETAINED_TIMEOUT:.0f} s"
+                )
+        finally:
+            self._reading = None
+            self.client.unsubscribe(tree)
+        return reading.topics
 
     def open(self) -> None:
         try:
@@ -118,6 +163,23 @@ class _Broker:
                 self.publish(self.state_topic, b"offline").wait_for_publish(timeout=2.0)
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class _RetainedRead:
+    """The retained topics received until the marker ``nonce`` comes back on ``marker``."""
+
+    def __init__(self, marker: str, nonce: bytes) -> None:
+        self.marker = marker
+        self.nonce = nonce
+        self.topics: set[str] = set()
+        self.done = threading.Event()
+
+    def receive(self, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.marker:
+            if message.payload == self.nonce:
+                self.done.set()
+        elif message.retain and message.payload and "$" not in message.topic and not self.done.is_set():
+            self.topics.add(message.topic)  # a key's topic: '$' is in the site's own topics only
 
 
 class MqttUplink:
@@ -196,16 +258,31 @@ class MqttUplink:
             await loop.run_in_executor(None, lambda: broker.close(say_offline=self.stop.is_set()))
 
     async def _publish_snapshot(self, broker: _Broker, snapshot: Snapshot) -> None:
-        """Every key, retained; the cursor moves to the snapshot's revision only with its last key."""
-        infos: list[mqtt.MQTTMessageInfo] = []
-        for item in snapshot.items:
-            infos.append(
-                self._publish_change(
-                    broker, item.key, "set", item.value, item.rev, item.time, item.source, item.user
+        """Every key, retained, and every other retained topic of the site cleared; the cursor moves to the
+        snapshot's revision only with the last of them."""
+        loop = asyncio.get_running_loop()
+        retained = await loop.run_in_executor(None, broker.retained, self.config.site)
+        current = {mqtt_topic(self.config.site, item.key) for item in snapshot.items}
+        gone = sorted(retained - current)
+        if gone:
+            log.info("clearing %d retained topics of keys this site no longer has", len(gone))
+        messages = itertools.chain(
+            ((topic, b"") for topic in gone),
+            (
+                (
+                    mqtt_topic(self.config.site, item.key),
+                    mqtt_payload(item.value, item.rev, item.time, item.source, item.user),
                 )
-            )
+                for item in snapshot.items
+            ),
+        )
+        infos: list[mqtt.MQTTMessageInfo] = []
+        for topic, payload in messages:
+            infos.append(broker.publish(topic, payload))
             if len(infos) == WINDOW // 2:
-                self._inflight.append(_Sent(self.ledger.cursor.epoch, self.ledger.cursor.rev, time.time(), infos))
+                self._inflight.append(
+                    _Sent(self.ledger.cursor.epoch, self.ledger.cursor.rev, time.time(), infos)
+                )
                 infos = []
                 await self._keep_window(broker)
         self._inflight.append(_Sent(snapshot.epoch, snapshot.rev, time.time(), infos))

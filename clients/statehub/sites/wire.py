@@ -144,5 +144,15 @@ def mqtt_state_topic(site: str) -> str:
     return f"statehub/{site}/$state"
 
 
+def mqtt_site_tree(site: str) -> str:
+    """Every topic of the site: its keys and its ``$`` topics (keys never hold a '$')."""
+    return f"statehub/{site}/#"
+
+
+def mqtt_sync_topic(site: str) -> str:
+    """Where the uplink sends itself a marker when it reads back what the broker retains (never retained)."""
+    return f"statehub/{site}/$sync"
+
+
 def mqtt_payload(value: Any, rev: int, when: float, source: str, user: str) -> bytes:
     return msgspec.json.encode({"value": value, "rev": rev, "time": when, "source": source, "user": user})
