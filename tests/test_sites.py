@@ -210,6 +210,32 @@ def test_a_fleet_key_is_read_only_for_a_local_writer_at_a_site(tmp_path: Path, n
         assert _value(at_north, "fleet.dosing.limit") == 4.5
 
 
+def test_a_fleet_key_unset_at_the_centre_while_follow_sites_was_down_is_removed_at_the_sites(
+    tmp_path: Path, nats: Nats
+) -> None:
+    """follow-sites, started again, unsets at the sites the fleet keys the centre no longer has."""
+    with (
+        HubProcess(tmp_path / "north") as north,
+        HubProcess(tmp_path / "centre") as centre,
+        north.client() as at_north,
+        centre.client() as at_centre,
+        uplink(north, nats.url, "north", tmp_path) as link,
+    ):
+        at_centre.set("fleet.dosing.limit", 4.5)
+        at_centre.set("fleet.dosing.mode", "auto")
+        with follower(centre, nats.url, tmp_path) as follow:
+            assert wait_until(lambda: _value(at_north, "fleet.dosing.mode") == "auto", DEADLINE), (
+                follow.text()
+            )
+        at_centre.unset("fleet.dosing.mode")
+        with follower(centre, nats.url, tmp_path) as follow:
+            assert wait_until(lambda: _value(at_north, "fleet.dosing.mode") is None, DEADLINE), (
+                follow.text() + link.text()
+            )
+            assert _value(at_north, "fleet.dosing.limit") == 4.5
+            assert "and 1 removals" in follow.text()
+
+
 def _value(client: Client, key: str) -> object:
     from statehub import NotFound
 

@@ -2,7 +2,10 @@
 
 At the centre, ``forward_fleet`` (run by ``follow-sites``) follows the central
 hub's ``fleet.`` keys and publishes each on ``statehub.fleet.<key>`` (a stream
-that keeps the last message of each key).  At a site, ``apply_to_site`` (run by
+that keeps the last message of each key).  Each time it starts (and when the
+central hub's store was replaced) it publishes every fleet key, and an unset
+for each key the stream still holds as set that the centre no longer has: a
+key unset while ``follow-sites`` was down is removed at the sites too.  At a site, ``apply_to_site`` (run by
 the uplink) reads that stream with a durable consumer of its own and writes each
 key into the site's hub with source ``fleet``; a value the hub already holds is
 not written again, so a redelivery costs no revision.  The uplink also makes the
@@ -17,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
 
@@ -35,6 +40,7 @@ from statehub.sites.wire import (
     decode,
     encode,
     fleet_subject,
+    key_of_fleet_subject,
 )
 
 log = logging.getLogger(__name__)
@@ -67,10 +73,17 @@ async def forward_fleet(
             parts: list[SiteChange] = []
             for step in await feed.next_steps():
                 if isinstance(step, Snapshot):
+                    gone = await _removed_keys(js, step)
                     log.info(
-                        "fleet: publishing %d fleet keys at central revision %d", len(step.items), step.rev
-                    )
-                    parts += [_item_part(step, item, index) for index, item in enumerate(step.items)]
+                        "fleet: publishing %d fleet keys at central revision %d, and %d removals",
+                        len(step.items), step.rev, len(gone),
+                    )  # fmt: skip
+                    count = len(step.items) + len(gone)
+                    parts += [_item_part(step, item, index, count) for index, item in enumerate(step.items)]
+                    parts += [
+                        _removal_part(step, key, len(step.items) + index, count)
+                        for index, key in enumerate(gone)
+                    ]
                 elif isinstance(step, Revision):
                     parts += [_change_part(step, change, index) for index, change in enumerate(step.changes)]
             acks = [await _publish(js, part) for part in parts]
@@ -80,10 +93,35 @@ async def forward_fleet(
         await feed.close()
 
 
-def _item_part(snapshot: Snapshot, item: Item, index: int) -> SiteChange:
+def _item_part(snapshot: Snapshot, item: Item, index: int, count: int) -> SiteChange:
     return SiteChange(
-        site="", epoch=snapshot.epoch, rev=snapshot.rev, index=index, count=len(snapshot.items), prev=0,
+        site="", epoch=snapshot.epoch, rev=snapshot.rev, index=index, count=count, prev=0,
         op="set", key=item.key, value=item.value, time=item.time, source=item.source, user=item.user,
+    )  # fmt: skip
+
+
+async def _removed_keys(js: JetStreamContext, snapshot: Snapshot) -> list[str]:
+    """The fleet keys the stream holds as set (its last message of the key) that the centre no longer has."""
+    info = await js.stream_info(FLEET_STREAM, subjects_filter=FLEET_SUBJECTS)
+    current = {fleet_subject(item.key) for item in snapshot.items}
+    gone = []
+    for subject in sorted(info.state.subjects or {}):
+        if subject in current:
+            continue
+        last = await js.get_last_msg(FLEET_STREAM, subject)
+        try:
+            was_set = decode(last.data or b"").op == "set"
+        except msgspec.DecodeError:
+            was_set = True  # not a fleet change: an unset replaces it (the stream keeps one message a key)
+        if was_set:
+            gone.append(key_of_fleet_subject(subject))
+    return gone
+
+
+def _removal_part(snapshot: Snapshot, key: str, index: int, count: int) -> SiteChange:
+    return SiteChange(
+        site="", epoch=snapshot.epoch, rev=snapshot.rev, index=index, count=count, prev=0,
+        op="unset", key=key, time=time.time(),
     )  # fmt: skip
 
 
