@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -205,7 +207,10 @@ def test_a_fleet_key_is_read_only_for_a_local_writer_at_a_site(tmp_path: Path, n
     ):
         at_centre.set("fleet.dosing.limit", 4.5)
         assert wait_until(lambda: _value(at_north, "fleet.dosing.limit") == 4.5, DEADLINE)
-        with pytest.raises(StatehubError, match=r"may be written only by source 'fleet' \(schema: .*\); this write came from source"):
+        with pytest.raises(
+            StatehubError,
+            match=r"may be written only by source 'fleet' \(schema: .*\); this write came from source",
+        ):
             at_north.set("fleet.dosing.limit", 9.9)
         assert _value(at_north, "fleet.dosing.limit") == 4.5
 
@@ -234,6 +239,47 @@ def test_a_fleet_key_unset_at_the_centre_while_follow_sites_was_down_is_removed_
             )
             assert _value(at_north, "fleet.dosing.limit") == 4.5
             assert "and 1 removals" in follow.text()
+
+
+def test_a_quiet_site_keeps_its_heartbeat_fresh_at_the_centre_and_a_gone_one_is_said_silent(
+    tmp_path: Path, nats: Nats
+) -> None:
+    """With nothing changing, the link record's heartbeat still advances; a killed uplink goes silent, then is heard."""
+    with (
+        HubProcess(tmp_path / "north") as north,
+        HubProcess(tmp_path / "centre") as centre,
+        north.client() as at_north,
+        centre.client() as at_centre,
+        follower(centre, nats.url, tmp_path) as follow,
+    ):
+        at_north.set("plant.rate", 1)
+        link = uplink(north, nats.url, "north", tmp_path, "--heartbeat", "0.3").start()
+        try:
+            assert wait_until(lambda: _heartbeat(at_centre, "north").get("rev") == 1, DEADLINE), follow.text()
+            first = _heartbeat(at_centre, "north")
+            assert (first["hub_rev"], first["every"], first["hub_down"]) == (1, 0.3, "")
+            assert wait_until(
+                lambda: _heartbeat(at_centre, "north")["received"] > first["received"], DEADLINE
+            )
+            assert link_rev(at_centre, "north") == 1, "a heartbeat is not a revision of the site"
+            status = tmp_path / "state-north" / "nats-north.status.json"
+            assert wait_until(lambda: json.loads(status.read_text())["heartbeat"] > 0, DEADLINE)
+            link.kill()
+            assert wait_until(lambda: "site north: silent" in follow.text(), DEADLINE), follow.text()
+            link.start()
+            assert wait_until(lambda: "site north: heard again" in follow.text(), DEADLINE), follow.text()
+        finally:
+            link.stop()
+
+
+def _heartbeat(client: Client, site: str) -> dict[str, Any]:
+    """The last heartbeat of ``site`` in its link record at the centre ({} when none yet)."""
+    from statehub import NotFound
+
+    try:
+        return dict(client.get(f"statehub.link.{site}").value.get("heartbeat") or {})
+    except NotFound:
+        return {}
 
 
 def _value(client: Client, key: str) -> object:
@@ -278,6 +324,7 @@ def test_uplink_status_shows_cursor_lag_link_and_the_last_error(tmp_path: Path, 
             assert "NATS" in str(status()["last_error"])
             text = run_cli(north.data_dir, "uplink", "--status", *state)
             assert "uplink north -> nats://" in text.stdout and "last error:" in text.stdout
+            assert "heartbeat every 30 s, last sent" in text.stdout
         assert status()["running"] is False
     missing = run_cli(
         tmp_path / "nowhere", "uplink", "--status", "--site", "east", "--state-dir", str(tmp_path)

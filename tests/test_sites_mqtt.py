@@ -189,3 +189,34 @@ def test_a_resync_clears_the_retained_topics_of_keys_removed_while_the_uplink_wa
     keys = {topic for topic in retained if "$" not in topic}
     assert keys == {"statehub/north/plant/a", "statehub/north/plant/c", "statehub/north/plant/d"}
     assert json.loads(retained["statehub/north/plant/d"])["value"] == 1199
+
+
+def test_the_uplink_retains_a_heartbeat_that_advances_while_nothing_changes(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """statehub/<site>/$heartbeat is retained with the cursor and renewed every --heartbeat seconds."""
+    with HubProcess(tmp_path / "north") as north, north.client() as client:
+        client.set("plant.rate", 1)
+        watcher = Listener(broker.port)
+        try:
+            with uplink(north, broker.url, "north", tmp_path, "--heartbeat", "0.2") as link:
+                topic = "statehub/north/$heartbeat"
+                assert wait_until(
+                    lambda: json.loads(watcher.get(topic) or b"{}").get("rev") == 1, DEADLINE
+                ), link.text()
+                first = json.loads(watcher.get(topic) or b"{}")
+                assert (first["hub_rev"], first["every"], first["hub_down"]) == (1, 0.2, "")
+                assert wait_until(
+                    lambda: json.loads(watcher.get(topic) or b"{}")["time"] > first["time"], DEADLINE
+                )
+        finally:
+            watcher.close()
+
+
+def test_a_heartbeat_of_no_seconds_is_refused_with_what_to_give(tmp_path: Path) -> None:
+    """--heartbeat 0 is an error naming the option, the value and what is allowed."""
+    from .conftest import run_cli
+
+    result = run_cli(tmp_path, "uplink", "mqtt://127.0.0.1:1", "--site", "north", "--heartbeat", "0")
+    assert result.returncode != 0
+    assert "invalid --heartbeat 0: give the seconds between heartbeats, more than 0" in result.stderr

@@ -9,11 +9,15 @@ import pytest
 from statehub import InvalidRequest, StatehubError
 from statehub.sites.state import Cursor, default_state_dir, load_cursor, save_cursor
 from statehub.sites.wire import (
+    Heartbeat,
     SiteChange,
     check_site,
     decode,
+    decode_heartbeat,
     decode_link,
     encode,
+    encode_heartbeat,
+    heartbeat_subject,
     message_id,
     mqtt_topic,
     site_subject,
@@ -102,3 +106,13 @@ def test_without_the_sites_extra_the_commands_say_what_to_install(tmp_path: Path
     assert result.returncode == 1, result.stderr
     assert "needs the sites extra (nats is not installed)" in result.stderr
     assert "hint: pip install 'statehub[sites]'" in result.stderr
+
+
+def test_a_heartbeat_round_trips_and_a_link_record_from_before_heartbeats_still_reads() -> None:
+    """Heartbeat survives MessagePack; a stored record without ``heartbeat`` decodes with None there."""
+    beat = Heartbeat(site="north", epoch="e1", rev=41, hub_rev=42, time=1.5, every=30.0)
+    assert decode_heartbeat(encode_heartbeat(beat)) == beat
+    assert heartbeat_subject("north") == "statehub.heartbeat.north"
+    old = {"site": "north", "epoch": "e1", "rev": 41, "time": 1.0, "applied": 2.0, "resyncs": 1}
+    record = decode_link(old)
+    assert record is not None and record.heartbeat is None and record.rev == 41

@@ -49,6 +49,15 @@ def uplink(
         bool,
         typer.Option("--fleet/--no-fleet", help="Also write the centre's fleet. keys into this hub (NATS)."),
     ] = True,
+    heartbeat: Annotated[
+        float,
+        typer.Option(
+            "--heartbeat",
+            metavar="SECONDS",
+            help="Say every SECONDS that this uplink is linked, with its cursor, even when nothing changes "
+            "(NATS: in statehub.link.SITE at the centre; MQTT: on statehub/SITE/$heartbeat).",
+        ),
+    ] = 30.0,
     status: Annotated[
         bool, typer.Option("--status", help="Show the running uplink's cursor, lag and link, then exit.")
     ] = False,
@@ -63,6 +72,8 @@ def uplink(
     on statehub/SITE/KEY/PATH, with statehub/SITE/$state online/offline. Secrets
     are never forwarded. See docs/sites.md.
     """
+    from statehub import InvalidRequest
+
     settings = settings_of(ctx).with_own(data_dir, timeout)
     with reported(settings.debug):
         scheme = _scheme(url, status)
@@ -72,7 +83,11 @@ def uplink(
             _show_status(folder, site, scheme, as_json)
             return
         assert url is not None and scheme is not None
-        _run(settings, url, scheme, site, prefix, folder, fleet)
+        if not heartbeat > 0:
+            raise InvalidRequest(
+                f"invalid --heartbeat {heartbeat:g}: give the seconds between heartbeats, more than 0 (e.g. 30)"
+            )
+        _run(settings, url, scheme, site, prefix, folder, fleet, heartbeat)
 
 
 def _scheme(url: str | None, status: bool) -> str | None:
@@ -136,7 +151,14 @@ def make_client_factory(settings: Settings) -> Any:
 
 
 def _run(
-    settings: Settings, url: str, scheme: str, site: str, prefix: str, folder: Path, fleet: bool
+    settings: Settings,
+    url: str,
+    scheme: str,
+    site: str,
+    prefix: str,
+    folder: Path,
+    fleet: bool,
+    heartbeat: float,
 ) -> None:
     from statehub.sites.runner import run_until_signalled
 
@@ -146,13 +168,21 @@ def _run(
         from statehub.sites.uplink_nats import UplinkConfig, run_uplink
 
         config = UplinkConfig(
-            url=url, site=site, make_client=make, state_dir=folder, prefix=prefix, fleet=fleet
+            url=url,
+            site=site,
+            make_client=make,
+            state_dir=folder,
+            prefix=prefix,
+            fleet=fleet,
+            heartbeat=heartbeat,
         )
         run_until_signalled(lambda stop: run_uplink(config, stop))
     else:
         from statehub.sites.uplink_mqtt import MqttConfig, run_mqtt_uplink
 
-        mqtt = MqttConfig(url=url, site=site, make_client=make, state_dir=folder, prefix=prefix)
+        mqtt = MqttConfig(
+            url=url, site=site, make_client=make, state_dir=folder, prefix=prefix, heartbeat=heartbeat
+        )
         run_until_signalled(lambda stop: run_mqtt_uplink(mqtt, stop))
 
 
@@ -192,6 +222,11 @@ def _print_status(status: Status, running: bool) -> None:
         f"{status.lag_revisions} revisions behind, oldest unacknowledged {status.lag_seconds:.1f} s"
     )
     echo(f"forwarded {status.forwarded} changes since start; {status.resyncs} resyncs")
+    if status.heartbeat:
+        echo(
+            f"heartbeat every {status.heartbeat_every:g} s, "
+            f"last sent {age_text(max(0.0, time.time() - status.heartbeat))} ago"
+        )
     if status.last_resync:
         echo(f"last resync: {status.last_resync}")
     if status.last_error:

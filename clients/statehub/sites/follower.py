@@ -18,6 +18,12 @@ every key set that differs from the snapshot, every key the snapshot lacks
 unset, the record in the same txn (chunks of ``MAX_TXN_OPS`` for a subtree
 that big, the record in the last one).  A resync of a new epoch (the site's
 store was restored) is said in the log.
+
+Each uplink's heartbeat (core NATS, ``statehub.heartbeat.<site>``) is written
+into the site's link record as ``heartbeat`` (when the centre received it, the
+site's cursor and hub revision, the interval), so a dashboard tells a site
+that is linked but quiet from one that is gone; a site whose heartbeat is
+three intervals late is said in the log, and so is its return.
 """
 
 from __future__ import annotations
@@ -53,15 +59,20 @@ from statehub.sites import fleet
 from statehub.sites.jetstream import Link, LinkDown, describe, ensure_streams
 from statehub.sites.state import BACKOFF
 from statehub.sites.wire import (
+    HEARTBEAT_SUBJECTS,
     RESYNC_HEADER,
     SITES_PREFIX,
     SITES_STREAM,
     SITES_SUBJECTS,
+    Heartbeat,
+    LinkHeartbeat,
     LinkRecord,
     SiteChange,
     SnapshotEntry,
     central_key,
+    check_site,
     decode,
+    decode_heartbeat,
     decode_link,
     link_key,
 )
@@ -73,6 +84,7 @@ FETCH_BATCH = 512
 FETCH_WAIT = 0.5
 HAND_BACK_SECONDS = 5.0  # what a session spends handing back what it did not apply, at most
 ACK_WAIT = 10.0  # seconds JetStream waits for an acknowledgement before delivering a message again
+SILENT_AFTER = 3  # heartbeat intervals without one before a site is said to be silent
 
 
 @dataclass(frozen=True)
@@ -138,12 +150,23 @@ class Tally:
     resyncs: int = 0
 
 
+@dataclass
+class _Heard:
+    """When the centre last heard a site's heartbeat, and whether it has said that the site went silent."""
+
+    received: float
+    every: float
+    silent: bool = False
+
+
 class Follower:
     def __init__(self, config: FollowConfig, stop: asyncio.Event) -> None:
         self.config = config
         self.stop = stop
         self.tally = Tally()
         self._sites: dict[str, _Site] = {}
+        self._beats: dict[str, LinkHeartbeat] = {}  # the latest heartbeat of each site, not yet recorded
+        self._heard: dict[str, _Heard] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="follow-sites")
         self._client: Client | None = None
 
@@ -171,6 +194,8 @@ class Follower:
             js = await link.open("statehub follow-sites")
             await ensure_streams(js)
             subscription = await _consumer(js, self.config.durable)
+            assert link.nc is not None
+            await link.nc.subscribe(HEARTBEAT_SUBJECTS, cb=self._heartbeat)
             if self.config.fleet:
                 fleet_task = asyncio.create_task(fleet.forward_fleet(js, self.config.make_client, self.stop))
             log.info("following the sites on %s (consumer %s)", self.config.url, self.config.durable)
@@ -181,10 +206,11 @@ class Follower:
                 try:
                     messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT)
                 except TimeoutError:  # nats-py raises its own TimeoutError or asyncio's, both this
-                    continue
+                    messages = []
                 for message in messages:
                     await self._receive(message)
                 await self.flush_all()
+                await self._record_heartbeats()
         finally:
             if fleet_task is not None:
                 fleet_task.cancel()
@@ -193,6 +219,35 @@ class Follower:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._hand_back(), timeout=HAND_BACK_SECONDS)
             await link.close()
+
+    async def _heartbeat(self, message: Msg) -> None:
+        """Keep the latest heartbeat of each site, for the loop to record (a bad one is logged and dropped)."""
+        try:
+            beat = decode_heartbeat(message.data)
+            check_site(beat.site)
+        except (msgspec.DecodeError, StatehubError) as exc:
+            log.warning("follow-sites: dropped a heartbeat on %s: %s", message.subject, exc)
+            return
+        self._beats[beat.site] = _link_heartbeat(beat, time.time())
+
+    async def _record_heartbeats(self) -> None:
+        """Write each site's latest heartbeat into its link record; say which sites went silent or came back."""
+        beats, self._beats = self._beats, {}
+        for name, beat in beats.items():
+            heard = self._heard.get(name)
+            if heard is not None and heard.silent:
+                log.info("site %s: heard again after %.0f s", name, beat.received - heard.received)
+            self._heard[name] = _Heard(beat.received, beat.every)
+            site = self._sites.get(name) or await self._load_site(name)
+            await self._call(self._apply_heartbeat, name, site, beat)
+        now = time.time()
+        for name, heard in self._heard.items():
+            if not heard.silent and now - heard.received > SILENT_AFTER * heard.every:
+                heard.silent = True
+                log.warning(
+                    "site %s: silent, no heartbeat for %.0f s (it sends one every %g s)",
+                    name, now - heard.received, heard.every,
+                )  # fmt: skip
 
     async def _hand_back(self) -> None:
         """Offer what this session received but did not apply to the next one at once, not after the ack wait."""
@@ -327,6 +382,19 @@ class Follower:
         site.record, site.record_rev = decode_link(link_op.value), committed.revs[-1]
         self.tally.applied += len(revisions)
 
+    def _apply_heartbeat(self, name: str, site: _Site, beat: LinkHeartbeat) -> None:
+        """The heartbeat into the site's link record, the rest of the record as it is."""
+        if site.record is None:
+            return  # the record comes with the site's first resync; the next heartbeat after it is recorded
+        record = msgspec.structs.replace(site.record, heartbeat=beat)
+        op = Op(op="set", key=link_key(name), value=msgspec.to_builtins(record), expect=site.record_rev)
+        try:
+            committed = self._central().txn([op])
+        except ConflictError:  # another follower moved the record: this heartbeat is dropped, the next is written
+            self._reread(name, site)
+            return
+        site.record, site.record_rev = record, committed.rev
+
     def _apply_resync(self, name: str, site: _Site, parts: list[SiteChange]) -> None:
         first = parts[0]
         current = {item.key: item for item in self._central().snapshot(f"{SITES_PREFIX}{name}.").items}
@@ -375,13 +443,21 @@ class Follower:
         """The record of ``last`` applied, written only if the record is still at the revision we read."""
         resyncs = (site.record.resyncs if site.record else 0) + resync
         record = LinkRecord(
-            site=name, epoch=last.epoch, rev=last.rev, time=last.time, applied=time.time(), resyncs=resyncs
-        )
+            site=name, epoch=last.epoch, rev=last.rev, time=last.time, applied=time.time(), resyncs=resyncs,
+            heartbeat=site.record.heartbeat if site.record else None,
+        )  # fmt: skip
         return Op(op="set", key=link_key(name), value=msgspec.to_builtins(record), expect=site.record_rev)
 
     def _reread(self, name: str, site: _Site) -> None:
         fresh = self._read_link(name)
         site.record, site.record_rev = fresh.record, fresh.record_rev
+
+
+def _link_heartbeat(beat: Heartbeat, received: float) -> LinkHeartbeat:
+    return LinkHeartbeat(
+        received=received, sent=beat.time, rev=beat.rev, hub_rev=beat.hub_rev, every=beat.every,
+        hub_down=beat.hub_down,
+    )  # fmt: skip
 
 
 def _op(site: str, part: SiteChange) -> Op:

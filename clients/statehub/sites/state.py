@@ -67,6 +67,8 @@ class Status:
     last_resync: str = ""
     last_error: str = ""
     last_error_time: float = 0.0
+    heartbeat: float = 0.0  # when the uplink last sent a heartbeat (0: none yet)
+    heartbeat_every: float = 0.0  # seconds between heartbeats
     updated: float = 0.0
 
 

@@ -5,7 +5,8 @@ QoS 1, retained, a JSON payload ``{value, rev, time, source, user}``; an unset
 publishes an empty retained payload, which clears the topic.  The site's
 ``$state`` topic says ``online`` (retained) while the uplink runs; the broker
 publishes the Last Will ``offline`` when the uplink dies, and the uplink
-itself says ``offline`` when it stops.
+itself says ``offline`` when it stops.  Every ``heartbeat`` seconds it retains
+``{rev, hub_rev, time, every, hub_down}`` on ``$heartbeat``: linked, and where.
 
 A resync makes the broker hold exactly the current keys: before publishing
 them, the uplink reads back what the broker retains under ``statehub/<site>/``
@@ -43,7 +44,16 @@ from statehub import Client, StatehubError
 from statehub.sites.feed import Quiet, Revision, SiteFeed, Snapshot
 from statehub.sites.jetstream import LinkDown
 from statehub.sites.state import Ledger, run_sessions
-from statehub.sites.wire import mqtt_payload, mqtt_site_tree, mqtt_state_topic, mqtt_sync_topic, mqtt_topic
+from statehub.sites.wire import (
+    Heartbeat,
+    mqtt_heartbeat_payload,
+    mqtt_heartbeat_topic,
+    mqtt_payload,
+    mqtt_site_tree,
+    mqtt_state_topic,
+    mqtt_sync_topic,
+    mqtt_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,7 @@ class MqttConfig:
     make_client: Callable[[str], Client]
     state_dir: Path
     prefix: str = ""
+    heartbeat: float = 30.0  # seconds between heartbeats
 
 
 @dataclass
@@ -188,6 +199,8 @@ class MqttUplink:
         self.stop = stop
         self.ledger = Ledger(config.state_dir, "mqtt", config.site, config.url)
         self._inflight: deque[_Sent] = deque()
+        self._hub_down = ""  # why the site's hub does not answer, as the feed last said
+        self.ledger.status.heartbeat_every = config.heartbeat
 
     async def run(self) -> None:
         await run_sessions(
@@ -213,8 +226,12 @@ class MqttUplink:
                 self.ledger.cursor.rev,
             )
             self.ledger.status.link = "up"
+            next_beat = 0.0  # the first at once
             while not self.stop.is_set():
                 broker.check()
+                if time.monotonic() >= next_beat:
+                    self._beat(broker)
+                    next_beat = time.monotonic() + self.config.heartbeat
                 steps = await feed.next_steps()
                 for step in steps:
                     if isinstance(step, Revision):
@@ -245,6 +262,7 @@ class MqttUplink:
                         await self._publish_snapshot(broker, step)
                     elif isinstance(step, Quiet):
                         self.ledger.status.hub_rev = max(step.hub_rev, self.ledger.cursor.rev)
+                        self._hub_down = step.down
                 await self._keep_window(broker)
                 self._reap()
                 if isinstance(steps[-1], Quiet):
@@ -256,6 +274,21 @@ class MqttUplink:
         finally:
             await feed.close()
             await loop.run_in_executor(None, lambda: broker.close(say_offline=self.stop.is_set()))
+
+    def _beat(self, broker: _Broker) -> None:
+        """Retain this uplink's heartbeat: linked, its cursor and the hub's revision (not waited for)."""
+        cursor, status = self.ledger.cursor, self.ledger.status
+        beat = Heartbeat(
+            site=self.config.site,
+            epoch=cursor.epoch,
+            rev=cursor.rev,
+            hub_rev=max(status.hub_rev, cursor.rev),
+            time=time.time(),
+            every=self.config.heartbeat,
+            hub_down=self._hub_down,
+        )
+        broker.publish(mqtt_heartbeat_topic(self.config.site), mqtt_heartbeat_payload(beat))
+        status.heartbeat = beat.time
 
     async def _publish_snapshot(self, broker: _Broker, snapshot: Snapshot) -> None:
         """Every key, retained, and every other retained topic of the site cleared; the cursor moves to the

@@ -9,6 +9,10 @@ the session; the next one starts from the cursor after a short back-off.
 What was in flight is sent again, with the same message ids: JetStream drops
 what it already has, and the centre skips what it already applied.
 
+Every ``heartbeat`` seconds, whatever the feed does, the uplink also says on
+``statehub.heartbeat.<site>`` (core NATS, in no stream) that it is linked, with
+its cursor and the hub's revision: the centre tells a quiet site from a gone one.
+
 The fleet keys (``fleet.``) come down on the same connection: see ``sites.fleet``.
 """
 
@@ -36,10 +40,13 @@ from statehub.sites.wire import (
     RESYNC_HEADER,
     SNAPSHOT_CHUNK_BYTES,
     SNAPSHOT_CHUNK_KEYS,
+    Heartbeat,
     SiteChange,
     SnapshotEntry,
     encode,
     encode_entry,
+    encode_heartbeat,
+    heartbeat_subject,
     message_id,
     site_subject,
 )
@@ -59,6 +66,7 @@ class UplinkConfig:
     state_dir: Path
     prefix: str = ""
     fleet: bool = True  # also apply the centre's fleet keys to this hub
+    heartbeat: float = 30.0  # seconds between heartbeats
 
 
 @dataclass
@@ -82,6 +90,8 @@ class NatsUplink:
         self._inflight: deque[_Sent] = deque()
         self._pending = 0
         self._chain = self.ledger.cursor.published
+        self._hub_down = ""  # why the site's hub does not answer, as the feed last said
+        self.ledger.status.heartbeat_every = config.heartbeat
 
     async def run(self) -> None:
         await run_sessions(
@@ -121,10 +131,14 @@ class NatsUplink:
                 self.ledger.cursor.rev,
             )
             self.ledger.status.link = "up"
+            next_beat = 0.0  # the first at once: the centre hears of a reconnect without waiting
             while not self.stop.is_set():
                 link.check()
                 if fleet_task is not None and fleet_task.done():
                     fleet_task.result()  # a failure there ends the session too
+                if time.monotonic() >= next_beat:
+                    await self._beat(link)
+                    next_beat = time.monotonic() + self.config.heartbeat
                 for step in await feed.next_steps():
                     if isinstance(step, Revision):
                         await self._send_revision(js, step)
@@ -142,6 +156,22 @@ class NatsUplink:
                 await asyncio.gather(fleet_task, return_exceptions=True)
             await feed.close()
             await link.close()
+
+    async def _beat(self, link: Link) -> None:
+        """Say that this uplink is linked, where its cursor is and what the hub is at (core NATS, not stored)."""
+        assert link.nc is not None
+        cursor, status = self.ledger.cursor, self.ledger.status
+        beat = Heartbeat(
+            site=self.config.site,
+            epoch=cursor.epoch,
+            rev=cursor.rev,
+            hub_rev=max(status.hub_rev, cursor.rev),
+            time=time.time(),
+            every=self.config.heartbeat,
+            hub_down=self._hub_down,
+        )
+        await link.nc.publish(heartbeat_subject(self.config.site), encode_heartbeat(beat))
+        status.heartbeat = beat.time
 
     async def _send_revision(self, js: JetStreamContext, revision: Revision) -> None:
         parts = [
@@ -241,6 +271,7 @@ class NatsUplink:
         self.ledger.status.hub_rev = max(quiet.hub_rev, self.ledger.cursor.rev)
         self.ledger.status.lag_revisions = max(0, self.ledger.status.hub_rev - self.ledger.cursor.rev)
         self.ledger.status.lag_seconds = 0.0
+        self._hub_down = quiet.down
         if quiet.down:
             self.ledger.status.last_error, self.ledger.status.last_error_time = f"the site's hub: {quiet.down}", time.time()
         self.ledger.save_status(now=False)

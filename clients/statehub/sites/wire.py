@@ -23,6 +23,7 @@ SITES_STREAM = "STATEHUB_SITES"
 SITES_SUBJECTS = "statehub.site.>"
 FLEET_STREAM = "STATEHUB_FLEET"
 FLEET_SUBJECTS = "statehub.fleet.>"
+HEARTBEAT_SUBJECTS = "statehub.heartbeat.>"  # core NATS, in no stream: a heartbeat matters only while fresh
 DUPLICATE_WINDOW = 600.0  # seconds JetStream remembers message ids; the centre's link record covers the rest
 
 RESYNC_HEADER = "Statehub-Resync"  # "1" on every part of a snapshot that replaces the site's subtree
@@ -67,6 +68,29 @@ class SiteChange(msgspec.Struct, kw_only=True, omit_defaults=True):
     entries: list[SnapshotEntry] = []  # a "snapshot" part: its keys (none: the site has no keys)
 
 
+class Heartbeat(msgspec.Struct, kw_only=True):
+    """An uplink's periodic word that it is linked, sent whether or not anything changed."""
+
+    site: str
+    epoch: str
+    rev: int  # the uplink's cursor: every revision up to it acknowledged by JetStream
+    hub_rev: int  # the site hub's revision as the uplink last saw it
+    time: float  # when the uplink sent it (the site's clock)
+    every: float  # seconds until the next one
+    hub_down: str = ""  # why the site's hub is not answering the uplink, if it is not
+
+
+class LinkHeartbeat(msgspec.Struct, kw_only=True):
+    """The last heartbeat of a site, as its link record holds it."""
+
+    received: float  # when the centre received it (the centre's clock: compare with now)
+    sent: float  # when the site sent it (the site's clock)
+    rev: int
+    hub_rev: int
+    every: float
+    hub_down: str = ""
+
+
 class LinkRecord(msgspec.Struct, kw_only=True):
     """The centre's record of one site (``statehub.link.<site>``): the last site revision applied."""
 
@@ -76,6 +100,7 @@ class LinkRecord(msgspec.Struct, kw_only=True):
     time: float  # the site's commit time of that revision
     applied: float  # when the centre applied it
     resyncs: int = 0
+    heartbeat: LinkHeartbeat | None = None  # the site's last heartbeat (None: none received yet)
 
 
 def check_site(site: str) -> None:
@@ -88,6 +113,10 @@ def check_site(site: str) -> None:
 def site_subject(site: str, key: str) -> str:
     """The subject of a change of ``key`` at ``site`` (``key`` empty: a resync of a site with no keys)."""
     return f"statehub.site.{site}.{key}" if key else f"statehub.site.{site}"
+
+
+def heartbeat_subject(site: str) -> str:
+    return f"statehub.heartbeat.{site}"
 
 
 def fleet_subject(key: str) -> str:
@@ -123,6 +152,14 @@ def decode(payload: bytes) -> SiteChange:
     return msgspec.msgpack.decode(payload, type=SiteChange)
 
 
+def encode_heartbeat(heartbeat: Heartbeat) -> bytes:
+    return msgspec.msgpack.encode(heartbeat)
+
+
+def decode_heartbeat(payload: bytes) -> Heartbeat:
+    return msgspec.msgpack.decode(payload, type=Heartbeat)
+
+
 def decode_link(value: Any) -> LinkRecord | None:
     """The link record stored at the centre (None when the value is not one: start afresh)."""
     try:
@@ -142,6 +179,23 @@ def mqtt_topic(site: str, key: str) -> str:
 
 def mqtt_state_topic(site: str) -> str:
     return f"statehub/{site}/$state"
+
+
+def mqtt_heartbeat_topic(site: str) -> str:
+    return f"statehub/{site}/$heartbeat"
+
+
+def mqtt_heartbeat_payload(heartbeat: Heartbeat) -> bytes:
+    """``{"rev", "hub_rev", "time", "every", "hub_down"}``: the heartbeat as MQTT tools read it (JSON)."""
+    return msgspec.json.encode(
+        {
+            "rev": heartbeat.rev,
+            "hub_rev": heartbeat.hub_rev,
+            "time": heartbeat.time,
+            "every": heartbeat.every,
+            "hub_down": heartbeat.hub_down,
+        }
+    )
 
 
 def mqtt_site_tree(site: str) -> str:
