@@ -272,6 +272,33 @@ def test_a_quiet_site_keeps_its_heartbeat_fresh_at_the_centre_and_a_gone_one_is_
             link.stop()
 
 
+def test_a_key_that_becomes_a_secret_at_a_site_leaves_the_centre(tmp_path: Path, nats: Nats) -> None:
+    """Its last plain value is unset at the centre; the secret itself never travels, nor a secret born one."""
+    with (
+        HubProcess(tmp_path / "north") as north,
+        HubProcess(tmp_path / "centre") as centre,
+        north.client() as at_north,
+        centre.client() as at_centre,
+        uplink(north, nats.url, "north", tmp_path),
+        follower(centre, nats.url, tmp_path) as follow,
+    ):
+        at_north.set("plant.password", "plain-old")
+        assert wait_until(
+            lambda: central_values(at_centre, "north").get("plant.password") == "plain-old", DEADLINE
+        ), follow.text()
+        at_north.set_secret("plant.password", "hunter2")
+        at_north.set_secret("plant.token", "born-secret")
+        at_north.set_secret("plant.password", "hunter3")
+        at_north.set("plant.rate", 1)
+        head = at_north.status().rev
+        assert wait_until(lambda: link_rev(at_centre, "north") == head, DEADLINE), follow.text()
+        assert central_values(at_centre, "north") == {"plant.rate": 1}
+        assert [version.op for version in at_centre.history("sites.north.plant.password", 10)] == [
+            "unset",
+            "set",
+        ]
+
+
 def _heartbeat(client: Client, site: str) -> dict[str, Any]:
     """The last heartbeat of ``site`` in its link record at the centre ({} when none yet)."""
     from statehub import NotFound

@@ -213,6 +213,22 @@ def test_the_uplink_retains_a_heartbeat_that_advances_while_nothing_changes(
             watcher.close()
 
 
+def test_a_key_that_becomes_a_secret_is_cleared_from_the_broker(tmp_path: Path, broker: Mosquitto) -> None:
+    """Its retained plain value is replaced by an empty one, and the secret is not published."""
+    with HubProcess(tmp_path / "north") as north, north.client() as client:
+        client.set("plant.password", "plain-old")
+        watcher = Listener(broker.port)
+        try:
+            with uplink(north, broker.url, "north", tmp_path) as link:
+                topic = "statehub/north/plant/password"
+                assert wait_until(lambda: watcher.value(topic) == "plain-old", DEADLINE), link.text()
+                client.set_secret("plant.password", "hunter2")
+                assert wait_until(lambda: watcher.get(topic) == b"", DEADLINE), link.text()
+            assert retained_topics(broker.port, topic) == {}
+        finally:
+            watcher.close()
+
+
 def test_a_heartbeat_of_no_seconds_is_refused_with_what_to_give(tmp_path: Path) -> None:
     """--heartbeat 0 is an error naming the option, the value and what is allowed."""
     from .conftest import run_cli

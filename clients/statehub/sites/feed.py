@@ -10,7 +10,10 @@ A step is a ``Revision`` to forward, or a ``Snapshot`` of the prefix to
 publish as a resync: on the uplink's first start (no cursor), when the hub's
 history no longer reaches back to the cursor, or when the hub's epoch changed
 (a restored store).  Secrets never leave: their changes and items are dropped
-here, and so are keys under ``exclude`` (the fleet keys the centre owns).
+here, and so are keys under ``exclude`` (the fleet keys the centre owns).  A
+key that becomes a secret leaves as an unset instead, so its last plain value
+does not stay at the centre or on the broker; to know "becomes", the feed keeps
+the set of secret keys, from each snapshot and each change.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import msgspec
 
 from statehub import CaughtUp, Changed, Client, HubDown, Item, Subscription, Synced, Update
 
@@ -66,6 +71,7 @@ class _Tracking:
     hub_rev: int = 0
     down: str = ""
     first: bool = True
+    secrets: set[str] = field(default_factory=set)  # the keys that are secrets at the feed's revision
 
 
 class SiteFeed:
@@ -139,11 +145,12 @@ class SiteFeed:
         self._tracking.down = ""
         if isinstance(event, Update):
             self._tracking.hub_rev = max(self._tracking.hub_rev, event.rev)
-            changes = [change for change in event.changes if self._forwarded(change.key, change.secret)]
+            changes = [out for change in event.changes if (out := self._outgoing(change)) is not None]
             when = event.changes[0].time if event.changes else time.time()
             return Revision(event.epoch, event.rev, when, changes)
         if isinstance(event, Synced):
             self._tracking.hub_rev = max(self._tracking.hub_rev, event.rev)
+            self._tracking.secrets = {key for key, item in event.items.items() if item.secret}
             first, self._tracking.first = self._tracking.first, False
             if event.resync or (first and self._since is None):
                 items = [
@@ -154,6 +161,22 @@ class SiteFeed:
             return None
         if isinstance(event, CaughtUp):
             self._tracking.hub_rev = max(self._tracking.hub_rev, event.rev, subscription.rev)
+        return None
+
+    def _outgoing(self, change: Changed) -> Changed | None:
+        """``change`` as it leaves the site: none for a secret's, an unset for a key that just became one."""
+        if change.key.startswith(self._exclude):
+            return None
+        secrets = self._tracking.secrets
+        was_secret = change.key in secrets
+        if change.op == "set" and change.secret:
+            secrets.add(change.key)
+        else:
+            secrets.discard(change.key)
+        if not change.secret:
+            return change
+        if change.op == "set" and not was_secret and change.prev_rev:  # it held a plain value until now
+            return msgspec.structs.replace(change, op="unset", value=None, secret=False)
         return None
 
     def _forwarded(self, key: str, secret: bool) -> bool:
