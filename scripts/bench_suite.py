@@ -496,6 +496,8 @@ PEER_TITLES = MappingProxyType(
         "etcd": "etcd",
         "mosquitto": "Mosquitto (not durable per message)",
         "naive": "naive hub (a floor)",
+        "contract": "contract floor (naive hub + revisions, history, request ids)",
+        "log": "log floor (the contract floor durable by a log append)",
         "schema": "statehub with a schema",
     }
 )
@@ -706,6 +708,8 @@ def _peer_servers(run: Run, meta: dict[str, Any]) -> Iterator[list[Target]]:
             bench_peers.EtcdServer(run.tmp),
             bench_mosquitto.MosquittoServer(run.tmp),
             bench_naive.NaiveServer(run.tmp),
+            bench_naive.ContractServer(run.tmp),
+            bench_naive.LogServer(run.tmp),
         ]
         for server in servers:
             stack.callback(server.stop)
