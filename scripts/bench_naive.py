@@ -97,7 +97,9 @@ def serve_contract(folder: Path) -> None:
             "INSERT INTO history (rev, key, value, prev_rev) VALUES (?, ?, ?, ?)",
             (rev, key, value, prev[0] if prev else 0),
         )
-        db.execute("INSERT INTO requests (request_id, rev, time) VALUES (?, ?, ?)", (request_id, rev, time.time()))
+        db.execute(
+            "INSERT INTO requests (request_id, rev, time) VALUES (?, ?, ?)", (request_id, rev, time.time())
+        )
         db.execute("COMMIT")
         router.send_multipart([identity, empty, encode(rev)])
         pub.send_multipart([key.encode(), encode((key, value, rev))])
@@ -152,7 +154,10 @@ class LogServer(NaiveServer):
         return [*super().command(), "--log"]
 
     def settings(self) -> dict[str, str]:
-        return {"version": "-", "what": "the contract floor made durable by a log append + fdatasync, a floor"}
+        return {
+            "version": "-",
+            "what": "the contract floor made durable by a log append + fdatasync, a floor",
+        }
 
     def target(self) -> NaiveTarget:
         return NaiveTarget(str(self.dir), name="log", contract=True)

@@ -104,7 +104,9 @@ def run(writes: int) -> None:
         data_dir = Path(tmp) / "data"
         config = server.HubConfig(data_dir=data_dir, heartbeat=1.0)
         thread = threading.Thread(
-            target=server.serve, args=(config,), kwargs={"on_ready": lambda hub: (hubs.append(hub), ready.set())}
+            target=server.serve,
+            args=(config,),
+            kwargs={"on_ready": lambda hub: (hubs.append(hub), ready.set())},
         )
         thread.start()
         if not ready.wait(30):
@@ -137,7 +139,9 @@ def report(acks: list[float], times: dict[str, list[float]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--writes", type=int, default=5000, help="sequential writes measured (default 5000)")
     args = parser.parse_args()
     run(args.writes)
