@@ -130,6 +130,81 @@ class _StatehubListener:
         self._subscription.close()
 
 
+@dataclass(frozen=True)
+class StatehubRustTarget(StatehubTarget):
+    """The same hub, followed by compiled subscribers (section 2 only): what the hub's fan-out costs without Python's."""
+
+    name: str = "statehub-rust-subscribers"
+
+    def listener(self, prefix: str) -> Listener:
+        return _RustListener(Path(self.data_dir), prefix)
+
+
+RUST_CRATE = Path(__file__).resolve().parent.parent / "clients" / "rust"
+RUST_LISTENER = RUST_CRATE / "target" / "release" / "examples" / "notify_latency"
+
+
+def build_rust_listener() -> Path:
+    """Build clients/rust/examples/notify_latency.rs (offline, from Debian's crates, as ci.sh builds); its path."""
+    import subprocess
+
+    command = [
+        "cargo", "build", "--config", ".cargo-offline/config.toml", "--locked", "--release",
+        "--example", "notify_latency",
+    ]  # fmt: skip
+    env = {**os.environ, "CARGO_NET_OFFLINE": "true", "CARGO_TARGET_DIR": str(RUST_CRATE / "target")}
+    done = subprocess.run(command, cwd=RUST_CRATE, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"error: cannot build the Rust subscriber ({' '.join(command)}):\n{done.stderr[-2000:]}"
+        )
+    return RUST_LISTENER
+
+
+class _RustListener:
+    """A notify_latency process: it times each change itself and prints ``REP LATENCY_NS`` lines."""
+
+    def __init__(self, data_dir: Path, prefix: str) -> None:
+        import subprocess
+
+        self._process = subprocess.Popen(
+            [str(RUST_LISTENER), str(data_dir), prefix], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
+        assert self._process.stdout is not None
+        self._fd = self._process.stdout.fileno()
+        self._pending = b""
+
+    def _lines(self, timeout: float) -> list[bytes]:
+        import select
+
+        readable, _, _ = select.select([self._fd], [], [], timeout)
+        if not readable:
+            return []
+        chunk = os.read(self._fd, 1 << 16)
+        if not chunk:
+            raise RuntimeError(f"the Rust subscriber exited with {self._process.wait()}")
+        *lines, self._pending = (self._pending + chunk).split(b"\n")
+        return lines
+
+    def wait_live(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if b"ready" in self._lines(min(0.5, max(0.0, deadline - time.monotonic()))):
+                return True
+        return False
+
+    def receive(self, timeout: float) -> list[tuple[int, float]]:
+        found = []
+        for line in self._lines(timeout):
+            rep, latency_ns = line.split()
+            found.append((int(rep), int(latency_ns) / 1e9))
+        return found
+
+    def close(self) -> None:
+        self._process.kill()
+        self._process.wait()
+
+
 # --- figures --------------------------------------------------------------------------
 
 

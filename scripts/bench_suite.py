@@ -496,7 +496,10 @@ PEER_TITLES = MappingProxyType(
         "etcd": "etcd",
         "mosquitto": "Mosquitto (not durable per message)",
         "naive": "naive hub (a floor)",
+        "contract": "contract floor (naive hub + revisions, history, request ids)",
+        "log": "log floor (the contract floor durable by a log append)",
         "schema": "statehub with a schema",
+        "statehub-rust-subscribers": "statehub, Rust subscribers",
     }
 )
 
@@ -640,6 +643,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also measure a hub whose schema (202 rules, unknown keys refused) judges every write",
     )
+    parser.add_argument(
+        "--rust-subscribers",
+        action="store_true",
+        help="in the notify section, also follow the hub with compiled subscribers "
+        "(clients/rust/examples/notify_latency.rs, built with cargo offline)",
+    )
     parser.add_argument("--repeat", type=int, help="repetitions per figure (default 3; 1 with --quick)")
     parser.add_argument("--only", help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
     parser.add_argument(
@@ -706,6 +715,8 @@ def _peer_servers(run: Run, meta: dict[str, Any]) -> Iterator[list[Target]]:
             bench_peers.EtcdServer(run.tmp),
             bench_mosquitto.MosquittoServer(run.tmp),
             bench_naive.NaiveServer(run.tmp),
+            bench_naive.ContractServer(run.tmp),
+            bench_naive.LogServer(run.tmp),
         ]
         for server in servers:
             stack.callback(server.stop)
@@ -759,13 +770,17 @@ def execute(run: Run, meta: dict[str, Any]) -> None:
             targets.append(stack.enter_context(_schema_hub(run, meta)))
         if run.args.peers and set(sections) & {"ack", "notify", "throughput"}:
             targets += stack.enter_context(_peer_servers(run, meta))
+        rust_targets: list[Target] = []
+        if run.args.rust_subscribers and "notify" in sections:
+            run.progress(f"Rust subscriber built: {bench.build_rust_listener()}")
+            rust_targets.append(bench.StatehubRustTarget(str(hub_dir)))
         try:
             for section in sections:
                 run.progress(f"section {section}, load average {load()}")
                 if section == "ack":
                     section_ack(run, targets)
                 elif section == "notify":
-                    section_notify(run, targets)
+                    section_notify(run, targets + rust_targets)
                 elif section == "throughput":
                     section_throughput(run, targets)
                 if section in ("ack", "notify", "throughput") and _floors_taken(run) < run.plan.repeat:
