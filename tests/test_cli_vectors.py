@@ -36,6 +36,10 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("history", ["history", "plant.rate"]),
     ("history_unset", ["history", "plant.old"]),
     ("watch_replay", ["watch", "plant.", "--since", "0", "--count", "7"]),
+    ("get_float_big", ["get", "floats.big"]),
+    ("get_floats", ["get", "floats.list"]),
+    ("list_floats", ["list", "floats."]),
+    ("watch_floats", ["watch", "floats.", "--since", "6", "--count", "3"]),
 ]
 
 
@@ -48,6 +52,10 @@ def fixed_state(hub: HubProcess) -> None:
         client.set("plant.old", "x")
         client.txn([Op(op="set", key="plant.rate", value=31), Op(op="unset", key="plant.old")])
         client.set("plant.rate", -0.5)
+        # Floats as Python's json writes them (1e+20, 1.5e-07), exponents and all, after the plant's six.
+        client.set("floats.big", 1e20)
+        client.set("floats.tiny", 1.5e-7)
+        client.set("floats.list", [-2.5e300, 1e16, 1e15, 0.0001, 1e-5, -0.0, 0.1])
 
 
 def normalised(text: str, as_json: bool) -> str:

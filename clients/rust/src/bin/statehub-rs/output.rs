@@ -4,7 +4,8 @@
 //! `get`, `list`, `history` and `watch` print exactly what the Python CLI
 //! prints, text and JSON alike (tests/vectors/cli.json holds both to it): JSON
 //! is written as Python's `json.dumps` writes it (`", "` and `": "` between
-//! items), and times in text as `2026-11-21 14:02:03Z` (UTC).
+//! items, floats as `repr` writes them: `1e+20`, `1.5e-07`), and times in text
+//! as `2026-11-21 14:02:03Z` (UTC).
 
 use std::io::Write;
 
@@ -36,6 +37,13 @@ impl serde_json::ser::Formatter for Spaced {
 
     fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
         writer.write_all(b": ")
+    }
+
+    /// Floats as Python's `json.dumps` writes them (`1e+20`, `1.5e-07`, `1e+16`), not
+    /// as serde_json's shortest form (`1e20`); serde_json writes null for NaN and infinities
+    /// before it gets here.
+    fn write_f64<W: ?Sized + Write>(&mut self, writer: &mut W, value: f64) -> std::io::Result<()> {
+        writer.write_all(statehub::schema::python_float(value).as_bytes())
     }
 }
 
