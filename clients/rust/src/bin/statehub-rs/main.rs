@@ -351,23 +351,30 @@ fn react(
     };
     let mut failed = None;
     let mut skipped = SkippedBackfill::default();
-    follow(client, options, &shutdown, None, |change, cursor| {
-        match change {
-            Some(change) if skip_backfill && change.backfill => skipped.add(change.rev),
-            Some(change) => {
-                skipped.report();
-                reactor.run(change);
+    follow(
+        client,
+        options,
+        &shutdown,
+        None,
+        Notices::Text,
+        |change, cursor| {
+            match change {
+                Some(change) if skip_backfill && change.backfill => skipped.add(change.rev),
+                Some(change) => {
+                    skipped.report();
+                    reactor.run(change);
+                }
+                None => {}
             }
-            None => {}
-        }
-        if let Some(file) = cursor_file.as_mut() {
-            if let Err(err) = file.save(cursor) {
-                failed = Some(err);
-                return false;
+            if let Some(file) = cursor_file.as_mut() {
+                if let Err(err) = file.save(cursor) {
+                    failed = Some(err);
+                    return false;
+                }
             }
-        }
-        true
-    })?;
+            true
+        },
+    )?;
     skipped.report();
     failed.map_or(Ok(()), Err)
 }
@@ -431,7 +438,8 @@ fn explain(client: &mut Client, key: &str, defaults: Option<PathBuf>, json: bool
 fn watch(client: Client, options: SubscriberOptions, count: Option<u64>, json: bool) -> Result<(), Error> {
     rules::check_prefix(&options.prefix)?;
     let shutdown = shutdown_flag()?;
-    follow(client, options, &shutdown, count, |change, _cursor| {
+    let notices = if json { Notices::Json } else { Notices::Text };
+    follow(client, options, &shutdown, count, notices, |change, _cursor| {
         if let Some(change) = change {
             output::print_change(change, json);
         }
@@ -439,15 +447,25 @@ fn watch(client: Client, options: SubscriberOptions, count: Option<u64>, json: b
     })
 }
 
+/// How `follow` tells of replays, resyncs and hub outages.
+#[derive(Clone, Copy)]
+enum Notices {
+    /// Lines for the person at the terminal, on stderr.
+    Text,
+    /// JSON objects on stdout among the changes (`watch --json`), as the Python CLI prints them.
+    Json,
+}
+
 /// Run the sync algorithm until SIGINT or SIGTERM (or `count` changes), handing
-/// each change to `step` and telling the user on stderr about replays, resyncs
-/// and hub outages. `step` also gets the subscriber's cursor after each change
+/// each change to `step` and telling of replays, resyncs and hub outages as
+/// `notices` says. `step` also gets the subscriber's cursor after each change
 /// and whenever it is idle (with no change); it returns false to stop.
 fn follow(
     client: Client,
     options: SubscriberOptions,
     shutdown: &AtomicBool,
     count: Option<u64>,
+    notices: Notices,
     mut step: impl FnMut(Option<&statehub::Change>, Option<Cursor>) -> bool,
 ) -> Result<(), Error> {
     let mut subscriber = Subscriber::new(client, options)?;
@@ -465,7 +483,10 @@ fn follow(
                 Some(change)
             }
             Some(other) => {
-                tell(&subscriber, other);
+                match notices {
+                    Notices::Text => tell(&subscriber, other),
+                    Notices::Json => output::print_notice(&other),
+                }
                 None
             }
             None => None,
@@ -530,7 +551,7 @@ fn tell(subscriber: &Subscriber, event: Event) {
         } => Notice::info(&format!(
             "caught up at revision {rev}: {replayed} revisions replayed from the hub's history ({reason})"
         )),
-        Event::HubDown { reason } => Notice::warn(&format!("hub unavailable ({reason}); waiting for it")),
+        Event::HubDown { reason, .. } => Notice::warn(&format!("hub unavailable ({reason}); waiting for it")),
         Event::Change(_) => {}
     }
 }

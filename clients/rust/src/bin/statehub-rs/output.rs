@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use statehub::protocol::{HubStatus, Version};
 use statehub::util::iso_time;
-use statehub::{Change, Committed, Error, Explanation, Item, Items, MirrorInfo};
+use statehub::{Change, Committed, Error, Event, Explanation, Item, Items, MirrorInfo};
 
 /// JSON as Python's `json.dumps` writes it: `", "` between items, `": "` after keys.
 struct Spaced;
@@ -287,6 +287,40 @@ pub fn print_change(change: &Change, json: bool) {
     );
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+}
+
+/// `watch --json`'s notices, one object a line among the changes, as the Python CLI
+/// prints them: `synced` (a snapshot loaded), `caught_up` (history replayed) and
+/// `hub_down`; a script reading the stream sees the same lines from either CLI.
+pub fn print_notice(event: &Event) {
+    let fields = match event {
+        Event::Synced {
+            epoch,
+            rev,
+            resync,
+            reason,
+            cause,
+            keys,
+        } => json!({
+            "event": "synced", "rev": rev, "epoch": epoch, "reason": reason,
+            "cause": cause.as_str(), "resync": resync, "keys": keys,
+        }),
+        Event::CaughtUp {
+            epoch,
+            rev,
+            replayed,
+            reason,
+            cause,
+        } => json!({
+            "event": "caught_up", "rev": rev, "epoch": epoch, "replayed": replayed,
+            "reason": reason, "cause": cause.as_str(),
+        }),
+        Event::HubDown { reason, mirror_rev } => {
+            json!({"event": "hub_down", "reason": reason, "mirror_rev": mirror_rev})
+        }
+        Event::Change(change) => return print_change(change, true),
+    };
+    print_json(&fields);
 }
 
 pub fn print_explanation(e: &Explanation) {
