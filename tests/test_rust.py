@@ -469,3 +469,50 @@ def test_rust_get_and_list_at_a_revision_answer_as_the_python_cli_does(rust_bin:
     missing = rs(rust_bin, hub.data_dir, "get", "h.b", "--rev", "2")
     assert missing.returncode == 3 and "no key 'h.b' at revision 2" in missing.stderr
 
+
+@pytest.mark.parametrize(
+    ("before", "after", "said"),
+    [
+        (["--timeout", "1"], [], "1 s"),
+        ([], ["--timeout", "1"], "1 s"),
+        ([], ["--timeout=1.5"], "1.5 s"),
+        (["--timeout", "5"], ["--timeout", "1"], "1 s"),  # given twice: the last counts, as in the Python CLI
+    ],
+)
+def test_rust_takes_the_hub_timeout_before_or_after_the_command(
+    rust_bin: Path, tmp_path: Path, before: list[str], after: list[str], said: str
+) -> None:
+    """`statehub-rs set k v --timeout 1` waits 1 s for the hub, as `statehub-rs --timeout 1 set k v` does."""
+    with silent_hub(tmp_path):
+        result = subprocess.run(
+            [str(rust_bin), "--data-dir", str(tmp_path), *before, "set", "rs.rate", "8", *after],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 7, result.stderr
+    assert f"did not answer within {said};" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--exec-timeout", "--timeout"])
+def test_react_kills_a_command_after_its_exec_timeout(
+    rust_bin: Path, hub: HubProcess, option: str
+) -> None:
+    """`react --exec-timeout S` kills a command that runs longer (`--timeout` after `react` is its old name),
+    while `--timeout` before `react` is the hub's, as for every command."""
+    with hub.client() as client:
+        client.set("rk.a", 1)
+    react = subprocess.Popen(
+        [str(rust_bin), "--data-dir", str(hub.data_dir), "--timeout", "5", "react", "rk.", "--initial"]
+        + ["--exec", "sleep 30", option, "0.3"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert react.stderr is not None
+    try:
+        lines = [react.stderr.readline() for _ in range(2)]  # following from ..., then the kill
+    finally:
+        react.terminate()
+        react.communicate(timeout=15)
+    assert "command for set rk.a at revision 1 killed after 0.3 s" in lines[1], lines
