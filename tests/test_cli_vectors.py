@@ -1,5 +1,8 @@
 """`get`, `list`, `history` and `watch` print the same text and JSON from `statehub` and `statehub-rs`.
 
+JSON means every line, `watch --json`'s notices (synced, caught_up, hub_down) included: a script
+reading the stream sees the same from both.
+
 tests/vectors/cli.json holds what each prints for one fixed state (times and
 the epoch normalised); both CLIs run against a real hub holding that state and
 must print exactly that.  Regenerate the file from the Python CLI with
@@ -13,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ import pytest
 
 from statehub.client import Client
 from statehub.hub.protocol import Op
-from statehub.testing import HubProcess
+from statehub.testing import HubProcess, mirror_rev, wait_until
 from tests.conftest import cli_env
 from tests.test_rust import rust_bin  # noqa: F401 - the fixture, shared with the Rust tests
 
@@ -36,6 +40,10 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("history", ["history", "plant.rate"]),
     ("history_unset", ["history", "plant.old"]),
     ("watch_replay", ["watch", "plant.", "--since", "0", "--count", "7"]),
+    ("get_float_big", ["get", "floats.big"]),
+    ("get_floats", ["get", "floats.list"]),
+    ("list_floats", ["list", "floats."]),
+    ("watch_floats", ["watch", "floats.", "--since", "6", "--count", "3"]),
 ]
 
 
@@ -48,6 +56,10 @@ def fixed_state(hub: HubProcess) -> None:
         client.set("plant.old", "x")
         client.txn([Op(op="set", key="plant.rate", value=31), Op(op="unset", key="plant.old")])
         client.set("plant.rate", -0.5)
+        # Floats as Python's json writes them (1e+20, 1.5e-07), exponents and all, after the plant's six.
+        client.set("floats.big", 1e20)
+        client.set("floats.tiny", 1.5e-7)
+        client.set("floats.list", [-2.5e300, 1e16, 1e15, 0.0001, 1e-5, -0.0, 0.1])
 
 
 def normalised(text: str, as_json: bool) -> str:
@@ -56,10 +68,7 @@ def normalised(text: str, as_json: bool) -> str:
         return WHEN.sub("TIME", text)
     lines = []
     for line in text.splitlines():
-        data = json.loads(line)
-        if isinstance(data, dict) and data.get("event", "changed") != "changed":
-            continue  # watch's own notices (synced, caught_up) are each CLI's own: statehub-rs says them on stderr
-        lines.append(json.dumps(_blank(data), ensure_ascii=False))
+        lines.append(json.dumps(_blank(json.loads(line)), ensure_ascii=False))
     return "\n".join(lines) + "\n"
 
 
@@ -171,3 +180,72 @@ def test_both_clis_echo_a_set_as_json(vector_hub: HubProcess, rust_bin: Path) ->
             )
             expected = rf"{re.escape(key)}{len(value)} = {re.escape(shown)}  \(revision \d+\)\n"
             assert re.fullmatch(expected, run.stdout), run
+
+
+class _Watch:
+    """`watch PREFIX --json` running in the background, its stdout lines collected as they come."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.lines: list[dict[str, Any]] = []
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout or []:
+            self.lines.append(json.loads(line))
+
+    def printed(self, event: str) -> bool:
+        return any(line["event"] == event for line in list(self.lines))
+
+    def stop(self) -> str:
+        """Stop it (it is ours) and return what it said on stderr."""
+        self.process.terminate()
+        _, err = self.process.communicate(timeout=10)
+        self._reader.join(10)
+        return err
+
+
+def test_both_clis_print_the_same_watch_json_through_an_outage(hub: HubProcess, rust_bin: Path) -> None:  # noqa: F811
+    """`watch --json` prints the same lines from both CLIs as the hub stops and comes back: synced, the
+    changes, hub_down with the mirror's revision, caught_up (a reconnect) and the next live change."""
+    with hub.client() as client:
+        client.set("o.a", 1)
+    watches = {
+        name: _Watch([*command, "--data-dir", str(hub.data_dir), "watch", "o.", "--initial", "--json"])
+        for name, command in (("statehub", [sys.executable, "-m", "statehub.cli"]), ("statehub-rs", [str(rust_bin)]))
+    }
+    errors = {}
+    try:
+        assert wait_until(lambda: all(w.printed("changed") for w in watches.values()), 30)  # both are live
+        with hub.client() as client:
+            client.set("o.b", 2.5e-7)
+        assert wait_until(lambda: all(len(w.lines) == 3 for w in watches.values()), 30)
+        assert wait_until(lambda: mirror_rev(hub.data_dir) == 2)  # so both read the same mirror when it is down
+        hub.kill()
+        assert wait_until(lambda: all(w.printed("hub_down") for w in watches.values()), 30)
+        hub.start()
+        assert wait_until(lambda: all(w.printed("caught_up") for w in watches.values()), 30)
+        with hub.client() as client:
+            client.set("o.a", 1e20)
+        assert wait_until(lambda: all(len(w.lines) == 6 for w in watches.values()), 30)
+    finally:
+        for name, watch in watches.items():
+            errors[name] = watch.stop()
+    seen = {name: [_outage_blank(line) for line in watch.lines] for name, watch in watches.items()}
+    assert seen["statehub-rs"] == seen["statehub"], errors
+    events = [(line["event"], line.get("origin") or line.get("cause")) for line in seen["statehub"]]
+    assert events == [
+        ("synced", "start"),
+        ("changed", "snapshot"),
+        ("changed", "live"),
+        ("hub_down", None),
+        ("caught_up", "reconnect"),
+        ("changed", "live"),
+    ]
+    assert seen["statehub"][3] == {"event": "hub_down", "reason": "R", "mirror_rev": 2}
+
+
+def _outage_blank(line: dict[str, Any]) -> dict[str, Any]:
+    """A line with what differs between runs blanked: times, and hub_down's reason (each CLI's own words)."""
+    return {k: ("R" if k == "reason" and line["event"] == "hub_down" else "T" if k == "time" else v) for k, v in line.items()}

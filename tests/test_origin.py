@@ -122,3 +122,31 @@ def test_both_clis_print_a_site_origin_in_their_json(
         result = subprocess.run([*command, *args], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         assert pick(json.loads(result.stdout))["origin"] == expected
+
+
+def test_a_replica_keeps_the_site_origin_of_the_changes_it_applies(hub: HubProcess) -> None:
+    """A subscription's replica, built with apply_change, keeps a change's site origin as the hub's item does."""
+    from statehub import Item, Update, apply_change, item_as_change
+
+    with hub.client() as client, client.subscribe("sites.") as subscription:
+        assert subscription.next_event(timeout=10) is not None  # the first sync: the subscription is live
+        client.set("sites.north.rate", 30, origin=NORTH)
+        client.set("sites.local", 1)
+        updates: list[Update] = []
+        for _ in range(50):  # bounded: two updates arrive well within 50 events or timeouts
+            event = subscription.next_event(timeout=0.2)
+            if isinstance(event, Update):
+                updates.append(event)
+            if len(updates) == 2:
+                break
+        replica = subscription.items
+        stored = client.get("sites.north.rate").item
+    assert [update.changes[0].origin for update in updates] == [NORTH, None]
+    assert replica["sites.north.rate"].origin == NORTH == stored.origin
+    assert replica["sites.local"].origin is None
+    items: dict[str, Item] = {}
+    for update in updates:
+        for change in update.changes:
+            apply_change(items, change)
+    assert items["sites.north.rate"] == replica["sites.north.rate"]
+    assert item_as_change(replica["sites.north.rate"], "e").origin == NORTH

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -55,9 +56,28 @@ def start_watch(rust_bin: Path, hub: HubProcess, prefix: str, *args: str) -> sub
         text=True,
     )
     assert watch.stdout is not None
-    first = json.loads(watch.stdout.readline())
+    first = next_change(watch.stdout)
     assert first["key"] == f"{prefix}marker"
     return watch
+
+
+def is_change(line: dict[str, Any]) -> bool:
+    """A change line of `watch --json`, not one of its notices (synced, caught_up, hub_down)."""
+    return line.get("event") == "changed"
+
+
+def next_change(stream: IO[str], lines: int = 20) -> dict[str, Any]:
+    """The next change `watch --json` prints on ``stream``, past its notices (at most ``lines`` read)."""
+    for _ in range(lines):
+        line = json.loads(stream.readline())
+        if is_change(line):
+            return line
+    raise AssertionError(f"no change in {lines} lines of watch --json")
+
+
+def changes_of(out: str) -> list[dict[str, Any]]:
+    """The change lines of what `watch --json` printed, its notices left out."""
+    return [line for line in map(json.loads, out.splitlines()) if is_change(line)]
 
 
 def test_python_writes_reach_rust_watch_in_order(rust_bin: Path, hub: HubProcess) -> None:
@@ -67,7 +87,7 @@ def test_python_writes_reach_rust_watch_in_order(rust_bin: Path, hub: HubProcess
             client.set(f"py.k{i % 4}", i)
         client.set("py.done", True)
     out, err = watch.communicate(timeout=30)
-    changes = [json.loads(line) for line in out.splitlines()]
+    changes = changes_of(out)
     assert [c["value"] for c in changes[:30]] == list(range(30)), err
     assert [c["rev"] for c in changes] == sorted(c["rev"] for c in changes)
     assert changes[-1]["key"] == "py.done" and changes[0]["source"] == "python"
@@ -92,7 +112,7 @@ def test_a_txn_arrives_whole_in_rust_watch(rust_bin: Path, hub: HubProcess) -> N
         for i in range(10):
             client.txn([Op(op="set", key=f"t.{name}", value=i) for name in ("a", "b", "c")])
     out, _ = watch.communicate(timeout=30)
-    changes = [json.loads(line) for line in out.splitlines() if "marker" not in line]
+    changes = [change for change in changes_of(out) if "marker" not in change["key"]]
     by_rev: dict[int, list[dict]] = {}
     for change in changes:
         by_rev.setdefault(change["rev"], []).append(change)
@@ -110,7 +130,7 @@ def test_rust_watch_fetches_large_values_and_masks_secrets(rust_bin: Path, hub: 
         client.set("lv.table", big)
         client.set_secret("lv.password", "rust-should-never-see-this")
     out, err = watch.communicate(timeout=30)
-    changes = [json.loads(line) for line in out.splitlines() if "marker" not in line]
+    changes = [change for change in changes_of(out) if "marker" not in change["key"]]
     assert [(c["key"], c["value"]) for c in changes] == [("lv.table", big), ("lv.password", "<secret>")], err
     assert "rust-should-never-see-this" not in out + err
     listed = rs(rust_bin, hub.data_dir, "get", "lv.password")
@@ -205,11 +225,11 @@ def test_rust_client_with_an_allowed_key_works_over_curve(rust_bin: Path, tmp_pa
             [*command, "watch", "rs.", "--initial", "--json", "--count", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
         assert watch.stdout is not None
-        assert json.loads(watch.stdout.readline())["value"] == 7  # --initial: it is live
+        assert next_change(watch.stdout)["value"] == 7  # --initial: it is live
         with remote.hub.client() as client:
             client.set("rs.remote", 8)
         out, err = watch.communicate(timeout=30)
-        assert json.loads(out.splitlines()[-1])["value"] == 8, err
+        assert changes_of(out)[-1]["value"] == 8, err
         wrong = [*command[:3], "--hub", remote.rpc, "--server-key", remote.client_public, "--timeout", "30", "get", "rs.remote"]
         refused = subprocess.run(wrong, capture_output=True, text=True, timeout=30, env=env)
         assert refused.returncode == 5
@@ -340,12 +360,24 @@ def test_rust_watch_since_replays_after_a_revision_then_follows(rust_bin: Path, 
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert watch.stderr is not None
-    assert "caught up at revision 4" in watch.stderr.readline() + watch.stderr.readline()
-    with hub.client() as client:
-        client.set("ws.b", "live")
-    out, err = watch.communicate(timeout=30)
-    changes = [json.loads(line) for line in out.splitlines()]
+    assert watch.stdout is not None
+    try:
+        notices = [json.loads(watch.stdout.readline()) for _ in range(4)]  # synced, 2 replayed, caught_up
+        assert notices[-1] == {
+            "event": "caught_up",
+            "rev": 4,
+            "epoch": epoch,
+            "replayed": 2,
+            "reason": "resumed after revision 2",
+            "cause": "resume",
+        }
+        with hub.client() as client:
+            client.set("ws.b", "live")
+        out, err = watch.communicate(timeout=30)
+    finally:
+        watch.kill()
+        watch.wait(timeout=10)
+    changes = [line for line in notices if is_change(line)] + changes_of(out)
     assert [(c["rev"], c["value"], c["origin"], c["epoch"]) for c in changes] == [
         (3, 3, "replay", epoch),
         (4, 4, "replay", epoch),
@@ -381,7 +413,8 @@ def test_a_paused_rust_watch_reads_what_is_queued_before_calling_the_hub_down(ru
         watch.stderr.close()
         watch.stdout.close()
     assert "hub unavailable" not in err, err
-    assert [c["value"] for c in lines] == list(range(60)), err
+    assert not [line for line in lines if line["event"] == "hub_down"], lines
+    assert [c["value"] for c in lines if is_change(c)] == list(range(60)), err
 
 
 @linux_only
@@ -435,3 +468,51 @@ def test_rust_get_and_list_at_a_revision_answer_as_the_python_cli_does(rust_bin:
     assert listed["rev"] == 2 and [(i["key"], i["value"]) for i in listed["items"]] == [("h.a", 2)]
     missing = rs(rust_bin, hub.data_dir, "get", "h.b", "--rev", "2")
     assert missing.returncode == 3 and "no key 'h.b' at revision 2" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "said"),
+    [
+        (["--timeout", "1"], [], "1 s"),
+        ([], ["--timeout", "1"], "1 s"),
+        ([], ["--timeout=1.5"], "1.5 s"),
+        (["--timeout", "5"], ["--timeout", "1"], "1 s"),  # given twice: the last counts, as in the Python CLI
+    ],
+)
+def test_rust_takes_the_hub_timeout_before_or_after_the_command(
+    rust_bin: Path, tmp_path: Path, before: list[str], after: list[str], said: str
+) -> None:
+    """`statehub-rs set k v --timeout 1` waits 1 s for the hub, as `statehub-rs --timeout 1 set k v` does."""
+    with silent_hub(tmp_path):
+        result = subprocess.run(
+            [str(rust_bin), "--data-dir", str(tmp_path), *before, "set", "rs.rate", "8", *after],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 7, result.stderr
+    assert f"did not answer within {said};" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--exec-timeout", "--timeout"])
+def test_react_kills_a_command_after_its_exec_timeout(
+    rust_bin: Path, hub: HubProcess, option: str
+) -> None:
+    """`react --exec-timeout S` kills a command that runs longer (`--timeout` after `react` is its old name),
+    while `--timeout` before `react` is the hub's, as for every command."""
+    with hub.client() as client:
+        client.set("rk.a", 1)
+    react = subprocess.Popen(
+        [str(rust_bin), "--data-dir", str(hub.data_dir), "--timeout", "5", "react", "rk.", "--initial"]
+        + ["--exec", "sleep 30", option, "0.3"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert react.stderr is not None
+    try:
+        lines = [react.stderr.readline() for _ in range(2)]  # following from ..., then the kill
+    finally:
+        react.terminate()
+        react.communicate(timeout=15)
+    assert "command for set rk.a at revision 1 killed after 0.3 s" in lines[1], lines

@@ -9,7 +9,7 @@ from pathlib import Path
 from statehub.hub.protocol import Op
 from statehub.testing import HubProcess, wait_until
 
-from .test_rust import rust_bin, start_watch  # noqa: F401  (rust_bin is a fixture)
+from .test_rust import changes_of, rust_bin, start_watch  # noqa: F401  (rust_bin is a fixture)
 
 
 def replayed(hub: HubProcess, key: str, values: list[float]) -> None:
@@ -25,7 +25,7 @@ def test_rust_watch_prints_which_changes_are_backfill(rust_bin: Path, hub: HubPr
     with hub.client() as client:
         client.set("eds.stiles.FI-405/415", {"value": 4.0})
     out, err = watch.communicate(timeout=30)
-    changes = [json.loads(line) for line in out.splitlines()]  # start_watch read the marker
+    changes = changes_of(out)  # start_watch read the marker
     assert [(c["value"]["value"], c["backfill"]) for c in changes] == [(1.0, True), (2.0, True), (3.0, True), (4.0, False)], err
     assert [c["key"] for c in changes] == ["eds.stiles.FI-405/415"] * 4
 

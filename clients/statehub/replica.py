@@ -266,7 +266,7 @@ def _revisions(changes: list[Changed]) -> list[list[Changed]]:
 
 
 def apply_change(items: dict[str, Item], change: Changed) -> None:
-    """Apply one published change to a replica of items (keeps a key's created revision)."""
+    """Apply one published change to a replica of items (keeps a key's created revision and its site origin)."""
     if change.op == "unset" or change.value_omitted:
         # A value the stream left out is never guessed: the key waits for its revision's page.
         items.pop(change.key, None)
@@ -281,6 +281,7 @@ def apply_change(items: dict[str, Item], change: Changed) -> None:
         source=change.source,
         user=change.user,
         secret=change.secret,
+        origin=change.origin,  # a change first made at another hub stays marked as such
         ttl=change.ttl,
     )
 
@@ -311,5 +312,6 @@ def item_as_change(item: Item, epoch: str) -> Changed:
         source=item.source,
         user=item.user,
         secret=item.secret,
+        origin=item.origin,
         ttl=item.ttl,
     )

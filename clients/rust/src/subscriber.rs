@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::mirror::read_mirror;
 use crate::protocol::{decode, Item, Published, DEFAULT_HEARTBEAT};
 use crate::remote::{self, Remote};
 use crate::sync::{Cause, Change, Outcome, SyncState, Synced};
@@ -42,14 +43,16 @@ pub enum Event {
     /// after a snapshot resync, made-up ones (`change.resync`) bring every key
     /// that moved meanwhile to its current value.
     Change(Change),
-    /// The replica was (re)loaded from a snapshot at `rev`. `resync` is true when
-    /// revisions were lost (a counted resync; `reason` says why).
+    /// The replica was (re)loaded from a snapshot at `rev`, holding `keys` keys
+    /// under the prefix. `resync` is true when revisions were lost (a counted
+    /// resync; `reason` says why).
     Synced {
         epoch: String,
         rev: u64,
         resync: bool,
         reason: String,
         cause: Cause,
+        keys: usize,
     },
     /// A catch-up from history (after a gap, a reconnect, a hub restart or a
     /// resume) reached the hub's head: `replayed` revisions came as changes.
@@ -62,7 +65,8 @@ pub enum Event {
     },
     /// No heartbeat for three intervals, or no welcome: the hub is presumed down.
     /// The subscriber keeps trying and catches up when the hub is back.
-    HubDown { reason: String },
+    /// `mirror_rev` is the revision the mirror file holds (None if unreadable).
+    HubDown { reason: String, mirror_rev: Option<u64> },
 }
 
 /// Settings of a [`Subscriber`].
@@ -405,6 +409,7 @@ impl Subscriber {
             resync: synced.resync,
             reason: synced.reason,
             cause: synced.cause,
+            keys: self.state.items().len(),
         };
         self.events
             .push_back((event, if changes.is_empty() { cursor.clone() } else { None }));
@@ -461,7 +466,12 @@ impl Subscriber {
     fn hub_down(&mut self, reason: String) {
         if !self.down_reported {
             self.down_reported = true;
-            self.events.push_back((Event::HubDown { reason }, None));
+            // What a reader falls back on meanwhile: the mirror, at its revision.
+            let mirror_rev = read_mirror(&self.client.layout().mirror())
+                .ok()
+                .map(|mirror| mirror.rev);
+            self.events
+                .push_back((Event::HubDown { reason, mirror_rev }, None));
         }
         self.phase = Phase::Down {
             retry: Instant::now() + RETRY_INTERVAL,

@@ -284,7 +284,7 @@ fn follows_resyncs_and_survives_silence() {
     // Silence for three heartbeat intervals: the hub is presumed down.
     hub.send(Command::Heartbeats(false));
     match next(&mut sub, wait) {
-        Event::HubDown { reason } => assert!(reason.contains("heartbeat"), "{reason}"),
+        Event::HubDown { reason, .. } => assert!(reason.contains("heartbeat"), "{reason}"),
         other => panic!("expected hub down, got {other:?}"),
     }
     assert!(!sub.is_live());

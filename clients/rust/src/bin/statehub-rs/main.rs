@@ -5,17 +5,20 @@
 //! Python CLI: 0 ok, 1 other error, 2 bad input, 3 not found, 4 conflict,
 //! 5 hub unavailable.
 
+mod argv;
 mod cursor_file;
 mod output;
 mod react;
 
+use std::error::Error as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::Value;
 use statehub::{
     rules, Client, Cursor, Error, Event, Fetched, SetOptions, Subscriber, SubscriberOptions, Waterfall,
@@ -32,6 +35,8 @@ const TICK: Duration = Duration::from_millis(200);
 #[command(
     name = "statehub-rs",
     version,
+    // A repeated option counts as given last, as in the Python CLI (`--timeout 1 get k --timeout 5`).
+    args_override_self = true,
     about = "Read, write and follow a statehub hub (the Rust client).",
     after_help = "Exit codes: 0 ok, 1 other error, 2 bad input, 3 not found, 4 conflict, 5 hub unavailable, \
                   6 the hub could not persist the change, 7 a write's outcome is unknown (repeating it is safe)."
@@ -41,8 +46,8 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Seconds to wait for the hub (a connection, then the reply) before it counts
-    /// as unavailable (give it before the command)
-    #[arg(long, value_name = "SECS", default_value = "0.5", value_parser = parse_seconds)]
+    /// as unavailable (before or after the command; after `react`, --timeout is its --exec-timeout)
+    #[arg(long, value_name = "SECS", default_value = "0.5", value_parser = parse_timeout)]
     timeout: Duration,
     /// Print results as JSON
     #[arg(long, global = true)]
@@ -137,9 +142,10 @@ enum Command {
         /// STATEHUB_KEY, STATEHUB_VALUE, STATEHUB_REV, STATEHUB_EPOCH, STATEHUB_OP, ...
         #[arg(long, value_name = "CMD")]
         exec: String,
-        /// Kill the command (and its process group) after this many seconds
-        #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
-        timeout: Option<Duration>,
+        /// Kill the command (and its process group) after this many seconds (--timeout
+        /// after `react` is its old name; before `react`, --timeout is the hub's)
+        #[arg(long, alias = "timeout", value_name = "SECS", value_parser = parse_seconds)]
+        exec_timeout: Option<Duration>,
         /// Also run it for the current state of every key at start (not when resuming from --state)
         #[arg(long)]
         initial: bool,
@@ -168,6 +174,33 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// The shortest hub timeout `--timeout` takes, as the Python CLI's option (`min=0.01`).
+const MIN_TIMEOUT: f64 = 0.01;
+
+/// `--timeout`: seconds, refused in the Python CLI's words (`0.0 is not in the range x>=0.01.`).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let seconds = python_float_option(text, MIN_TIMEOUT)?;
+    // NaN and infinities pass Click's range (the Python CLI then waits oddly); no Duration holds them.
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("'{text}' is not a number of seconds: give one such as 0.5 or 5"))
+}
+
+/// A number option as Click's `FloatRange(min=...)` reads it, refused in its words.
+fn python_float_option(text: &str, min: f64) -> Result<f64, String> {
+    let value = text
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("'{text}' is not a valid float range."))?;
+    if value < min {
+        return Err(format!(
+            "{} is not in the range x>={}.",
+            statehub::schema::python_float(value),
+            statehub::schema::python_float(min)
+        ));
+    }
+    Ok(value)
+}
+
 /// The shortest ttl `set --ttl` takes, as the Python CLI's option (`min=0.001`).
 const MIN_TTL_OPTION: f64 = 0.001;
 
@@ -175,17 +208,7 @@ const MIN_TTL_OPTION: f64 = 0.001;
 /// NaN, infinities and ttls over the limit pass here and are refused by the client before
 /// sending, in the hub's words (as the Python CLI leaves them to its client).
 fn parse_ttl(text: &str) -> Result<f64, String> {
-    let seconds = text
-        .trim()
-        .parse::<f64>()
-        .map_err(|_| format!("'{text}' is not a valid float range."))?;
-    if seconds < MIN_TTL_OPTION {
-        return Err(format!(
-            "{} is not in the range x>={MIN_TTL_OPTION}.",
-            statehub::schema::python_float(seconds)
-        ));
-    }
-    Ok(seconds)
+    python_float_option(text, MIN_TTL_OPTION)
 }
 
 fn parse_cursor(text: &str) -> Result<Cursor, String> {
@@ -199,7 +222,13 @@ fn parse_cursor(text: &str) -> Result<Cursor, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut root = Cli::command();
+    root.build();
+    let found = argv::normalised(&root, std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(&found.args) {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err, root, found.command.as_deref()),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -207,6 +236,35 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(1))
         }
     }
+}
+
+/// A value an option refuses, worded as the Python CLI (Click) words it, exit 2:
+/// the usage, where to get help, then `Error: Invalid value for '--ttl': ...`.
+/// Every other mistake on the command line is clap's to report.
+fn usage_error(err: clap::Error, mut root: clap::Command, command: Option<&str>) -> ExitCode {
+    let option = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if err.kind() == ErrorKind::ValueValidation => {
+            arg.split(' ').next().unwrap_or(arg).to_string()
+        }
+        _ => err.exit(),
+    };
+    let why = err.source().map(ToString::to_string).unwrap_or_default();
+    // A global option is the root's, wherever it was given (argv moves it in front of the command).
+    let global = root
+        .get_arguments()
+        .any(|arg| arg.get_long() == option.strip_prefix("--"));
+    let (usage, help) = match command
+        .filter(|_| !global)
+        .and_then(|name| root.find_subcommand_mut(name))
+    {
+        Some(sub) => (
+            sub.render_usage(),
+            format!("statehub-rs {} --help", sub.get_name()),
+        ),
+        None => (root.render_usage(), "statehub-rs --help".to_string()),
+    };
+    eprintln!("{usage}\nTry '{help}' for help.\n\nError: Invalid value for '{option}': {why}");
+    ExitCode::from(2)
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
@@ -315,11 +373,11 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::React {
             prefix,
             exec,
-            timeout,
+            exec_timeout,
             initial,
             state,
             skip_backfill,
-        } => react(client, prefix, exec, timeout, initial, state, skip_backfill),
+        } => react(client, prefix, exec, exec_timeout, initial, state, skip_backfill),
         Command::Completions { .. } => unreachable!("answered before the client is built"),
     }
 }
@@ -351,23 +409,30 @@ fn react(
     };
     let mut failed = None;
     let mut skipped = SkippedBackfill::default();
-    follow(client, options, &shutdown, None, |change, cursor| {
-        match change {
-            Some(change) if skip_backfill && change.backfill => skipped.add(change.rev),
-            Some(change) => {
-                skipped.report();
-                reactor.run(change);
+    follow(
+        client,
+        options,
+        &shutdown,
+        None,
+        Notices::Text,
+        |change, cursor| {
+            match change {
+                Some(change) if skip_backfill && change.backfill => skipped.add(change.rev),
+                Some(change) => {
+                    skipped.report();
+                    reactor.run(change);
+                }
+                None => {}
             }
-            None => {}
-        }
-        if let Some(file) = cursor_file.as_mut() {
-            if let Err(err) = file.save(cursor) {
-                failed = Some(err);
-                return false;
+            if let Some(file) = cursor_file.as_mut() {
+                if let Err(err) = file.save(cursor) {
+                    failed = Some(err);
+                    return false;
+                }
             }
-        }
-        true
-    })?;
+            true
+        },
+    )?;
     skipped.report();
     failed.map_or(Ok(()), Err)
 }
@@ -431,7 +496,8 @@ fn explain(client: &mut Client, key: &str, defaults: Option<PathBuf>, json: bool
 fn watch(client: Client, options: SubscriberOptions, count: Option<u64>, json: bool) -> Result<(), Error> {
     rules::check_prefix(&options.prefix)?;
     let shutdown = shutdown_flag()?;
-    follow(client, options, &shutdown, count, |change, _cursor| {
+    let notices = if json { Notices::Json } else { Notices::Text };
+    follow(client, options, &shutdown, count, notices, |change, _cursor| {
         if let Some(change) = change {
             output::print_change(change, json);
         }
@@ -439,15 +505,25 @@ fn watch(client: Client, options: SubscriberOptions, count: Option<u64>, json: b
     })
 }
 
+/// How `follow` tells of replays, resyncs and hub outages.
+#[derive(Clone, Copy)]
+enum Notices {
+    /// Lines for the person at the terminal, on stderr.
+    Text,
+    /// JSON objects on stdout among the changes (`watch --json`), as the Python CLI prints them.
+    Json,
+}
+
 /// Run the sync algorithm until SIGINT or SIGTERM (or `count` changes), handing
-/// each change to `step` and telling the user on stderr about replays, resyncs
-/// and hub outages. `step` also gets the subscriber's cursor after each change
+/// each change to `step` and telling of replays, resyncs and hub outages as
+/// `notices` says. `step` also gets the subscriber's cursor after each change
 /// and whenever it is idle (with no change); it returns false to stop.
 fn follow(
     client: Client,
     options: SubscriberOptions,
     shutdown: &AtomicBool,
     count: Option<u64>,
+    notices: Notices,
     mut step: impl FnMut(Option<&statehub::Change>, Option<Cursor>) -> bool,
 ) -> Result<(), Error> {
     let mut subscriber = Subscriber::new(client, options)?;
@@ -465,7 +541,10 @@ fn follow(
                 Some(change)
             }
             Some(other) => {
-                tell(&subscriber, other);
+                match notices {
+                    Notices::Text => tell(&subscriber, other),
+                    Notices::Json => output::print_notice(&other),
+                }
                 None
             }
             None => None,
@@ -530,7 +609,7 @@ fn tell(subscriber: &Subscriber, event: Event) {
         } => Notice::info(&format!(
             "caught up at revision {rev}: {replayed} revisions replayed from the hub's history ({reason})"
         )),
-        Event::HubDown { reason } => Notice::warn(&format!("hub unavailable ({reason}); waiting for it")),
+        Event::HubDown { reason, .. } => Notice::warn(&format!("hub unavailable ({reason}); waiting for it")),
         Event::Change(_) => {}
     }
 }

@@ -4,7 +4,8 @@
 //! `get`, `list`, `history` and `watch` print exactly what the Python CLI
 //! prints, text and JSON alike (tests/vectors/cli.json holds both to it): JSON
 //! is written as Python's `json.dumps` writes it (`", "` and `": "` between
-//! items), and times in text as `2026-11-21 14:02:03Z` (UTC).
+//! items, floats as `repr` writes them: `1e+20`, `1.5e-07`), and times in text
+//! as `2026-11-21 14:02:03Z` (UTC).
 
 use std::io::Write;
 
@@ -12,7 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use statehub::protocol::{HubStatus, Version};
 use statehub::util::iso_time;
-use statehub::{Change, Committed, Error, Explanation, Item, Items, MirrorInfo};
+use statehub::{Change, Committed, Error, Event, Explanation, Item, Items, MirrorInfo};
 
 /// JSON as Python's `json.dumps` writes it: `", "` between items, `": "` after keys.
 struct Spaced;
@@ -36,6 +37,13 @@ impl serde_json::ser::Formatter for Spaced {
 
     fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
         writer.write_all(b": ")
+    }
+
+    /// Floats as Python's `json.dumps` writes them (`1e+20`, `1.5e-07`, `1e+16`), not
+    /// as serde_json's shortest form (`1e20`); serde_json writes null for NaN and infinities
+    /// before it gets here.
+    fn write_f64<W: ?Sized + Write>(&mut self, writer: &mut W, value: f64) -> std::io::Result<()> {
+        writer.write_all(statehub::schema::python_float(value).as_bytes())
     }
 }
 
@@ -279,6 +287,40 @@ pub fn print_change(change: &Change, json: bool) {
     );
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+}
+
+/// `watch --json`'s notices, one object a line among the changes, as the Python CLI
+/// prints them: `synced` (a snapshot loaded), `caught_up` (history replayed) and
+/// `hub_down`; a script reading the stream sees the same lines from either CLI.
+pub fn print_notice(event: &Event) {
+    let fields = match event {
+        Event::Synced {
+            epoch,
+            rev,
+            resync,
+            reason,
+            cause,
+            keys,
+        } => json!({
+            "event": "synced", "rev": rev, "epoch": epoch, "reason": reason,
+            "cause": cause.as_str(), "resync": resync, "keys": keys,
+        }),
+        Event::CaughtUp {
+            epoch,
+            rev,
+            replayed,
+            reason,
+            cause,
+        } => json!({
+            "event": "caught_up", "rev": rev, "epoch": epoch, "replayed": replayed,
+            "reason": reason, "cause": cause.as_str(),
+        }),
+        Event::HubDown { reason, mirror_rev } => {
+            json!({"event": "hub_down", "reason": reason, "mirror_rev": mirror_rev})
+        }
+        Event::Change(change) => return print_change(change, true),
+    };
+    print_json(&fields);
 }
 
 pub fn print_explanation(e: &Explanation) {
