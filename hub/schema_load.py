@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from datetime import date, datetime, time
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import msgspec
 
@@ -23,6 +22,9 @@ from statehub.hub.errors import InvalidRequest
 from statehub.hub.protocol import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from statehub.hub.rules import SEGMENT, SEGMENT_CHARS_TEXT, check_key
 from statehub.hub.schema_types import BOUNDED_TYPES, ITEM_TYPES, TYPES, Rule, Type, show_value
+
+if TYPE_CHECKING:
+    import tomllib
 
 Policy = Literal["allow", "warn", "refuse"]
 POLICIES: tuple[Policy, ...] = ("allow", "warn", "refuse")
@@ -72,6 +74,8 @@ def is_schema_key(key: str) -> bool:
 
 def parse_schema(text: str, key: str = SCHEMA_KEY, origin: str | None = None) -> SchemaFile:
     """Read one schema text stored (or to be stored) at ``key``; raise InvalidRequest naming the problem."""
+    import tomllib  # here: a hub with no schema starts without it (~3 ms)
+
     origin = origin or key
     prefix = _key_prefix(key, origin)
     try:
@@ -185,6 +189,8 @@ def _check_declared_prefix(declared: Any, prefix: str, key: str, origin: str) ->
 
 def schema_key_for(text: str) -> str:
     """Where a schema text belongs: a fragment's declared prefix names its key; else the main schema."""
+    import tomllib
+
     try:
         header = tomllib.loads(text).get("schema")
     except tomllib.TOMLDecodeError:

@@ -25,13 +25,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 import zmq
 
 from statehub.hub import __version__, inbox
-from statehub.hub.access import RemoteListeners, open_listeners
 from statehub.hub.atomic_file import write_atomically
 from statehub.hub.committer import Committer, Outcome
 from statehub.hub.data_dir import acquire_lock, prepare_data_dir
@@ -49,6 +48,9 @@ from statehub.hub.schema_files import apply_schema_files
 from statehub.hub.secret_box import SecretBox
 from statehub.hub.sockets import bind, configure_router, configure_xpub
 from statehub.hub.store import Store, StoreView
+
+if TYPE_CHECKING:
+    from statehub.hub.access import RemoteListeners
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,9 @@ class Hub:
         self.endpoints["events"] = bind(self.xpub, events)
         self.publisher.guard(self.xpub, self.endpoints["events"])
         if self.config.listen:
+            # Imported here: CURVE and its allow-list cost every other hub start ~4 ms.
+            from statehub.hub.access import open_listeners
+
             self.remote = open_listeners(
                 self._ctx, self.layout, self.config.listen, self.config.listen_events
             )

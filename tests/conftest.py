@@ -28,6 +28,24 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
+@pytest.fixture(scope="session", autouse=True)
+def bytecode_cache_for_subprocesses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Let the hubs and CLIs the tests start cache their bytecode, in a folder of this session's own.
+
+    With PYTHONDONTWRITEBYTECODE set (as in containers), every one of the suite's thousands of
+    Python subprocesses would compile statehub's modules from source again: ~100 ms of CPU per
+    hub start or CLI run.  A cache prefix in the session's temp dir keeps the source tree free of
+    bytecode, as the variable asks, and compiles each module once.
+    """
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        yield  # bytecode is cached already, in the tree or where the user chose
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("PYTHONDONTWRITEBYTECODE")
+        patch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path_factory.getbasetemp() / "pycache"))
+        yield
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"

@@ -164,3 +164,16 @@ def test_the_client_and_the_hub_start_without_asyncio() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_hub_with_no_listener_and_no_schema_starts_without_loading_their_modules(tmp_path: Path) -> None:
+    """CURVE (--listen), TOML (schemas) and hashlib (schema files) are imported when used: each hub start
+    and each test's hub would pay ~10 ms for them otherwise."""
+    code = (
+        "import sys; from pathlib import Path; from statehub.hub.server import Hub, HubConfig\n"
+        "hub = Hub.open(HubConfig(data_dir=Path(sys.argv[1]))); hub.announce(); hub.close()\n"
+        "print(sorted(m for m in ('statehub.hub.access', 'statehub.hub.curve', 'tomllib', 'hashlib') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "data")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

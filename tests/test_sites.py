@@ -352,6 +352,8 @@ def test_uplink_status_shows_cursor_lag_link_and_the_last_error(tmp_path: Path, 
             text = run_cli(north.data_dir, "uplink", "--status", *state)
             assert "uplink north -> nats://" in text.stdout and "last error:" in text.stdout
             assert "heartbeat every 30 s, last sent" in text.stdout
+            # SIGTERM ends it while NATS is still down: it is not deaf inside a connect attempt.
+            assert link.stop() == 0, link.text()
         assert status()["running"] is False
     missing = run_cli(
         tmp_path / "nowhere", "uplink", "--status", "--site", "east", "--state-dir", str(tmp_path)

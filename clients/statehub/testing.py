@@ -118,9 +118,12 @@ class HubProcess:
     def wait(self, timeout: float = 15.0) -> int:
         if self.process is None:
             return 0
-        code = self.process.wait(timeout)
+        # Its log ends as it exits: the reader's join returns at that moment, where Popen.wait with
+        # a timeout polls in sleeps growing to 50 ms (~30 ms late on average at each stop).
+        deadline = time.monotonic() + timeout
         if self._reader is not None:
             self._reader.join(timeout)
+        code = self.process.wait(max(0.0, deadline - time.monotonic()))
         if self.process.stderr is not None:
             self.process.stderr.close()
         return code

@@ -63,6 +63,10 @@ class Link:
                 self.url,
                 name=name,
                 allow_reconnect=False,
+                # Even so, nats-py retries a first connect every 2 s up to 60 times (two minutes
+                # deaf to SIGTERM): two attempts at once, then our own back-off, which a stop ends.
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0,
                 connect_timeout=CONNECT_TIMEOUT,
                 disconnected_cb=disconnected,
                 closed_cb=closed,
