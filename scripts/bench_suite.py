@@ -774,6 +774,10 @@ def execute(run: Run, meta: dict[str, Any]) -> None:
         if run.args.rust_subscribers and "notify" in sections:
             run.progress(f"Rust subscriber built: {bench.build_rust_listener()}")
             rust_targets.append(bench.StatehubRustTarget(str(hub_dir)))
+            meta["peers"]["statehub-rust-subscribers"] = {
+                "version": "-",
+                "what": "the same hub, notify section only, subscribers in Rust",
+            }
         try:
             for section in sections:
                 run.progress(f"section {section}, load average {load()}")
