@@ -40,16 +40,22 @@ from bench import NOTIFY_PAD, NOTIFY_PREFIX, Listener, Writer
 from bench_peers import ServerProcess
 
 
-def serve(folder: Path) -> None:
-    db = sqlite3.connect(folder / "naive.db", isolation_level=None)
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = FULL")
-    db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID")
+def bound_sockets(folder: Path) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+    """The floor's ROUTER and PUB, bound on ipc:// in ``folder``, which then says it is ready."""
     context = zmq.Context()
     router, pub = context.socket(zmq.ROUTER), context.socket(zmq.PUB)
     router.bind(f"ipc://{folder}/rpc.sock")
     pub.bind(f"ipc://{folder}/events.sock")
     (folder / "ready").write_text("ready\n")
+    return router, pub
+
+
+def serve(folder: Path) -> None:
+    db = sqlite3.connect(folder / "naive.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID")
+    router, pub = bound_sockets(folder)
     while True:
         identity, empty, body = router.recv_multipart()
         key, value = msgspec.msgpack.decode(body)
@@ -76,11 +82,7 @@ def serve_contract(folder: Path) -> None:
         db.execute(statement)
     rev = db.execute("SELECT coalesce(max(rev), 0) FROM history").fetchone()[0]
     encode, decode = msgspec.msgpack.Encoder().encode, msgspec.msgpack.Decoder().decode
-    context = zmq.Context()
-    router, pub = context.socket(zmq.ROUTER), context.socket(zmq.PUB)
-    router.bind(f"ipc://{folder}/rpc.sock")
-    pub.bind(f"ipc://{folder}/events.sock")
-    (folder / "ready").write_text("ready\n")
+    router, pub = bound_sockets(folder)
     while True:
         identity, empty, body = router.recv_multipart()
         key, value, request_id = decode(body)
@@ -110,11 +112,7 @@ def serve_log(folder: Path) -> None:
     state: dict[str, tuple[bytes, int]] = {}
     done: dict[str, int] = {}
     rev = 0
-    context = zmq.Context()
-    router, pub = context.socket(zmq.ROUTER), context.socket(zmq.PUB)
-    router.bind(f"ipc://{folder}/rpc.sock")
-    pub.bind(f"ipc://{folder}/events.sock")
-    (folder / "ready").write_text("ready\n")
+    router, pub = bound_sockets(folder)
     with open(folder / "log", "ab", buffering=0) as log:
         while True:
             identity, empty, body = router.recv_multipart()

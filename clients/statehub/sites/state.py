@@ -28,6 +28,7 @@ import msgspec
 
 from statehub import StatehubError
 from statehub.hub.atomic_file import write_atomically
+from statehub.sites.wire import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,20 @@ class Ledger:
         self.cursor.epoch, self.cursor.rev = epoch, rev
         self.status.forwarded += messages
         self.status.epoch, self.status.cursor = epoch, rev
+
+    def heartbeat(self, every: float, hub_down: str) -> Heartbeat:
+        """This uplink's heartbeat now: linked, its cursor, and the revision its hub was last seen at."""
+        beat = Heartbeat(
+            site=self.status.site,
+            epoch=self.cursor.epoch,
+            rev=self.cursor.rev,
+            hub_rev=max(self.status.hub_rev, self.cursor.rev),
+            time=time.time(),
+            every=every,
+            hub_down=hub_down,
+        )
+        self.status.heartbeat = beat.time
+        return beat
 
     def failed(self, why: str) -> None:
         """A session ended on ``why``: said once per distinct cause, and in the status at once."""

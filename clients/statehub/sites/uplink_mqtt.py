@@ -45,7 +45,6 @@ from statehub.sites.feed import Quiet, Revision, SiteFeed, Snapshot
 from statehub.sites.jetstream import LinkDown
 from statehub.sites.state import Ledger, run_sessions
 from statehub.sites.wire import (
-    Heartbeat,
     mqtt_heartbeat_payload,
     mqtt_heartbeat_topic,
     mqtt_payload,
@@ -277,18 +276,8 @@ class MqttUplink:
 
     def _beat(self, broker: _Broker) -> None:
         """Retain this uplink's heartbeat: linked, its cursor and the hub's revision (not waited for)."""
-        cursor, status = self.ledger.cursor, self.ledger.status
-        beat = Heartbeat(
-            site=self.config.site,
-            epoch=cursor.epoch,
-            rev=cursor.rev,
-            hub_rev=max(status.hub_rev, cursor.rev),
-            time=time.time(),
-            every=self.config.heartbeat,
-            hub_down=self._hub_down,
-        )
+        beat = self.ledger.heartbeat(self.config.heartbeat, self._hub_down)
         broker.publish(mqtt_heartbeat_topic(self.config.site), mqtt_heartbeat_payload(beat))
-        status.heartbeat = beat.time
 
     async def _publish_snapshot(self, broker: _Broker, snapshot: Snapshot) -> None:
         """Every key, retained, and every other retained topic of the site cleared; the cursor moves to the

@@ -40,7 +40,6 @@ from statehub.sites.wire import (
     RESYNC_HEADER,
     SNAPSHOT_CHUNK_BYTES,
     SNAPSHOT_CHUNK_KEYS,
-    Heartbeat,
     SiteChange,
     SnapshotEntry,
     encode,
@@ -160,18 +159,8 @@ class NatsUplink:
     async def _beat(self, link: Link) -> None:
         """Say that this uplink is linked, where its cursor is and what the hub is at (core NATS, not stored)."""
         assert link.nc is not None
-        cursor, status = self.ledger.cursor, self.ledger.status
-        beat = Heartbeat(
-            site=self.config.site,
-            epoch=cursor.epoch,
-            rev=cursor.rev,
-            hub_rev=max(status.hub_rev, cursor.rev),
-            time=time.time(),
-            every=self.config.heartbeat,
-            hub_down=self._hub_down,
-        )
+        beat = self.ledger.heartbeat(self.config.heartbeat, self._hub_down)
         await link.nc.publish(heartbeat_subject(self.config.site), encode_heartbeat(beat))
-        status.heartbeat = beat.time
 
     async def _send_revision(self, js: JetStreamContext, revision: Revision) -> None:
         parts = [
