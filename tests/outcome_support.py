@@ -19,7 +19,7 @@ import pytest
 import zmq
 
 from statehub.hub.paths import Layout, read_hub_info
-from statehub.testing import HubProcess
+from statehub.testing import HubProcess, wait_until
 
 linux_only = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the kernel's tcp queues")
 
@@ -45,11 +45,27 @@ def rpc_port(data_dir: Path) -> int:
     return int(info.rpc.rsplit(":", 1)[1])
 
 
+def every_thread_stopped(pid: int) -> bool:
+    """Whether each thread of ``pid`` is in the stopped state ('T' in /proc/PID/task/TID/stat)."""
+    try:
+        states = [
+            (task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in Path(f"/proc/{pid}/task").iterdir()
+        ]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return bool(states) and all(state in ("T", "t") for state in states)
+
+
 @contextlib.contextmanager
 def stopped(hub: HubProcess) -> Iterator[None]:
-    """The hub process alive but frozen (SIGSTOP) inside the block, running again after it."""
+    """The hub process alive but frozen (SIGSTOP) inside the block, running again after it.
+
+    SIGSTOP is delivered to each thread in turn: until every one has stopped, the hub's I/O
+    thread may still read a request out of the kernel's queue, which a test then waits to see.
+    """
     os.kill(hub.pid, signal.SIGSTOP)
     try:
+        assert wait_until(lambda: every_thread_stopped(hub.pid), 10), "the hub did not stop within 10 s"
         yield
     finally:
         if hub.process is not None and hub.process.poll() is None:  # not if the block killed it

@@ -36,7 +36,7 @@ class Watcher:
         command = [sys.executable, "-m", "statehub.cli", "--data-dir", str(data_dir), "watch", "--json", *args]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
         self.lines: list[dict[str, Any]] = []
-        self.top_rev = 0  # the highest revision of a change printed so far
+        self.top_rev = 0  # the highest revision whose every change has been printed
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -45,8 +45,8 @@ class Watcher:
         for text in self.process.stdout:
             line = msgspec.json.decode(text)  # 100,000 lines: ~3x quicker than json.loads
             self.lines.append(line)
-            if line["event"] == "changed":
-                self.top_rev = max(self.top_rev, line.get("rev", 0))
+            if line["event"] == "changed" and line["index"] == line["count"] - 1:  # a revision's last change
+                self.top_rev = max(self.top_rev, line["rev"])
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         return [line for line in list(self.lines) if line["event"] == kind]
