@@ -263,8 +263,9 @@ def test_a_refused_connection_to_a_remote_hub_is_said_at_once(tmp_path: Path) ->
 
 
 CTRL_C_CLIENT = """
-import sys
+import signal, sys
 from statehub import Client
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal: a background job inherits SIGINT ignored
 with Client(sys.argv[1], timeout=30) as client:
     client.status()
     print("ready", flush=True)
@@ -284,7 +285,8 @@ def test_ctrl_c_while_waiting_leaves_the_client_usable(tcp_hub: HubProcess) -> N
     """A Ctrl-C (SIGINT) during a wait closes the socket; the next request works (no raw ZMQError).
 
     The client is a process of its own, as a user's script or CLI is, with Python's own SIGINT
-    handling: the test process's may have been changed by what ran before it.
+    handling as in a terminal: started as a background job (``cmd &`` in a script), the suite
+    and its children inherit SIGINT ignored, and Python then raises no KeyboardInterrupt.
     """
     port = rpc_port(tcp_hub.data_dir)
     with subprocess.Popen(
